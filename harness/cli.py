@@ -1,0 +1,54 @@
+"""The ``livelab`` command.  Grammar: ``livelab VERB [SUBVERB] OS [options]``.
+
+Each subsystem owns its verbs in a small ``cli`` module exposing ``register(subparsers)``;
+every handler is a function ``(args) -> int``.  Errors the user can fix are raised as
+``LivelabError`` and printed as one line before any VM starts.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import LivelabError
+
+# modules that add verbs; each has register(subparsers)
+_VERB_MODULES = (
+    "harness.artifacts.cli",   # artifacts resolve|fetch|ls|prune
+    "harness.ignition.cli",    # butane
+    "harness.boot.cli",        # iso customize|show|reset, pxe ignition-wrap
+    "harness.images_cli",      # images build
+    "harness.run_cli",         # boot, down, repro, min-ram, matrix, accel
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livelab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+    for name in _VERB_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LivelabError as exc:
+        print(f"livelab: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("livelab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
