@@ -1,0 +1,143 @@
+"""Fedora CoreOS: stream metadata, release index and release.json.
+
+Artifact locations always come from the metadata (names changed in 2025: ``live-kernel-<arch>``
+-> ``live-kernel.<arch>``, ``live.<arch>.iso`` -> ``live-iso.<arch>.iso``); nothing is templated.
+"""
+from __future__ import annotations
+
+import json
+import posixpath
+import urllib.parse
+from typing import Dict, Optional, Tuple
+
+from ..errors import LivelabError
+from ..vocab import check_stream
+from . import cache as _cache
+from .mirror import FCOS_BASE, map_url
+from .model import Artifact, Release
+
+ARCHES = ("x86_64", "aarch64", "ppc64le", "s390x")
+# kind -> (format, key) under artifacts.metal.formats (stream) / media.metal.artifacts (release)
+KINDS = {"kernel": ("pxe", "kernel"), "initramfs": ("pxe", "initramfs"), "rootfs": ("pxe", "rootfs"),
+         "iso": ("iso", "disk")}
+
+
+def stream_url(stream: str) -> str:
+    return f"{FCOS_BASE}streams/{stream}.json"
+
+
+def releases_index_url(stream: str) -> str:
+    return f"{FCOS_BASE}prod/streams/{stream}/releases.json"
+
+
+def _load_json(data: bytes, source: str) -> dict:
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise LivelabError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(doc, dict):
+        raise LivelabError(f"{source} is not a JSON object")
+    return doc
+
+
+def _arch(doc: dict, arch: str, source: str) -> dict:
+    arches = doc.get("architectures")
+    if not isinstance(arches, dict):
+        raise LivelabError(f"{source} has no 'architectures' object")
+    if arch not in arches:
+        raise LivelabError(f"{source} has no architecture {arch!r}: it has {', '.join(sorted(arches)) or 'none'}")
+    return arches[arch]
+
+
+def _entries(formats, release: str, source: str) -> Dict[str, dict]:
+    if not isinstance(formats, dict):
+        raise LivelabError(f"{source}: no metal artifacts")
+    out = {}
+    for kind, (fmt, key) in KINDS.items():
+        ent = (formats.get(fmt) or {}).get(key)
+        if ent is None:
+            continue
+        if not isinstance(ent, dict) or not ent.get("location"):
+            raise LivelabError(f"{source}: metal {fmt}.{key} has no location")
+        out[kind] = ent
+    missing = [k for k in ("kernel", "initramfs", "rootfs") if k not in out]
+    if missing:
+        raise LivelabError(f"{source}: release {release} lacks live PXE artifacts: {', '.join(missing)}")
+    return out
+
+
+def parse_stream(doc: dict, arch: str, source: str = "stream metadata") -> Tuple[str, Dict[str, dict]]:
+    """(release version, {kind: {location, signature, sha256}}) from a stream JSON document."""
+    metal = (_arch(doc, arch, source).get("artifacts") or {}).get("metal")
+    if not isinstance(metal, dict) or not metal.get("release"):
+        raise LivelabError(f"{source}: no metal artifacts for {arch}")
+    return metal["release"], _entries(metal.get("formats"), metal["release"], source)
+
+
+def parse_release(doc: dict, arch: str, source: str = "release.json") -> Tuple[str, Dict[str, dict]]:
+    """Same from a per-release ``release.json`` (``media``/``artifacts`` instead of ``artifacts``/``formats``)."""
+    release = doc.get("release")
+    if not release:
+        raise LivelabError(f"{source} has no 'release' field")
+    metal = (_arch(doc, arch, source).get("media") or {}).get("metal")
+    if not isinstance(metal, dict):
+        raise LivelabError(f"{source}: no metal media for {arch}")
+    return release, _entries(metal.get("artifacts"), release, source)
+
+
+def find_in_index(doc: dict, version: str, stream: str, source: str = "releases.json") -> str:
+    """The release.json URL of ``version`` in a release index."""
+    rels = doc.get("releases")
+    if not isinstance(rels, list):
+        raise LivelabError(f"{source} has no 'releases' list")
+    for r in rels:
+        if isinstance(r, dict) and r.get("version") == version:
+            if not r.get("metadata"):
+                raise LivelabError(f"{source}: release {version} has no metadata URL")
+            return r["metadata"]
+    latest = rels[-1].get("version") if rels else "none"
+    raise LivelabError(f"FCOS {stream} has no release {version} in {source} (latest: {latest})")
+
+
+def _artifact(kind: str, ent: dict, mirror: Optional[str]) -> Artifact:
+    loc = ent["location"]
+    sig = ent.get("signature") or loc + ".sig"
+    filename = posixpath.basename(urllib.parse.urlsplit(loc).path)
+    digests = {"sha256": ent["sha256"].lower()} if ent.get("sha256") else {}
+    return Artifact(kind=kind, url=map_url(loc, mirror), upstream_url=loc, signature_url=map_url(sig, mirror),
+                    digests=digests, filename=filename, upstream_signature_url=sig,
+                    digests_source="stream metadata" if digests else None)
+
+
+def build_release(stream: str, arch: str, version: str, entries: Dict[str, dict], mirror: Optional[str],
+                  source: str) -> Release:
+    arts = {k: _artifact(k, e, mirror) for k, e in entries.items()}
+    return Release(os="fcos", stream=stream, version=version, arch=arch, artifacts=arts, mirror=mirror,
+                   metadata_source=source)
+
+
+def resolve(stream: str, arch: str = "x86_64", version: Optional[str] = None, mirror: Optional[str] = None,
+            metadata: Optional[str] = None, *, cache_dir=None, offline: bool = False, timeout=None) -> Release:
+    check_stream("fcos", stream)
+    if metadata:
+        data, source = _cache.read_source(metadata, mirror, timeout), metadata
+    else:
+        source = stream_url(stream)
+        data = _cache.get_metadata(source, mirror, cache_dir=cache_dir, offline=offline, timeout=timeout)
+    doc = _load_json(data, source)
+    if doc.get("stream") and doc["stream"] != stream:
+        raise LivelabError(f"{source} is the {doc['stream']!r} stream, not {stream!r}")
+    latest, entries = parse_stream(doc, arch, source)
+    if version and version != latest:
+        idx_url = releases_index_url(stream)
+        idx = _load_json(_cache.get_metadata(idx_url, mirror, cache_dir=cache_dir, offline=offline,
+                                             timeout=timeout), idx_url)
+        rel_url = find_in_index(idx, version, stream, idx_url)
+        data = _cache.get_metadata(rel_url, mirror, cache_dir=cache_dir, offline=offline, timeout=timeout,
+                                   immutable=True)
+        rel_doc = _load_json(data, rel_url)
+        got, entries = parse_release(rel_doc, arch, rel_url)
+        if got != version:
+            raise LivelabError(f"{rel_url} describes release {got}, not {version}")
+        return build_release(stream, arch, version, entries, mirror, rel_url)
+    return build_release(stream, arch, latest, entries, mirror, source)

@@ -1,0 +1,88 @@
+"""Flatcar Container Linux: release server layout, version.txt, DIGESTS.
+
+``https://<channel>.release.flatcar-linux.net/<board>/{current,<version>}/``; ``current`` is
+resolved to a concrete version (``current/version.txt``, ``FLATCAR_VERSION=``) before anything
+is downloaded, so cache entries and reports always name a real version.
+"""
+from __future__ import annotations
+
+import re
+from typing import Dict, Optional
+
+from ..errors import LivelabError
+from ..vocab import check_stream
+from . import cache as _cache
+from .mirror import map_url
+from .model import Artifact, Release
+from .verify import parse_digests
+
+BOARDS = {"x86_64": "amd64-usr", "amd64": "amd64-usr", "aarch64": "arm64-usr", "arm64": "arm64-usr"}
+FILES = {"kernel": "flatcar_production_pxe.vmlinuz", "initramfs": "flatcar_production_pxe_image.cpio.gz"}
+_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(?:[+-][0-9A-Za-z._+-]+)?$")
+
+
+def base_url(channel: str, arch: str = "x86_64") -> str:
+    if arch not in BOARDS:
+        raise LivelabError(f"unknown Flatcar architecture {arch!r}: expected one of {', '.join(BOARDS)}")
+    return f"https://{channel}.release.flatcar-linux.net/{BOARDS[arch]}/"
+
+
+def check_version(version: str, source: str = "--version") -> str:
+    if not _VERSION_RE.match(version or ""):
+        raise LivelabError(f"bad Flatcar version {version!r} from {source}: expected e.g. 3510.2.2")
+    return version
+
+
+def parse_version_txt(text: str, source: str = "version.txt") -> str:
+    """FLATCAR_VERSION (else FLATCAR_VERSION_ID) from a shell-style version.txt."""
+    values: Dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"^(?:export\s+)?([A-Z_][A-Z0-9_]*)=(.*)$", line)
+        if not m:
+            raise LivelabError(f"malformed {source}: line {line[:60]!r} is not KEY=value")
+        val = m.group(2).strip()
+        if len(val) >= 2 and val[0] == val[-1] and val[0] in "\"'":
+            val = val[1:-1]
+        values[m.group(1)] = val
+    version = values.get("FLATCAR_VERSION") or values.get("FLATCAR_VERSION_ID")
+    if not version:
+        raise LivelabError(f"malformed {source}: no FLATCAR_VERSION= line")
+    if not _VERSION_RE.match(version):
+        raise LivelabError(f"malformed {source}: FLATCAR_VERSION={version!r} is not a version")
+    return version
+
+
+def resolve(channel: str, arch: str = "x86_64", version: Optional[str] = None, mirror: Optional[str] = None,
+            metadata: Optional[str] = None, *, cache_dir=None, offline: bool = False, timeout=None) -> Release:
+    """``metadata``: a version.txt path/URL to use instead of ``current/version.txt``."""
+    check_stream("flatcar", channel)
+    base = base_url(channel, arch)
+    if version and version != "current":
+        check_version(version)
+        source = f"{base}{version}/"
+    else:
+        if metadata:
+            source = metadata
+            data = _cache.read_source(metadata, mirror, timeout)
+        else:
+            source = f"{base}current/version.txt"
+            data = _cache.get_metadata(source, mirror, cache_dir=cache_dir, offline=offline, timeout=timeout)
+        version = parse_version_txt(data.decode("utf-8", errors="replace"), source)
+    arts = {}
+    for kind, name in FILES.items():
+        up = f"{base}{version}/{name}"
+        digests, dsrc = {}, None
+        dig_up = up + ".DIGESTS"
+        raw = _cache.get_metadata(dig_up, mirror, cache_dir=cache_dir, offline=offline, timeout=timeout,
+                                  immutable=True, optional=True)
+        if raw is not None:
+            parsed = parse_digests(raw.decode("utf-8", errors="replace"), name, source=dig_up)
+            digests, dsrc = {"sha512": parsed["sha512"]}, dig_up
+        arts[kind] = Artifact(kind=kind, url=map_url(up, mirror), upstream_url=up,
+                              signature_url=map_url(up + ".sig", mirror), digests=digests, filename=name,
+                              upstream_signature_url=up + ".sig", digests_source=dsrc)
+    return Release(os="flatcar", stream=channel, version=version, arch=arch, artifacts=arts, mirror=mirror,
+                   metadata_source=source)

@@ -1,0 +1,119 @@
+"""Which Ignition config spec an OS release reads (data: harness/data/ignition-specs.yaml).
+
+Precedence: ``max_override`` (``--ignition-max-spec X``) > ``table_override``
+(``--ignition-spec-table FILE``: JSON ``{"fcos": {"<version>": "<max spec>"}, "flatcar": {...}}``,
+exact versions) > the bundled table.
+"""
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional, Tuple, Union
+
+import yaml
+
+from ..errors import LivelabError
+from ..vocab import check_os
+
+TABLE_PATH = Path(__file__).resolve().parent.parent / "data" / "ignition-specs.yaml"
+_SPEC_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(-experimental)?$")
+
+
+def parse_spec(spec: str) -> Tuple[int, int, int, bool]:
+    m = _SPEC_RE.match(str(spec).strip())
+    if not m:
+        raise LivelabError(f"bad Ignition config spec {spec!r}: expected e.g. 3.3.0 or 3.4.0-experimental")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3)), bool(m.group(4))
+
+
+@lru_cache(maxsize=None)
+def load_table(path: str = str(TABLE_PATH)) -> dict:
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise LivelabError(f"cannot read Ignition spec table {path}: {exc}") from None
+
+
+def load_override(table_override) -> dict:
+    """An override table: a dict or a JSON/YAML file path."""
+    if table_override is None:
+        return {}
+    if isinstance(table_override, dict):
+        doc = table_override
+    else:
+        try:
+            text = Path(table_override).read_text()
+        except OSError as exc:
+            raise LivelabError(f"cannot read --ignition-spec-table {table_override}: {exc.strerror or exc}") from None
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            try:
+                doc = yaml.safe_load(text)
+            except yaml.YAMLError:
+                raise LivelabError(f"--ignition-spec-table {table_override} is neither JSON nor YAML") from None
+    if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
+        raise LivelabError(f"--ignition-spec-table {table_override}: expected "
+                           '{"fcos": {"<version>": "<max spec>"}, "flatcar": {...}}')
+    for os_map in doc.values():
+        for spec in os_map.values():
+            parse_spec(spec)
+    return doc
+
+
+def _leading_number(os_id: str, version: str) -> int:
+    m = re.match(r"^(\d+)", str(version))
+    if not m:
+        raise LivelabError(f"bad {os_id} version {version!r}")
+    return int(m.group(1))
+
+
+def _row(os_id: str, version: str) -> dict:
+    table = load_table()
+    n = _leading_number(os_id, version)
+    for row in table["os"][os_id]:
+        if ("from" not in row or n >= row["from"]) and ("to" not in row or n < row["to"]):
+            return row
+    raise LivelabError(f"no Ignition spec data for {os_id} {version}")
+
+
+def ignition_version(os_id: str, version: str) -> Optional[str]:
+    """The (possibly approximate) Ignition version of the bundled table, or None if unknown."""
+    check_os(os_id)
+    return _row(os_id, version).get("ignition")
+
+
+def _bundled(os_id: str, version: str) -> Tuple[str, Optional[str]]:
+    row = _row(os_id, version)
+    if row.get("max_spec"):
+        return row["max_spec"], row.get("experimental")
+    ign = load_table()["ignition"][row["ignition"]]
+    return ign["max_spec"], ign.get("experimental")
+
+
+def max_spec(os_id: str, version: str, table_override=None, max_override: Optional[str] = None) -> str:
+    """The newest stable Ignition config spec that ``os_id`` ``version`` reads."""
+    check_os(os_id)
+    if max_override:
+        parse_spec(max_override)
+        return max_override
+    over = load_override(table_override).get(os_id, {})
+    if str(version) in over:
+        return over[str(version)]
+    return _bundled(os_id, version)[0]
+
+
+def reads(os_id: str, version: str, spec: str, table_override=None, max_override: Optional[str] = None) -> bool:
+    """True when ``os_id`` ``version`` reads config spec ``spec`` (experimental specs: exact match)."""
+    want = parse_spec(spec)
+    top = max_spec(os_id, version, table_override, max_override)
+    if want[3]:
+        if top == spec:
+            return True
+        if not max_override and str(version) not in load_override(table_override).get(os_id, {}):
+            return _bundled(os_id, version)[1] == spec
+        return False
+    have = parse_spec(top)
+    return want[:3] <= have[:3] and want[:3] >= (3, 0, 0)

@@ -1,0 +1,67 @@
+"""iPXE boot scripts, as the FCOS and Flatcar docs write them.
+
+FCOS (live-booting docs)::
+
+    #!ipxe
+    set STREAM stable
+    set VERSION <version>
+    set CONFIGURL <url of config.ign>
+    set BASEURL <base>/prod/streams/${STREAM}/builds/${VERSION}/x86_64
+    kernel ${BASEURL}/<kernel> initrd=main coreos.live.rootfs_url=${BASEURL}/<rootfs> ignition.firstboot ignition.platform.id=metal ignition.config.url=${CONFIGURL}
+    initrd --name main ${BASEURL}/<initramfs>
+    boot
+
+Flatcar (booting-with-ipxe docs)::
+
+    #!ipxe
+    set base-url <base>/amd64-usr/<version>
+    kernel ${base-url}/flatcar_production_pxe.vmlinuz initrd=flatcar_production_pxe_image.cpio.gz flatcar.first_boot=1 ignition.config.url=<url>
+    initrd ${base-url}/flatcar_production_pxe_image.cpio.gz
+    boot
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+
+def fcos_script(stream: str, version: str, base_url: str, kernel: str, initramfs: str,
+                kargs: Sequence[str], rootfs: Optional[str] = None, config_url: Optional[str] = None) -> str:
+    """``base_url`` ends at ``.../prod/streams``; file names come from the stream metadata."""
+    lines = ["#!ipxe", "", f"set STREAM {stream}", f"set VERSION {version}"]
+    args = ["initrd=main"]
+    if rootfs:
+        args.append(f"coreos.live.rootfs_url=${{BASEURL}}/{rootfs}")
+    if config_url:
+        lines.append(f"set CONFIGURL {config_url}")
+    lines.append(f"set BASEURL {base_url.rstrip('/')}/${{STREAM}}/builds/${{VERSION}}/x86_64")
+    lines.append("")
+    k = list(kargs)
+    if config_url:
+        k = [a if not a.startswith("ignition.config.url=") else "ignition.config.url=${CONFIGURL}" for a in k]
+    lines.append(f"kernel ${{BASEURL}}/{kernel} {' '.join(args + k)}")
+    lines.append(f"initrd --name main ${{BASEURL}}/{initramfs}")
+    lines += ["", "boot", ""]
+    return "\n".join(lines)
+
+
+def flatcar_script(base_url: str, kargs: Sequence[str],
+                   kernel: str = "flatcar_production_pxe.vmlinuz",
+                   image: str = "flatcar_production_pxe_image.cpio.gz") -> str:
+    """``base_url`` is ``.../amd64-usr/<version>`` (a concrete version, never ``current``)."""
+    return "\n".join(["#!ipxe", "", f"set base-url {base_url.rstrip('/')}",
+                      f"kernel ${{base-url}}/{kernel} initrd={image} {' '.join(kargs)}",
+                      f"initrd ${{base-url}}/{image}", "boot", ""])
+
+
+def tftp_script(kernel: str, initrds: Sequence[str], kargs: Sequence[str]) -> str:
+    """A PXELINUX-equivalent script over TFTP (UEFI ``pxe``: the iPXE EFI ROM in place of PXELINUX)."""
+    lines = ["#!ipxe", ""]
+    names = []
+    for i, path in enumerate(initrds):
+        name = f"initrd{i}"
+        names.append(name)
+    lines.append(f"kernel tftp://10.0.2.2/{kernel} {' '.join([f'initrd={n}' for n in names] + list(kargs))}")
+    for name, path in zip(names, initrds):
+        lines.append(f"initrd --name {name} tftp://10.0.2.2/{path}")
+    lines += ["boot", ""]
+    return "\n".join(lines)

@@ -1,0 +1,708 @@
+"""Live-ISO customization: the Ignition and kernel-argument embed areas.
+
+A Python re-implementation of the parts of ``coreos-installer iso customize`` that
+livelab needs (``--live-ignition`` and ``--live-karg-*``), written from the format
+notes in the reference FORMATS.md §4:
+
+* Ignition area: ``coreos/igninfo.json`` (``file``, optional ``offset``/``length``),
+  else ``images/ignition.img``; legacy ISOs also carry a ``coreiso+`` header at byte
+  32768-24 (magic, LE u64 offset, LE u64 length).  The area holds an xz (CRC32) newc
+  cpio with ``config.ign`` (0100600), zero padded; all zero means "not customized".
+* Kargs areas: ``coreos/kargs.json`` (``default``, ``size``, ``files`` with ``path``,
+  ``offset``, optional ``pad``/``end``), legacy ``coreKarg`` header at 32768-24-72
+  (magic, LE u64 length, LE u64 default offset, up to 6 LE u64 area offsets).  Each
+  area is kargs + end char, padded with the pad char to ``size``.
+
+When both the JSON files and legacy headers are present all areas they name are
+written consistently.  Bytes outside the areas are never touched.
+"""
+from __future__ import annotations
+
+import base64
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, NamedTuple, Optional, Sequence, Union
+
+from ..errors import LivelabError
+from . import initrd as _initrd
+
+SECTOR = 2048
+_SYSTEM_AREA_END = 16 * SECTOR  # 32768
+_CORE_ISO_MAGIC = b"coreiso+"
+_CORE_ISO_OFFSET = _SYSTEM_AREA_END - 24
+_CORE_KARG_MAGIC = b"coreKarg"
+_CORE_KARG_OFFSET = _SYSTEM_AREA_END - 24 - 72
+_MAX_KARGS_AREA = 2048
+_MAX_LEGACY_KARG_AREAS = 6
+DEFAULT_PAD = "#"
+DEFAULT_END = "\n"
+KARG_EMBED_MARKER = " COREOS_KARG_EMBED_AREA"
+
+IgnitionInput = Union[dict, bytes, str, None]
+
+
+# --------------------------------------------------------------------------- ISO9660
+
+
+@dataclass(frozen=True)
+class IsoEntry:
+    """A directory record: ``name`` (Rock Ridge name if present), extent byte offset, size."""
+
+    name: str
+    iso_name: str
+    offset: int
+    size: int
+    is_dir: bool
+
+
+def _u32(b: bytes, off: int) -> int:
+    return struct.unpack_from("<I", b, off)[0]
+
+
+class ISO9660:
+    """Minimal read-only ISO9660 directory reader (primary volume, Rock Ridge NM names)."""
+
+    def __init__(self, source, size: Optional[int] = None):
+        """``source``: a path (opened for each read) or an open binary file object."""
+        if isinstance(source, (str, os.PathLike)):
+            self._path, self._f = Path(source), None
+        else:
+            self._path, self._f = None, source
+        self._size = size
+        self.block_size = SECTOR
+        self.volume_id = ""
+        root = None
+        sector = 16
+        while True:
+            desc = self._read(sector * SECTOR, SECTOR)
+            if len(desc) < SECTOR or desc[1:6] != b"CD001":
+                break
+            if desc[0] == 1 and root is None:
+                self.block_size = struct.unpack_from("<H", desc, 128)[0] or SECTOR
+                self.volume_id = desc[40:72].decode("ascii", "replace").strip()
+                root = desc[156:156 + 34]
+            if desc[0] == 255:
+                break
+            sector += 1
+            if sector > 64:
+                break
+        if root is None:
+            raise LivelabError("not an ISO9660 image (no primary volume descriptor at sector 16)")
+        self._susp_skip = 0
+        self.root = IsoEntry("", "", _u32(root, 2) * self.block_size, _u32(root, 10), True)
+        # the root's "." record may carry the SUSP "SP" entry with the skip length
+        first = self._read(self.root.offset, min(self.root.size, SECTOR))
+        if first and first[0] >= 34:
+            su = self._system_use(first[:first[0]])
+            if su[:2] == b"SP" and len(su) >= 7 and su[4:6] == b"\xbe\xef":
+                self._susp_skip = su[6]
+        self._cache: dict = {}
+
+    def _read(self, offset: int, length: int) -> bytes:
+        if self._f is None:
+            with open(self._path, "rb") as f:
+                f.seek(offset)
+                return f.read(length)
+        self._f.seek(offset)
+        return self._f.read(length)
+
+    @staticmethod
+    def _system_use(rec: bytes) -> bytes:
+        name_len = rec[32]
+        start = 33 + name_len + (1 - name_len % 2)
+        return rec[start:]
+
+    def _rr_name(self, rec: bytes) -> Optional[str]:
+        su = self._system_use(rec)[self._susp_skip:]
+        parts: list = []
+        found = False
+        areas = [su]
+        hops = 0
+        while areas and hops < 8:
+            area = areas.pop(0)
+            hops += 1
+            i = 0
+            while i + 4 <= len(area):
+                sig, ln = area[i:i + 2], area[i + 2]
+                if ln < 4 or i + ln > len(area):
+                    break
+                body = area[i:i + ln]
+                if sig == b"NM" and ln >= 5:
+                    flags = body[4]
+                    if not flags & 0x06:  # not "." / ".." placeholders
+                        parts.append(body[5:])
+                        found = True
+                elif sig == b"CE" and ln >= 28:
+                    blk, off, cl = _u32(body, 4), _u32(body, 12), _u32(body, 20)
+                    areas.append(self._read(blk * self.block_size + off, cl))
+                elif sig == b"ST":
+                    break
+                i += ln
+        if not found:
+            return None
+        return b"".join(parts).decode("utf-8", "replace")
+
+    def listdir(self, entry: IsoEntry) -> list:
+        if not entry.is_dir:
+            raise LivelabError(f"{entry.name!r} is not a directory in the ISO")
+        key = entry.offset
+        if key in self._cache:
+            return self._cache[key]
+        data = self._read(entry.offset, entry.size)
+        out: list = []
+        pos = 0
+        while pos < len(data):
+            ln = data[pos]
+            if ln == 0:  # records never cross sectors: skip to the next one
+                pos = (pos // self.block_size + 1) * self.block_size
+                continue
+            rec = data[pos:pos + ln]
+            pos += ln
+            if len(rec) < 34:
+                break
+            name_len = rec[32]
+            raw = rec[33:33 + name_len]
+            if raw in (b"\x00", b"\x01"):
+                continue
+            iso_name = raw.decode("ascii", "replace")
+            if ";" in iso_name:
+                iso_name = iso_name.split(";", 1)[0]
+            if iso_name.endswith(".") and not rec[25] & 0x02:
+                iso_name = iso_name[:-1]
+            rr = self._rr_name(rec)
+            out.append(IsoEntry(rr or iso_name, iso_name, _u32(rec, 2) * self.block_size,
+                                _u32(rec, 10), bool(rec[25] & 0x02)))
+        self._cache[key] = out
+        return out
+
+    def lookup(self, path: str) -> Optional[IsoEntry]:
+        """Find ``path`` (``/``-separated, leading ``/`` optional, case-insensitive)."""
+        entry = self.root
+        for comp in [c for c in path.strip("/").split("/") if c]:
+            if not entry.is_dir:
+                return None
+            children = self.listdir(entry)
+            match = next((c for c in children if c.name == comp), None)
+            if match is None:
+                low = comp.lower()
+                match = next((c for c in children if c.name.lower() == low or c.iso_name.lower() == low), None)
+            if match is None:
+                return None
+            entry = match
+        return entry
+
+    def read_file(self, entry: IsoEntry) -> bytes:
+        return self._read(entry.offset, entry.size)
+
+
+# --------------------------------------------------------------------------- areas
+
+
+class KargsArea(NamedTuple):
+    """A kernel-argument embed area: absolute byte ``offset`` in the ISO, ``length``."""
+
+    offset: int
+    length: int
+    pad: str = DEFAULT_PAD
+    end: str = DEFAULT_END
+    file: Optional[str] = None  # ISO path, or None for a legacy coreKarg area
+
+
+def _parse_kargs_area(raw: bytes, area: KargsArea) -> str:
+    text = raw.decode("utf-8", "replace")
+    stripped = text.rstrip(area.pad)
+    if stripped.endswith(area.end):
+        stripped = stripped[: -len(area.end)]
+    return stripped.strip()
+
+
+def _format_kargs_area(kargs: str, area: KargsArea) -> bytes:
+    content = (kargs + area.end).encode()
+    if len(content) > area.length:
+        raise LivelabError(
+            f"kernel arguments too long for the embed area: {len(content)} > {area.length} bytes")
+    return content + area.pad.encode() * (area.length - len(content))
+
+
+def _validate_kargs_text(kargs: str) -> None:
+    if any(c in kargs for c in "\n\r\0#"):
+        raise LivelabError(f"kernel arguments may not contain newlines, NUL or '#': {kargs!r}")
+
+
+def modify_kargs(base: str, append: Iterable[str] = (), delete: Iterable[str] = (),
+                 replace: Iterable = ()) -> str:
+    """Apply deletes, then replaces, then appends to the space-separated ``base`` kargs.
+
+    * delete ``K=V`` removes every exact ``K=V``; delete ``K`` removes ``K`` and every
+      ``K=...``; deleting something absent is an error.
+    * replace ``K=OLD=NEW`` (or a ``(K, OLD, NEW)`` tuple) turns every ``K=OLD`` into
+      ``K=NEW``; error if ``K=OLD`` is absent.
+    * append adds the argument(s) at the end.
+    """
+    args = base.split()
+    for d in delete:
+        d = d.strip()
+        if not d:
+            continue
+        if "=" in d:
+            keep = [a for a in args if a != d]
+        else:
+            keep = [a for a in args if a != d and not a.startswith(d + "=")]
+        if len(keep) == len(args):
+            raise LivelabError(f"cannot delete kernel argument {d!r}: not present in {' '.join(args)!r}")
+        args = keep
+    for r in replace:
+        key, old, new = _split_replace(r)
+        target = f"{key}={old}" if old != "" else key
+        if target not in args:
+            raise LivelabError(f"cannot replace kernel argument {target!r}: not present in {' '.join(args)!r}")
+        repl = f"{key}={new}" if new != "" else key
+        args = [repl if a == target else a for a in args]
+    for a in append:
+        args.extend(a.split())
+    result = " ".join(args)
+    _validate_kargs_text(result)
+    return result
+
+
+def _split_replace(r) -> tuple:
+    if isinstance(r, (tuple, list)):
+        if len(r) != 3:
+            raise LivelabError(f"karg replace needs (key, old, new), got {r!r}")
+        return tuple(str(x) for x in r)
+    s = str(r)
+    if s.count("=") < 2:
+        raise LivelabError(f"--live-karg-replace wants KEY=OLD=NEW, got {s!r}")
+    key, rest = s.split("=", 1)
+    old, new = rest.rsplit("=", 1)
+    if not key:
+        raise LivelabError(f"--live-karg-replace wants KEY=OLD=NEW, got {s!r}")
+    return key, old, new
+
+
+# --------------------------------------------------------------------------- Ignition
+
+
+_VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(-experimental)?$")
+
+
+def load_ignition(data: Union[bytes, str, dict], source: str = "Ignition config") -> dict:
+    """Parse and sanity-check an Ignition config (JSON object with ``ignition.version`` 3.x)."""
+    if isinstance(data, dict):
+        cfg = data
+    else:
+        if isinstance(data, bytes):
+            try:
+                data = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise LivelabError(f"{source}: not UTF-8 text") from None
+        try:
+            cfg = json.loads(data)
+        except json.JSONDecodeError as exc:
+            hint = " (a Butane YAML file? translate it first with `livelab butane`)" if not data.lstrip().startswith("{") else ""
+            raise LivelabError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}{hint}") from None
+    if not isinstance(cfg, dict):
+        raise LivelabError(f"{source}: an Ignition config must be a JSON object")
+    ign = cfg.get("ignition")
+    version = ign.get("version") if isinstance(ign, dict) else None
+    if not isinstance(version, str):
+        raise LivelabError(f"{source}: missing ignition.version (not an Ignition config?)")
+    m = _VERSION_RE.match(version)
+    if not m:
+        raise LivelabError(f"{source}: invalid ignition.version {version!r}")
+    if m.group(1) != "3":
+        raise LivelabError(f"{source}: ignition.version {version} is not supported (live images need spec 3.x)")
+    return cfg
+
+
+def _version_key(v: str) -> tuple:
+    m = _VERSION_RE.match(v)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3)), 0 if m.group(4) else 1)
+
+
+def merge_ignition(configs: Sequence[Union[bytes, str, dict]]) -> bytes:
+    """One config: returned verbatim (bytes).  Several: a parent config whose
+    ``ignition.config.merge`` lists each as a ``data:`` URL, with the highest version."""
+    if not configs:
+        raise LivelabError("no Ignition config given")
+    raws: list = []
+    parsed: list = []
+    for i, c in enumerate(configs):
+        cfg = load_ignition(c, f"Ignition config #{i + 1}")
+        parsed.append(cfg)
+        if isinstance(c, dict):
+            raws.append(json.dumps(c, separators=(",", ":")).encode())
+        else:
+            raws.append(c.encode() if isinstance(c, str) else bytes(c))
+    if len(raws) == 1:
+        return raws[0]
+    version = max((p["ignition"]["version"] for p in parsed), key=_version_key)
+    parent = {
+        "ignition": {
+            "version": version,
+            "config": {"merge": [
+                {"source": "data:;base64," + base64.b64encode(r).decode("ascii")} for r in raws
+            ]},
+        }
+    }
+    return json.dumps(parent, separators=(",", ":")).encode()
+
+
+# --------------------------------------------------------------------------- file helpers
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    """Copy trying a reflink first (cheap on btrfs/xfs), then a kernel-side copy."""
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        try:
+            fcntl.ioctl(fo.fileno(), 0x40049409, fi.fileno())  # FICLONE
+            return
+        except OSError:
+            pass
+    shutil.copyfile(src, dst)
+
+
+# --------------------------------------------------------------------------- LiveISO
+
+
+class LiveISO:
+    """The embed areas of a CoreOS live ISO.
+
+    Attributes: ``ignition_area`` ``(offset, length)`` or None (primary area:
+    igninfo.json / images/ignition.img, else coreiso+); ``ignition_areas`` (every
+    distinct area found, written consistently); ``kargs_areas`` (list of
+    ``KargsArea``); ``default_kargs`` (str or None); ``volume_id``; ``sources``.
+    """
+
+    def __init__(self, path: Union[str, Path]):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise LivelabError(f"ISO image not found: {self.path}")
+        self.size = self.path.stat().st_size
+        self.sources: list = []
+        self.ignition_area: Optional[tuple] = None
+        self.ignition_areas: list = []
+        self.kargs_areas: list = []
+        self.default_kargs: Optional[str] = None
+        self.legacy_ignition_area: Optional[tuple] = None
+        self.legacy_kargs: Optional[dict] = None
+        with open(self.path, "rb") as f:
+            self.fs = ISO9660(self.path, self.size)
+            self.volume_id = self.fs.volume_id
+            self._find_ignition(f)
+            self._find_kargs(f)
+        if not self.ignition_areas and not self.kargs_areas:
+            raise LivelabError(f"{self.path}: no Ignition or kernel-argument embed area found (not a CoreOS live ISO?)")
+
+    # ---- discovery
+    def _check_range(self, what: str, offset: int, length: int) -> None:
+        if offset < 0 or length <= 0 or offset + length > self.size:
+            raise LivelabError(f"{self.path}: {what} ({offset}+{length}) lies outside the image ({self.size} bytes)")
+
+    def _json_file(self, path: str) -> Optional[dict]:
+        entry = self.fs.lookup(path)
+        if entry is None or entry.is_dir:
+            return None
+        try:
+            obj = json.loads(self.fs.read_file(entry))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise LivelabError(f"{self.path}: {path} is not valid JSON") from None
+        if not isinstance(obj, dict):
+            raise LivelabError(f"{self.path}: {path} is not a JSON object")
+        return obj
+
+    def _find_ignition(self, f) -> None:
+        primary = None
+        info = self._json_file("coreos/igninfo.json")
+        if info is not None:
+            name = info.get("file")
+            if not isinstance(name, str):
+                raise LivelabError(f"{self.path}: coreos/igninfo.json lacks \"file\"")
+            entry = self.fs.lookup(name)
+            if entry is None:
+                raise LivelabError(f"{self.path}: coreos/igninfo.json names missing file {name}")
+            off = int(info.get("offset", 0) or 0)
+            length = info.get("length")
+            length = entry.size - off if length is None else int(length)
+            if off + length > entry.size:
+                raise LivelabError(f"{self.path}: Ignition area exceeds {name}")
+            primary = (entry.offset + off, length)
+            self.sources.append("coreos/igninfo.json")
+        else:
+            entry = self.fs.lookup("images/ignition.img")
+            if entry is not None and not entry.is_dir and entry.size > 0:
+                primary = (entry.offset, entry.size)
+                self.sources.append("images/ignition.img")
+        f.seek(_CORE_ISO_OFFSET)
+        hdr = f.read(24)
+        if len(hdr) == 24 and hdr[:8] == _CORE_ISO_MAGIC:
+            off, length = struct.unpack_from("<QQ", hdr, 8)
+            self._check_range("coreiso+ Ignition area", off, length)
+            self.legacy_ignition_area = (off, length)
+            self.sources.append("coreiso+")
+        areas = [a for a in (primary, self.legacy_ignition_area) if a is not None]
+        for a in areas:
+            self._check_range("Ignition area", *a)
+            if a not in self.ignition_areas:
+                self.ignition_areas.append(a)
+        # overlapping but different areas would corrupt each other
+        for i, a in enumerate(self.ignition_areas):
+            for b in self.ignition_areas[i + 1:]:
+                if a[0] < b[0] + b[1] and b[0] < a[0] + a[1]:
+                    raise LivelabError(f"{self.path}: inconsistent Ignition areas {a} and {b}")
+        self.ignition_area = areas[0] if areas else None
+
+    def _find_kargs(self, f) -> None:
+        size = None
+        info = self._json_file("coreos/kargs.json")
+        if info is not None:
+            default = info.get("default")
+            size = info.get("size")
+            files = info.get("files")
+            if not isinstance(default, str) or not isinstance(size, int) or not isinstance(files, list):
+                raise LivelabError(f"{self.path}: coreos/kargs.json lacks default/size/files")
+            for item in files:
+                path = item.get("path") if isinstance(item, dict) else None
+                if not isinstance(path, str) or not isinstance(item.get("offset"), int):
+                    raise LivelabError(f"{self.path}: bad entry in coreos/kargs.json files: {item!r}")
+                entry = self.fs.lookup(path)
+                if entry is None:
+                    raise LivelabError(f"{self.path}: coreos/kargs.json names missing file {path}")
+                if item["offset"] + size > entry.size:
+                    raise LivelabError(f"{self.path}: kargs area exceeds {path}")
+                pad = item.get("pad", DEFAULT_PAD)
+                end = item.get("end", DEFAULT_END)
+                if not isinstance(pad, str) or len(pad) != 1 or not isinstance(end, str) or len(end) != 1:
+                    raise LivelabError(f"{self.path}: bad pad/end in coreos/kargs.json")
+                self.kargs_areas.append(KargsArea(entry.offset + item["offset"], size, pad, end, path))
+            self.default_kargs = default.strip()
+            self.sources.append("coreos/kargs.json")
+        f.seek(_CORE_KARG_OFFSET)
+        hdr = f.read(72)
+        if len(hdr) == 72 and hdr[:8] == _CORE_KARG_MAGIC:
+            vals = struct.unpack_from("<8Q", hdr, 8)
+            length, default_off, offsets = vals[0], vals[1], [v for v in vals[2:] if v]
+            if length == 0 or length > _MAX_KARGS_AREA:
+                raise LivelabError(f"{self.path}: bad coreKarg area length {length}")
+            if size is not None and size != length:
+                raise LivelabError(f"{self.path}: coreos/kargs.json size {size} disagrees with coreKarg length {length}")
+            self._check_range("coreKarg default area", default_off, length)
+            f.seek(default_off)
+            legacy_default = _parse_kargs_area(f.read(length), KargsArea(default_off, length))
+            self.legacy_kargs = {"length": length, "default_offset": default_off,
+                                 "offsets": offsets, "default": legacy_default}
+            if self.default_kargs is None:
+                self.default_kargs = legacy_default
+            known = {a.offset for a in self.kargs_areas}
+            for off in offsets:
+                self._check_range("coreKarg area", off, length)
+                if off not in known:
+                    self.kargs_areas.append(KargsArea(off, length))
+            self.sources.append("coreKarg")
+        spans = sorted((a.offset, a.length) for a in self.kargs_areas)
+        for (a0, al), (b0, _bl) in zip(spans, spans[1:]):
+            if a0 + al > b0:
+                raise LivelabError(f"{self.path}: overlapping kargs areas at {a0} and {b0}")
+        if self.default_kargs is not None:
+            _validate_kargs_text(self.default_kargs)
+            for a in self.kargs_areas:
+                _format_kargs_area(self.default_kargs, a)  # default must fit
+
+    # ---- reading
+    def _read(self, offset: int, length: int) -> bytes:
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            return f.read(length)
+
+    def area_ranges(self) -> list:
+        """Every ``(offset, length)`` this module may write."""
+        return sorted(set(self.ignition_areas) | {(a.offset, a.length) for a in self.kargs_areas})
+
+    def current_kargs(self) -> Optional[str]:
+        """Kernel arguments now in the areas (None if the ISO has no kargs areas)."""
+        if not self.kargs_areas:
+            return None
+        values = {_parse_kargs_area(self._read(a.offset, a.length), a) for a in self.kargs_areas}
+        if len(values) != 1:
+            raise LivelabError(f"{self.path}: kernel-argument embed areas disagree: {sorted(values)!r}")
+        return values.pop()
+
+    def embedded_initrd(self) -> Optional[bytes]:
+        """Raw (compressed) archive in the Ignition area, without the zero padding; None if empty."""
+        if self.ignition_area is None:
+            return None
+        raw = self._read(*self.ignition_area)
+        if not raw.strip(b"\0"):
+            return None
+        return raw.rstrip(b"\0") if raw.startswith(_initrd.GZIP_MAGIC) else raw
+
+    def embedded_ignition_bytes(self) -> Optional[bytes]:
+        blob = self.embedded_initrd()
+        if blob is None:
+            return None
+        return _initrd.extract_member(blob, "config.ign")
+
+    def embedded_ignition(self) -> Optional[dict]:
+        """The embedded ``config.ign`` parsed as JSON, or None when the area is empty."""
+        data = self.embedded_ignition_bytes()
+        if data is None:
+            return None
+        try:
+            return json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise LivelabError(f"{self.path}: embedded config.ign is not valid JSON") from None
+
+    def ignition_customized(self) -> bool:
+        return any(self._read(*a).strip(b"\0") for a in self.ignition_areas)
+
+    def kargs_customized(self) -> bool:
+        if not self.kargs_areas:
+            return False
+        try:
+            cur = self.current_kargs()
+        except LivelabError:
+            return True
+        return cur != self.default_kargs
+
+    def is_customized(self) -> bool:
+        return self.ignition_customized() or self.kargs_customized()
+
+    # ---- writing
+    @classmethod
+    def customize(cls, src: Union[str, Path], dst: Union[str, Path, None] = None,
+                  ignition: Union[IgnitionInput, Sequence] = None, karg_append: Iterable[str] = (),
+                  karg_delete: Iterable[str] = (), karg_replace: Iterable = (), force: bool = False) -> Path:
+        """Write ``ignition`` and modified kargs into a copy ``dst`` of ``src`` (in place if
+        ``dst`` is None or the same file).
+
+        ``ignition``: a dict, JSON bytes/str (embedded verbatim), a list of those (merged
+        via ``ignition.config.merge`` data URLs) or None (area left empty).  Kargs are
+        computed from the ISO's default kargs.  An already customized ISO is refused
+        unless ``force``; with ``force`` it is reset first.  Returns the output path.
+        """
+        iso = cls(src)
+        karg_append, karg_delete, karg_replace = list(karg_append), list(karg_delete), list(karg_replace)
+        if iso.is_customized() and not force:
+            raise LivelabError(f"{iso.path} is already customized; use --force to replace its customizations "
+                               f"(or `livelab iso reset`)")
+        payload = None
+        if ignition is not None:
+            if not iso.ignition_areas:
+                raise LivelabError(f"{iso.path} has no Ignition embed area")
+            configs = list(ignition) if isinstance(ignition, (list, tuple)) else [ignition]
+            config = merge_ignition(configs)
+            payload = _initrd.ignition_initrd(config)
+            room = min(length for _off, length in iso.ignition_areas)
+            if len(payload) > room:
+                raise LivelabError(f"Compressed initramfs is too large: {len(payload)} bytes > "
+                                   f"{room}-byte Ignition area of {iso.path.name}")
+        kargs = iso.default_kargs
+        if karg_append or karg_delete or karg_replace:
+            if not iso.kargs_areas or iso.default_kargs is None:
+                raise LivelabError(f"{iso.path} does not support kernel-argument customization (no kargs embed areas)")
+            kargs = modify_kargs(iso.default_kargs, karg_append, karg_delete, karg_replace)
+        writes = iso._plan(payload, kargs)
+        return iso._apply(dst, writes)
+
+    @classmethod
+    def reset(cls, src: Union[str, Path], dst: Union[str, Path, None] = None) -> Path:
+        """Empty the Ignition area(s) and restore default kargs (in ``dst``, or in place)."""
+        iso = cls(src)
+        return iso._apply(dst, iso._plan(None, iso.default_kargs))
+
+    def _plan(self, payload: Optional[bytes], kargs: Optional[str]) -> list:
+        writes = []
+        for off, length in self.ignition_areas:
+            data = payload or b""
+            writes.append((off, data + b"\0" * (length - len(data))))
+        if kargs is not None:
+            for a in self.kargs_areas:
+                writes.append((a.offset, _format_kargs_area(kargs, a)))
+        return writes
+
+    def _apply(self, dst: Union[str, Path, None], writes: list) -> Path:
+        src = self.path
+        if dst is None or (Path(dst).exists() and Path(dst).resolve() == src.resolve()):
+            target = src
+            tmp = None
+        else:
+            target = Path(dst)
+            if target.is_dir():
+                raise LivelabError(f"output {target} is a directory")
+            if not target.parent.is_dir():
+                raise LivelabError(f"output directory {target.parent} does not exist")
+            tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+            _copy_file(src, tmp)
+        try:
+            with open(tmp or target, "r+b") as f:
+                for off, data in writes:
+                    f.seek(off)
+                    f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            if tmp is not None:
+                os.replace(tmp, target)
+        except BaseException:
+            if tmp is not None:
+                try:
+                    tmp.unlink()
+                except OSError as exc:
+                    if exc.errno != errno.ENOENT:
+                        raise
+            raise
+        return target
+
+    # ---- display
+    def describe(self) -> str:
+        lines = [f"ISO: {self.path}", f"Volume ID: {self.volume_id}",
+                 f"Embed metadata: {', '.join(self.sources) or 'none'}"]
+        if self.ignition_areas:
+            lines.append("Ignition area: " + ", ".join(f"offset {o} length {n}" for o, n in self.ignition_areas))
+        else:
+            lines.append("Ignition area: none")
+        cfg = self.embedded_ignition_bytes() if self.ignition_area else None
+        if self.ignition_area and cfg is None and self.ignition_customized():
+            lines.append("Embedded Ignition: area not empty, but holds no config.ign")
+        elif cfg is None:
+            lines.append("Embedded Ignition: none")
+        else:
+            try:
+                text = json.dumps(json.loads(cfg), indent=2, sort_keys=True)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                text = cfg.decode("utf-8", "replace")
+            lines.append("Embedded Ignition:")
+            lines.extend("  " + ln for ln in text.splitlines())
+        if self.kargs_areas:
+            lines.append("Kargs areas: " + ", ".join(
+                f"{a.file or 'coreKarg'}@{a.offset} ({a.length} B)" for a in self.kargs_areas))
+            lines.append(f"Default kargs: {self.default_kargs}")
+            lines.append(f"Current kargs: {self.current_kargs()}")
+        else:
+            lines.append("Kargs areas: none")
+        return "\n".join(lines)
+
+
+def ignition_wrap(config: Union[bytes, str, dict, Sequence], out: Union[str, Path, None] = None) -> bytes:
+    """``pxe ignition wrap``: xz(CRC32) newc cpio with ``config.ign`` at the root.
+
+    Validates (and, for several configs, merges) first; writes to ``out`` if given.
+    """
+    configs = list(config) if isinstance(config, (list, tuple)) else [config]
+    blob = _initrd.ignition_initrd(merge_ignition(configs))
+    if out is not None:
+        out = Path(out)
+        if not out.parent.is_dir():
+            raise LivelabError(f"output directory {out.parent} does not exist")
+        if out.is_dir():
+            raise LivelabError(f"output {out} is a directory")
+        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+        tmp.write_bytes(blob)
+        os.replace(tmp, out)
+    return blob

@@ -1,0 +1,128 @@
+"""Boot methods: turn a prepared ``LiveBoot`` into boot media for its VM.
+
+=================  ==========================================================================
+method             what the VM does
+=================  ==========================================================================
+``pxe``            BIOS: iPXE NIC ROM -> PXELINUX (``pxelinux.0``) over QEMU's TFTP ->
+                   ``pxelinux.cfg/default`` -> kernel + initramfs + rootfs (appended initrd).
+                   UEFI: the iPXE EFI ROM runs the same boot over TFTP (``boot.ipxe``): Debian's
+                   OVMF has no PXELINUX, and GRUB netboot would need a grub-mknetdir image we
+                   would have to build; iPXE is already the NIC's ROM and speaks TFTP.
+``pxe-rootfs-url`` as ``pxe`` with ``coreos.live.rootfs_url`` in place of the appended rootfs
+``ipxe``           DHCP bootfile ``http://10.0.2.100/boot.ipxe``: the docs' script over HTTP
+``ipxe-chain``     no bootfile: Ctrl-B at iPXE's prompt, ``dhcp``, ``chain http://.../boot.ipxe``
+``iso``            the live ISO, customized (``iso customize``) with the config and kargs, as CD
+``iso-fromram``    as ``iso`` with ``coreos.liveiso.fromram``
+=================  ==========================================================================
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+from typing import List
+
+from ..errors import LivelabError
+from ..serve import guest_url
+from . import ipxe as _ipxe
+from . import pxe as _pxe
+
+BOOT_SCRIPT = "boot.ipxe"
+
+
+def _name(lab, kind: str) -> str:
+    return posixpath.basename(lab.paths[kind])
+
+
+def _oem_initrd(lab) -> List[str]:
+    """Flatcar: an extra initrd holding /usr/share/oem/config.ign (as the Flatcar docs build it)."""
+    if lab.req.oem_config is None:
+        return []
+    import json
+    from .initrd import oem_initrd
+    path = lab.run_dir / "oem.cpio.gz"
+    path.write_bytes(oem_initrd({"usr/share/oem/config.ign": json.dumps(lab.req.oem_config).encode()}))
+    lab.http.publish("oem.cpio.gz", path)
+    return ["oem.cpio.gz"]
+
+
+def prepare(lab, kargs: List[str]) -> None:
+    """Write the boot media for the next boot of ``lab.machine`` with kernel arguments ``kargs``."""
+    method, fw, spec = lab.req.method, lab.req.firmware, lab.machine.spec
+    (lab.run_dir / "kargs.txt").write_text(" ".join(kargs) + "\n")
+    if method in ("iso", "iso-fromram"):
+        return _prepare_iso(lab, kargs)
+    spec.boot = "network"
+    files = {_name(lab, k): Path(lab.files[k].path) for k in lab.files}
+    tftp = lab.run_dir / "tftp"
+    oem = _oem_initrd(lab)
+    if oem:
+        files["oem.cpio.gz"] = lab.run_dir / "oem.cpio.gz"
+    if method in ("pxe", "pxe-rootfs-url"):
+        initrds = [_name(lab, "initramfs")]
+        if method == "pxe" and lab.req.os == "fcos":
+            initrds.append(_name(lab, "rootfs"))
+        initrds += oem
+        if fw == "bios":
+            cfg = _pxe.pxelinux_cfg(_name(lab, "kernel"), initrds, kargs)
+            spec.bootfile = _pxe.populate_tftp(tftp, files, cfg)
+            (lab.run_dir / "pxelinux.cfg").write_text(cfg)
+        else:
+            _pxe.link_into(tftp, files)
+            script = _ipxe.tftp_script(_name(lab, "kernel"), initrds, kargs)
+            (tftp / BOOT_SCRIPT).write_text(script)
+            (lab.run_dir / BOOT_SCRIPT).write_text(script)
+            spec.bootfile = BOOT_SCRIPT
+        spec.tftp_dir = str(tftp)
+        return
+    if method in ("ipxe", "ipxe-chain"):
+        script = boot_script(lab, kargs, oem)
+        lab.http.publish(BOOT_SCRIPT, script)
+        (lab.run_dir / BOOT_SCRIPT).write_text(script)
+        tftp.mkdir(parents=True, exist_ok=True)
+        spec.tftp_dir = str(tftp)   # empty: QEMU's DHCP needs none, kept for a uniform layout
+        spec.bootfile = guest_url(BOOT_SCRIPT) if method == "ipxe" else None
+        return
+    raise LivelabError(f"unknown boot method {method!r}")
+
+
+def boot_script(lab, kargs: List[str], oem: List[str]) -> str:
+    if lab.req.os == "fcos":
+        rel = lab.release
+        kernel_key = lab.paths["kernel"]
+        # .../fcos/prod/streams/<stream>/builds/<version>/x86_64/<file>
+        prefix = kernel_key.split("/prod/streams/")[0] + "/prod/streams"
+        k = [a for a in kargs if not a.startswith("coreos.live.rootfs_url=")]
+        script = _ipxe.fcos_script(rel.stream, rel.version, guest_url(prefix), _name(lab, "kernel"),
+                                   _name(lab, "initramfs"), k, rootfs=_name(lab, "rootfs"),
+                                   config_url=guest_url("config.ign") if lab.config else None)
+    else:
+        base = guest_url(posixpath.dirname(lab.paths["kernel"]))
+        script = _ipxe.flatcar_script(base, kargs)
+    for extra in oem:
+        script = script.replace("\nboot\n", f"\ninitrd {guest_url(extra)}\nboot\n")
+    return script
+
+
+def _prepare_iso(lab, kargs: List[str]) -> None:
+    from .iso import LiveISO
+    spec = lab.machine.spec
+    out = lab.run_dir / "live.iso"
+    LiveISO.customize(Path(lab.files["iso"].path), out, ignition=lab.config, karg_append=kargs, force=True)
+    spec.cdrom = str(out)
+    spec.boot = "cdrom"
+
+
+def after_start(lab) -> None:
+    """Interactive steps right after QEMU starts (``ipxe-chain``: type at iPXE's prompt)."""
+    if lab.req.method != "ipxe-chain":
+        return
+    m = lab.machine
+    con = m.console
+    con.wait_for("Ctrl-B", m.timeouts.firmware)
+    con.send_key("ctrl-b")
+    con.wait_for("iPXE>", m.timeouts.firmware)
+    con.send_line("dhcp")
+    con.wait_for("iPXE>", m.timeouts.firmware)
+    con.send_line(f"chain {guest_url(BOOT_SCRIPT)}")
+    m.mark("ipxe_chain")

@@ -1,0 +1,57 @@
+"""PXELINUX boots over QEMU's built-in TFTP, as the FCOS docs write them.
+
+``pxelinux_cfg`` renders ``pxelinux.cfg/default`` (``KERNEL``, ``APPEND initrd=a,b ...``,
+``IPAPPEND 2``); ``populate_tftp`` lays out a TFTP root with Debian's ``pxelinux.0`` and
+``ldlinux.c32`` and links (never copies) the verified cached artifacts into it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Dict, Iterable, Sequence
+
+from ..errors import LivelabError
+
+PXELINUX = "/usr/lib/PXELINUX/pxelinux.0"
+LDLINUX = "/usr/lib/syslinux/modules/bios/ldlinux.c32"
+
+
+def pxelinux_cfg(kernel: str, initrds: Sequence[str], kargs: Sequence[str]) -> str:
+    """The ``pxelinux.cfg/default`` of the FCOS live-booting docs."""
+    append = " ".join([f"initrd={','.join(initrds)}", *kargs]) if initrds else " ".join(kargs)
+    return ("DEFAULT pxeboot\n"
+            "TIMEOUT 20\n"
+            "PROMPT 0\n"
+            "LABEL pxeboot\n"
+            f"    KERNEL {kernel}\n"
+            f"    APPEND {append}\n"
+            "IPAPPEND 2\n")
+
+
+def link_into(directory: Path, files: Dict[str, Path]) -> None:
+    """Make ``directory/<name>`` point at each verified file (hard link, else symlink)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, src in files.items():
+        dst = directory / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.exists() or dst.is_symlink():
+            dst.unlink()
+        try:
+            os.link(src, dst)
+        except OSError:
+            dst.symlink_to(Path(src).resolve())
+
+
+def populate_tftp(tftp_dir: Path, files: Dict[str, Path], cfg_text: str) -> str:
+    """Fill a TFTP root for PXELINUX; returns the DHCP bootfile name."""
+    for needed, pkg in ((PXELINUX, "pxelinux"), (LDLINUX, "syslinux-common")):
+        if not os.path.exists(needed):
+            raise LivelabError(f"{needed} missing: apt-get install {pkg}")
+    tftp_dir.mkdir(parents=True, exist_ok=True)
+    for src in (PXELINUX, LDLINUX):
+        shutil.copyfile(src, tftp_dir / os.path.basename(src))
+    link_into(tftp_dir, files)
+    (tftp_dir / "pxelinux.cfg").mkdir(exist_ok=True)
+    (tftp_dir / "pxelinux.cfg" / "default").write_text(cfg_text)
+    return "pxelinux.0"

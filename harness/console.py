@@ -1,0 +1,229 @@
+"""The serial console of a VM, driven with pexpect.
+
+QEMU exposes the guest's first serial port as a unix socket (and writes every byte to
+``console.log`` itself, so the log is complete even if the harness dies).  ``Console`` wraps
+that socket in ``pexpect.fdpexpect``; every chunk read goes through a ``ConsoleTap`` that
+
+- records the phase timings (kernel start, Ignition done, switch-root, login prompt), and
+- watches for the lines that mean a boot is lost (kernel panic, emergency mode, Ignition
+  failed, dracut initqueue time-out, out of memory), so that a wait fails within a second of
+  such a line with the last 50 console lines, instead of running into its time-out.
+"""
+from __future__ import annotations
+
+import collections
+import re
+import socket
+import time
+import uuid
+from typing import Callable, Iterable, List, Optional, Pattern, Union
+
+import pexpect
+import pexpect.fdpexpect
+
+from .errors import BootFailure
+
+# (reason, pattern): a console line matching a pattern ends the boot at once.
+FAIL_PATTERNS = [
+    ("kernel panic", re.compile(r"Kernel panic - not syncing.*")),
+    ("out of memory", re.compile(r"(Out of memory: Kill(ed)? process.*|oom-kill:.*|Kernel panic.*[Oo]ut of memory.*)")),
+    ("out of RAM-disk space", re.compile(r".*No space left on device.*")),
+    ("Ignition failed", re.compile(r".*(Ignition failed|Failed to start .*Ignition|ignition\[\d+\]: .*CRITICAL.*).*")),
+    ("live rootfs refused", re.compile(r".*(Found initramfs version .* but rootfs version.*|No rootfs image found.*|[Rr]ootfs (image )?hash mismatch.*|coreos-livepxe-rootfs.*[Ff]ail.*)")),
+    ("dracut initqueue timeout", re.compile(r".*dracut-initqueue.*timeout.*|.*Could not boot\..*")),
+    ("emergency mode", re.compile(r".*(You are in emergency mode|Entering emergency mode|emergency shell).*")),
+]
+
+# phase name -> first console line that marks it (seconds from QEMU start are recorded)
+PHASE_PATTERNS = [
+    ("kernel_start", re.compile(r"Linux version \d")),
+    ("ignition_done", re.compile(r"(Finished|Reached target).*(Ignition \(files\)|ignition-files|Ignition Complete)")),
+    ("switch_root", re.compile(r"(Switching root|Reached target .*Switch Root)")),
+    ("login_prompt", re.compile(r"login: ?$|login:")),
+]
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
+
+
+class ConsoleTap:
+    """Receives every chunk read from the console (pexpect's ``logfile_read``)."""
+
+    def __init__(self, t0: float, fail_patterns=FAIL_PATTERNS, keep_lines: int = 200):
+        self.t0 = t0
+        self.fail_patterns = list(fail_patterns)
+        self.lines = collections.deque(maxlen=keep_lines)
+        self.phases: dict = {}
+        self.failure: Optional[tuple] = None      # (reason, line, monotonic time seen)
+        self._partial = ""
+        self.ignored_failures: List[str] = []
+
+    def new_boot(self, t0: float) -> None:
+        self.t0 = t0
+        self.phases = {}
+        self.failure = None
+
+    def write(self, data: str) -> None:
+        if not data:
+            return
+        if "first_console" not in self.phases:
+            self.phases["first_console"] = round(time.monotonic() - self.t0, 2)
+        text = self._partial + _ANSI.sub("", data)
+        *complete, self._partial = text.split("\n")
+        for line in complete:
+            self._line(line)
+        # a prompt such as "login: " has no newline yet
+        if self._partial.endswith("login: ") and "login_prompt" not in self.phases:
+            self.phases["login_prompt"] = round(time.monotonic() - self.t0, 2)
+
+    def flush(self) -> None:
+        pass
+
+    def _line(self, line: str) -> None:
+        self.lines.append(line)
+        now = time.monotonic()
+        for name, pat in PHASE_PATTERNS:
+            if name not in self.phases and pat.search(line):
+                self.phases[name] = round(now - self.t0, 2)
+        if self.failure is None:
+            for reason, pat in self.fail_patterns:
+                if reason in self.ignored_failures:
+                    continue
+                if pat.match(line) or pat.search(line):
+                    self.failure = (reason, line.strip(), now)
+                    break
+
+    def last_lines(self, n: int = 50) -> str:
+        lines = list(self.lines)[-n:]
+        if self._partial:
+            lines.append(self._partial)
+        return "\n".join(lines)
+
+
+class Console:
+    """pexpect on a VM's serial console socket."""
+
+    def __init__(self, sock_path: str, tap: ConsoleTap, name: str = "vm",
+                 alive: Optional[Callable[[], Optional[str]]] = None, connect_timeout: float = 10.0):
+        self.name = name
+        self.tap = tap
+        self._alive = alive or (lambda: None)
+        deadline = time.monotonic() + connect_timeout
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self.sock.connect(sock_path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise BootFailure(f"{name}: serial console socket {sock_path} never appeared")
+                time.sleep(0.05)
+        self.child = pexpect.fdpexpect.fdspawn(self.sock.fileno(), encoding="utf-8", codec_errors="replace",
+                                               timeout=1)
+        self.child.logfile_read = tap
+        self.child.delaybeforesend = None
+
+    # ------------------------------------------------------------------ failure checks
+    def check(self) -> None:
+        """Raise BootFailure if a fatal console line was seen or QEMU is gone."""
+        if self.tap.failure:
+            reason, line, _ = self.tap.failure
+            raise BootFailure(f"{self.name}: {reason}: {line!r}\n--- last 50 console lines ---\n"
+                              f"{self.tap.last_lines(50)}", ) from None
+        dead = self._alive()
+        if dead:
+            raise BootFailure(f"{self.name}: {dead}\n--- last 50 console lines ---\n{self.tap.last_lines(50)}")
+
+    def drain(self, seconds: float = 0.0) -> None:
+        """Read whatever the console has printed (so watchers see it), for up to ``seconds``."""
+        end = time.monotonic() + seconds
+        while True:
+            try:
+                self.child.read_nonblocking(65536, timeout=max(0.0, min(0.5, end - time.monotonic())))
+            except pexpect.TIMEOUT:
+                pass
+            except pexpect.EOF:
+                break
+            if time.monotonic() >= end:
+                break
+        self.check()
+
+    # ------------------------------------------------------------------ waits
+    def wait_for(self, pattern: Union[str, Pattern], timeout: float, regex: bool = False) -> re.Match:
+        """Wait for text (or a regex with ``regex=True`` / a compiled pattern) on the console."""
+        if isinstance(pattern, str):
+            pat = re.compile(pattern if regex else re.escape(pattern))
+        else:
+            pat = pattern
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check()
+            try:
+                self.child.expect([pat], timeout=min(1.0, max(0.05, deadline - time.monotonic())))
+                self.check_after_match()
+                return self.child.match
+            except pexpect.TIMEOUT:
+                if time.monotonic() >= deadline:
+                    self.check()
+                    raise BootFailure(f"{self.name}: timed out after {timeout:.0f} s waiting for "
+                                      f"{pat.pattern!r} on the console\n--- last 50 console lines ---\n"
+                                      f"{self.tap.last_lines(50)}") from None
+            except pexpect.EOF:
+                self.check()
+                raise BootFailure(f"{self.name}: console closed while waiting for {pat.pattern!r}\n"
+                                  f"--- last 50 console lines ---\n{self.tap.last_lines(50)}") from None
+
+    def check_after_match(self) -> None:
+        if self.tap.failure:
+            self.check()
+
+    # ------------------------------------------------------------------ input
+    def send(self, text: str) -> None:
+        self.child.send(text)
+
+    def send_line(self, line: str = "") -> None:
+        self.child.send(line + "\r")
+
+    KEYS = {"ctrl-b": "\x02", "ctrl-c": "\x03", "ctrl-d": "\x04", "enter": "\r", "esc": "\x1b"}
+
+    def send_key(self, key: str) -> None:
+        self.child.send(self.KEYS[key.lower()])
+
+    # ------------------------------------------------------------------ shell
+    PROMPT = "LLSH-PROMPT# "
+
+    def login(self, user: str, password: Optional[str], timeout: float) -> None:
+        """Log in at a getty prompt (with a password) and set up a shell for ``run``."""
+        self.wait_for(re.compile(r"login: ?$", re.M), timeout)
+        self.send_line(user)
+        if password is not None:
+            self.wait_for("Password:", timeout)
+            self.send_line(password)
+        self.take_shell(timeout)
+
+    def take_shell(self, timeout: float) -> None:
+        """Take over an (autologin) shell: wait for a prompt and install a known one."""
+        self.wait_for(re.compile(r"[$#] ?$", re.M), timeout)
+        self.send_line(f"export PS1='{self.PROMPT}'; stty -echo 2>/dev/null; export TERM=dumb")
+        self.wait_for(self.PROMPT, timeout)
+
+    def run(self, command: str, timeout: float) -> tuple:
+        """Run a command in the console shell: (exit status, output)."""
+        token = uuid.uuid4().hex[:8]
+        self.send_line(f"{command}; echo \"__LL_{token}_RC=$?__\"")
+        m = self.wait_for(re.compile(rf"__LL_{token}_RC=(\d+)__"), timeout)
+        output = self.child.before
+        # drop the echoed command line if the terminal echoed it
+        lines = [l for l in output.replace("\r", "").split("\n") if f"__LL_{token}_RC" not in l]
+        self.wait_for(self.PROMPT, timeout)
+        return int(m.group(1)), "\n".join(lines).strip("\n")
+
+    def close(self) -> None:
+        try:
+            self.child.close()
+        except Exception:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass

@@ -1,0 +1,461 @@
+"""Butane (fcos 1.0.0-1.6.0, flatcar 1.0.0-1.1.0) → Ignition 3.x translation.
+
+Written from the Butane specification documents (shared/reference/docs/butane) and the
+notes in shared/reference/FORMATS.md §6; not derived from Butane's source.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+
+from ..errors import LivelabError
+from . import yamlnodes as yn
+from .dataurl import make_data_url
+from .merge import merge
+from .schema import FS_FORMATS, SCHEMA, F, ListOf, Obj, Prim, ign_key
+from .specs import BASE_LEVEL, SPEC_TABLE, spec_for_variant, supported_variants_text
+
+DECIMAL_MODE_WARNING = ("unreasonable mode would be reasonable if specified in octal; "
+                        "remember to add a leading zero")
+
+
+@dataclass
+class Translation:
+    config: dict
+    spec: str
+    variant: str
+    version: str
+    warnings: list = field(default_factory=list)
+
+
+@dataclass
+class _Ctx:
+    variant: str
+    version: str
+    level: int
+    files_dir: str | None
+    warnings: list = field(default_factory=list)
+    mount_filesystems: list = field(default_factory=list)   # (path, raw filesystem dict)
+    luks: dict = field(default_factory=dict)                 # name -> raw luks dict
+    trees: list = field(default_factory=list)                # (path, raw tree dict)
+
+
+def _where(node) -> str:
+    if node is None:
+        return ""
+    return f" (line {node.line}, column {node.col})"
+
+
+def _err(path: str, msg: str, node=None) -> LivelabError:
+    return LivelabError(f"{path or '$'}: {msg}{_where(node)}")
+
+
+def _vtuple(v: str) -> tuple:
+    return tuple(int(x) for x in v.split("."))
+
+
+def _allowed(f: F, ctx: _Ctx) -> bool:
+    if f.ign_only or f.since > ctx.level:
+        return False
+    if f.variants is not None:
+        need = f.variants.get(ctx.variant)
+        if need is None or _vtuple(ctx.version) < need:
+            return False
+    return True
+
+
+def _where_available(f: F) -> str:
+    firsts: dict[str, str] = {}
+    for (variant, version), _spec in SPEC_TABLE.items():
+        c = _Ctx(variant, version, BASE_LEVEL[(variant, version)], None)
+        if _allowed(f, c) and (variant not in firsts or _vtuple(version) < _vtuple(firsts[variant])):
+            firsts[variant] = version
+    return " / ".join(f"{v} ≥ {ver}" for v, ver in firsts.items())
+
+
+# --- scalar conversion (go-yaml v3 decoding into typed fields) ---
+
+def _prim(node, typ: Prim, path: str, ctx: _Ctx):
+    if not isinstance(node, yn.Scalar):
+        kind = "a list" if isinstance(node, yn.Sequence) else "a mapping"
+        raise _err(path, f"expected {_kind_name(typ)}, got {kind}", node)
+    if typ.kind == "str":
+        value = node.text
+        if typ.enum is not None:
+            ok = [v for v in typ.enum if FS_FORMATS.get(v, 1) <= ctx.level]
+            if value not in ok:
+                raise _err(path, f"invalid value {value!r} (expected one of {', '.join(ok)})", node)
+        return value
+    if typ.kind == "int":
+        if node.quoted or isinstance(node.value, bool) or not isinstance(node.value, int):
+            raise _err(path, f"expected an integer, got {node.text!r}", node)
+        return node.value
+    if typ.kind == "bool":
+        if not node.quoted:
+            if isinstance(node.value, bool):
+                return node.value
+            if node.text in yn.YAML11_TRUE:
+                return True
+            if node.text in yn.YAML11_FALSE:
+                return False
+        raise _err(path, f"expected a boolean, got {node.text!r}", node)
+    raise AssertionError(typ)
+
+
+def _kind_name(typ) -> str:
+    if isinstance(typ, Prim):
+        return {"str": "a string", "int": "an integer", "bool": "a boolean"}[typ.kind]
+    if isinstance(typ, ListOf):
+        return "a list"
+    return "a mapping"
+
+
+def _is_null(node) -> bool:
+    return isinstance(node, yn.Scalar) and node.value is None and not node.quoted
+
+
+def _conv(node, typ, path: str, ctx: _Ctx):
+    if _is_null(node):
+        return None
+    if isinstance(typ, Prim):
+        return _prim(node, typ, path, ctx)
+    if isinstance(typ, ListOf):
+        if not isinstance(node, yn.Sequence):
+            raise _err(path, f"expected a list, got {_node_kind(node)}", node)
+        out = []
+        for i, item in enumerate(node.items):
+            ipath = f"{path}[{i}]"
+            if _is_null(item):
+                raise _err(ipath, f"expected {_kind_name(typ.item)}, got null", item)
+            out.append(_conv(item, typ.item, ipath, ctx))
+        return out
+    if isinstance(typ, Obj):
+        if not isinstance(node, yn.Mapping):
+            raise _err(path, f"expected a mapping, got {_node_kind(node)}", node)
+        raw: dict = {}
+        for key, child in node.items.items():
+            kpath = f"{path}.{key}" if path else key
+            f = typ.fields.get(key)
+            if f is None or f.ign_only:
+                line, col = node.key_pos.get(key, (node.line, node.col))
+                raise LivelabError(f"{kpath}: unknown key (line {line}, column {col})")
+            if not _allowed(f, ctx):
+                line, col = node.key_pos.get(key, (node.line, node.col))
+                avail = _where_available(f)
+                hint = f"; available in {avail}" if avail else ""
+                raise LivelabError(f"{kpath}: unknown key in {ctx.variant} {ctx.version}{hint} "
+                                   f"(line {line}, column {col})")
+            if f.unsupported:
+                raise _err(kpath, f.unsupported, child)
+            value = _conv(child, f.type, kpath, ctx)
+            if value is not None:
+                raw[key] = value
+        return _finish(typ, raw, node, path, ctx)
+    raise AssertionError(typ)
+
+
+def _node_kind(node) -> str:
+    if isinstance(node, yn.Sequence):
+        return "a list"
+    if isinstance(node, yn.Mapping):
+        return "a mapping"
+    return f"{node.text!r}"
+
+
+def _to_ign(typ: Obj, raw: dict) -> dict:
+    out = {}
+    for key, value in raw.items():
+        f = typ.fields[key]
+        if f.butane_only:
+            continue
+        out[ign_key(key, f)] = value
+    return out
+
+
+# --- local files ---
+
+def _read_local(rel: str, path: str, ctx: _Ctx, node, what="file") -> bytes:
+    full = _local_path(rel, path, ctx, node)
+    try:
+        with open(full, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise _err(path, f"cannot read local {what} {rel!r} in {ctx.files_dir}: {exc.strerror}", node) from None
+
+
+def _local_path(rel: str, path: str, ctx: _Ctx, node) -> str:
+    if ctx.files_dir is None:
+        raise _err(path, "local paths are relative to a files directory, which must be given "
+                         "with -d/--files-dir (files_dir=)", node)
+    base = os.path.realpath(ctx.files_dir)
+    norm = os.path.normpath(rel)
+    if os.path.isabs(rel) or norm == ".." or norm.startswith(".." + os.sep):
+        raise _err(path, f"local path {rel!r} escapes the files directory {ctx.files_dir}", node)
+    full = os.path.realpath(os.path.join(base, norm))
+    if full != base and not full.startswith(base.rstrip(os.sep) + os.sep):
+        raise _err(path, f"local path {rel!r} escapes the files directory {ctx.files_dir}", node)
+    return full
+
+
+def _mapping_child(node, key):
+    if isinstance(node, yn.Mapping):
+        return node.items.get(key, node)
+    return node
+
+
+# --- per-object finishing (sugar → Ignition) ---
+
+def _finish(typ: Obj, raw: dict, node, path: str, ctx: _Ctx) -> dict:
+    name = typ.name
+    if name == "resource":
+        given = [k for k in ("source", "inline", "local") if k in raw]
+        if len(given) > 1:
+            raise _err(path, f"{' and '.join(given)} are mutually exclusive", node)
+        out = _to_ign(typ, raw)
+        data = None
+        if "inline" in raw:
+            data = raw["inline"].encode("utf-8")
+        elif "local" in raw:
+            data = _read_local(raw["local"], f"{path}.local", ctx, _mapping_child(node, "local"))
+        if data is not None:
+            out["source"], out["compression"] = make_data_url(data, raw.get("compression"))
+        return out
+    if name in ("unit", "dropin"):
+        if "contents" in raw and "contents_local" in raw:
+            raise _err(path, "contents and contents_local are mutually exclusive", node)
+        out = _to_ign(typ, raw)
+        if "contents_local" in raw:
+            data = _read_local(raw["contents_local"], f"{path}.contents_local", ctx,
+                               _mapping_child(node, "contents_local"))
+            out["contents"] = data.decode("utf-8", errors="replace")
+        return out
+    if name == "user":
+        out = _to_ign(typ, raw)
+        for i, rel in enumerate(raw.get("ssh_authorized_keys_local") or []):
+            p = f"{path}.ssh_authorized_keys_local[{i}]"
+            text = _read_local(rel, p, ctx, _mapping_child(node, "ssh_authorized_keys_local"), "SSH key file")
+            keys = [ln.strip() for ln in text.decode("utf-8", errors="replace").splitlines()]
+            out.setdefault("sshAuthorizedKeys", []).extend(k for k in keys if k and not k.startswith("#"))
+        return out
+    if name in ("file", "directory"):
+        mode = raw.get("mode")
+        if mode is not None and mode & ~0o777 and all(c in "01234567" for c in str(mode)) \
+                and int(str(mode), 8) <= 0o7777:
+            ctx.warnings.append(f"{path}.mode: {DECIMAL_MODE_WARNING}"
+                                f"{_where(_mapping_child(node, 'mode'))}")
+        return _to_ign(typ, raw)
+    if name == "filesystem":
+        if raw.get("with_mount_unit"):
+            ctx.mount_filesystems.append((path, raw, node))
+        return _to_ign(typ, raw)
+    if name == "luks":
+        if "clevis" in raw and ctx.variant == "flatcar":
+            raise _err(f"{path}.clevis", "clevis is not supported on flatcar", _mapping_child(node, "clevis"))
+        ctx.luks[raw.get("name")] = raw
+        return _to_ign(typ, raw)
+    if name == "tree":
+        ctx.trees.append((path, raw, node))
+        return {}
+    return _to_ign(typ, raw)
+
+
+# --- with_mount_unit ---
+
+_UNIT_SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_.")
+
+
+def systemd_escape_path(p: str) -> str:
+    """``systemd-escape --path``: '/'-separated components joined by '-', other bytes \\xNN."""
+    parts = [c for c in p.split("/") if c not in ("",)]
+    if any(c in (".", "..") for c in parts):
+        parts = [c for c in os.path.normpath("/" + "/".join(parts)).split("/") if c]
+    s = "/".join(parts)
+    if not s:
+        return "-"
+    out = []
+    for i, ch in enumerate(s.encode("utf-8")):
+        c = chr(ch)
+        if c == "/":
+            out.append("-")
+        elif (c == "." and i == 0) or c not in _UNIT_SAFE:
+            out.append(f"\\x{ch:02x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def mount_unit(path: str, device: str, fmt: str, mount_options=None, remote=False) -> tuple[str, str]:
+    """(unit name, contents) of the mount unit Butane generates for ``with_mount_unit``."""
+    dev = systemd_escape_path(device)
+    opts = list(mount_options or [])
+    if remote:
+        opts.append("_netdev")
+    lines = [
+        "# Generated by Butane",
+        "[Unit]",
+        f"Requires=systemd-fsck@{dev}.service",
+        f"After=systemd-fsck@{dev}.service",
+        "",
+        "[Mount]",
+        f"Where={path}",
+        f"What={device}",
+        f"Type={fmt}",
+    ]
+    if opts:
+        lines.append("Options=" + ",".join(opts))
+    lines += ["", "[Install]", "RequiredBy=remote-fs.target" if remote else "RequiredBy=local-fs.target"]
+    return systemd_escape_path(path) + ".mount", "\n".join(lines)
+
+
+def swap_unit(device: str, mount_options=None) -> tuple[str, str]:
+    """(unit name, contents) of the swap unit Butane generates for a swap ``with_mount_unit``."""
+    lines = ["# Generated by Butane", "[Swap]", f"What={device}"]
+    if mount_options:
+        lines.append("Options=" + ",".join(mount_options))
+    lines += ["", "[Install]", "RequiredBy=swap.target"]
+    return systemd_escape_path(device) + ".swap", "\n".join(lines)
+
+
+def _is_remote(device: str, ctx: _Ctx) -> bool:
+    for prefix in ("/dev/mapper/", "/dev/disk/by-id/dm-name-"):
+        if device.startswith(prefix):
+            luks = ctx.luks.get(device[len(prefix):])
+            if luks:
+                clevis = luks.get("clevis") or {}
+                if clevis.get("tang") or (clevis.get("custom") or {}).get("needsNetwork"):
+                    return True
+    return False
+
+
+def _mount_units(ctx: _Ctx) -> list:
+    units = []
+    for path, raw, node in ctx.mount_filesystems:
+        fmt = raw.get("format")
+        device = raw["device"] if "device" in raw else None
+        if device is None:
+            raise _err(f"{path}.device", "required when with_mount_unit is true", node)
+        if fmt == "swap" and ctx.level >= 4:
+            name, contents = swap_unit(device, raw.get("mount_options"))
+        else:
+            if not raw.get("path"):
+                raise _err(f"{path}.path", "required when with_mount_unit is true", node)
+            if not fmt:
+                raise _err(f"{path}.format", "required when with_mount_unit is true", node)
+            name, contents = mount_unit(raw["path"], device, fmt, raw.get("mount_options"),
+                                        _is_remote(device, ctx))
+        units.append({"name": name, "enabled": True, "contents": contents})
+    return units
+
+
+# --- trees ---
+
+def _trees(config: dict, ctx: _Ctx) -> None:
+    if not ctx.trees:
+        return
+    storage = config.setdefault("storage", {})
+    files = storage.setdefault("files", [])
+    links = storage.setdefault("links", [])
+    by_path = {f["path"]: f for f in files if "path" in f}
+    link_by_path = {ln["path"]: ln for ln in links if "path" in ln}
+    for tpath, tree, tnode in ctx.trees:
+        if "local" not in tree:
+            raise _err(f"{tpath}.local", "required", tnode)
+        base = _local_path(tree["local"], f"{tpath}.local", ctx, None)
+        if not os.path.isdir(base):
+            raise _err(f"{tpath}.local", f"{tree['local']!r} is not a directory in {ctx.files_dir}")
+        dest = tree.get("path") or "/"
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            entries = sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+            for fname in sorted(entries):
+                src = os.path.join(dirpath, fname)
+                rel = os.path.relpath(src, base)
+                target = os.path.normpath(os.path.join(dest, rel))
+                st = os.lstat(src)
+                if stat.S_ISLNK(st.st_mode):
+                    entry = {"path": target, "target": os.readlink(src)}
+                    if target in link_by_path:
+                        existing = link_by_path[target]
+                        if "target" in existing:
+                            raise _err(tpath, f"{target} is also set in storage.links with a target")
+                        existing.update({**entry, **existing})
+                    else:
+                        links.append(entry)
+                        link_by_path[target] = entry
+                elif stat.S_ISREG(st.st_mode):
+                    with open(src, "rb") as fh:
+                        data = fh.read()
+                    url, comp = make_data_url(data)
+                    entry = {"path": target, "contents": {"source": url, "compression": comp},
+                             "mode": 0o755 if st.st_mode & 0o111 else 0o644}
+                    if target in by_path:
+                        existing = by_path[target]
+                        if "contents" in existing:
+                            raise _err(tpath, f"{target} is also set in storage.files with contents")
+                        merged = {**entry, **existing}
+                        existing.clear()
+                        existing.update(merged)
+                    else:
+                        files.append(entry)
+                        by_path[target] = entry
+                else:
+                    raise _err(tpath, f"{rel!r} is not a regular file or symlink")
+            dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+
+
+# --- output cleanup ---
+
+def _prune(value):
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            v = _prune(v)
+            if v is None or (isinstance(v, (dict, list)) and not v):
+                continue
+            out[k] = v
+        return out
+    if isinstance(value, list):
+        return [_prune(v) for v in value]
+    return value
+
+
+def butane_to_ignition(text: str, files_dir=None, strict: bool = False) -> Translation:
+    """Translate a Butane config (YAML text) to an Ignition config dict.
+
+    ``files_dir`` is the directory ``local`` paths are relative to (``-d``); ``strict``
+    turns warnings into errors.  Raises LivelabError naming the key path on any error.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    root = yn.load(text)
+    if root is None:
+        raise LivelabError(f"Butane config is empty; it needs variant and version "
+                           f"(supported: {supported_variants_text()})")
+    if not isinstance(root, yn.Mapping):
+        raise _err("$", "a Butane config must be a YAML mapping", root)
+    missing = [k for k in ("variant", "version") if k not in root.items or _is_null(root.items[k])]
+    if missing:
+        raise LivelabError(f"Butane config has no {' or '.join(missing)}; "
+                           f"supported: {supported_variants_text()}")
+    for k in ("variant", "version"):
+        if not isinstance(root.items[k], yn.Scalar):
+            raise _err(k, "expected a string", root.items[k])
+    variant, version = root.items["variant"].text, root.items["version"].text
+    spec = spec_for_variant(variant, version)
+    ctx = _Ctx(variant, version, BASE_LEVEL[(variant, version)],
+               os.fspath(files_dir) if files_dir is not None else None)
+    config = _conv(root, SCHEMA, "", ctx)
+    _trees(config, ctx)
+    units = _mount_units(ctx)
+    config.setdefault("ignition", {})["version"] = spec
+    if units:
+        config = merge({"systemd": {"units": units}}, config)
+    config = _prune(config)
+    config["ignition"] = {"version": spec, **{k: v for k, v in config.get("ignition", {}).items()
+                                               if k != "version"}}
+    ordered = {"ignition": config.pop("ignition")}
+    ordered.update(sorted(config.items()))
+    if strict and ctx.warnings:
+        raise LivelabError(f"strict: {len(ctx.warnings)} warning(s): {ctx.warnings[0]}")
+    return Translation(ordered, spec, variant, version, list(ctx.warnings))

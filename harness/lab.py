@@ -1,0 +1,284 @@
+"""One live boot, end to end: artifacts -> Ignition -> loopback services -> boot media -> Machine.
+
+``LiveBoot`` is the plain class behind the pytest fixtures and ``livelab boot``::
+
+    opts = LabOptions(mirror="http://127.0.0.1:8000", keyring="images/out/keyring.gpg")
+    with LiveBoot(BootRequest("fcos", "stable", "pxe", "bios", butane=...), opts, run_dir) as vm:
+        vm.start()
+        vm.machine.wait_for_ssh()
+        vm.machine.succeed("test -e /run/ostree-live")
+
+Every input is checked before any VM starts (memory minimum, method for the OS, Ignition spec
+the target reads, ISO embed areas); the same code path serves real FCOS/Flatcar and the
+project's stand-in mirror: only data differs (``--mirror``, ``--keyring``, the spec table).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from . import artifacts as _artifacts
+from .artifacts import specs as _specs
+from .boot import ipxe as _ipxe
+from .boot import pxe as _pxe
+from .errors import LivelabError
+from .serve import HttpServer, guest_url
+from .ssh import SessionKey
+from .vm.accel import Accel, Timeouts, choose
+from .vm.qemu import COMPLETION_PORT, COMPLETION_TOKEN, LIVEISO_SUCCESS_PORT, Disk, Machine, VMSpec
+from .vocab import check_firmware, check_method, check_stream, memory_minimum
+
+CONSOLE_KARG = "console=ttyS0,115200"
+
+
+@dataclass
+class LabOptions:
+    """Session-wide settings (pytest options / CLI flags)."""
+    mirror: Optional[str] = None
+    keyring: Optional[str] = None
+    insecure: bool = False
+    offline: bool = False
+    cache_dir: Optional[str] = None
+    accel: str = "auto"
+    extend_timeout: float = 0.0
+    ignition_spec_table: Optional[str] = None
+    ignition_max_spec: Optional[str] = None
+    below_minimum: bool = False
+    metadata: Optional[str] = None
+
+
+@dataclass
+class BootRequest:
+    os: str
+    stream: str
+    method: str
+    firmware: str = "bios"
+    memory_mib: Optional[int] = None
+    cpus: int = 2
+    version: Optional[str] = None
+    butane: Optional[str] = None          # Butane text
+    butane_dir: Optional[str] = None      # -d for local file contents
+    ignition: Optional[dict] = None       # or an Ignition config
+    user_config: bool = True              # False: boot with no user Ignition config at all
+    completion: bool = True               # add the completion-token unit (needs a config)
+    ssh: bool = True                      # add the session SSH key for user core
+    kargs: List[str] = field(default_factory=list)         # extra kernel arguments, every boot
+    first_boot_only: List[str] = field(default_factory=list)  # kernel arguments of boot 1 only
+    disks: List[Disk] = field(default_factory=list)
+    oem_config: Optional[dict] = None     # Flatcar: /usr/share/oem/config.ign from an extra initrd
+    name: Optional[str] = None
+
+    @property
+    def test_id(self) -> str:
+        return f"{self.os}.{self.stream}.{self.method}.{self.firmware}"
+
+
+def completion_unit() -> dict:
+    return {
+        "name": "livelab-boot-done.service",
+        "enabled": True,
+        "contents": ("[Unit]\nDescription=livelab: report boot completion on a virtio port\n"
+                     "After=multi-user.target sshd.service\n"
+                     f"ConditionPathExists=/dev/virtio-ports/{COMPLETION_PORT}\n\n"
+                     "[Service]\nType=oneshot\n"
+                     f"ExecStart=/bin/sh -c 'echo {COMPLETION_TOKEN} > /dev/virtio-ports/{COMPLETION_PORT}'\n\n"
+                     "[Install]\nWantedBy=multi-user.target\n"),
+    }
+
+
+def harness_snippet(spec_version: str, ssh_public: Optional[str], completion: bool) -> dict:
+    """The harness's additions to a user config: the session SSH key and the completion unit."""
+    cfg: dict = {"ignition": {"version": spec_version}}
+    if ssh_public:
+        cfg["passwd"] = {"users": [{"name": "core", "sshAuthorizedKeys": [ssh_public]}]}
+    if completion:
+        cfg["systemd"] = {"units": [completion_unit()]}
+    return cfg
+
+
+class LiveBoot:
+    """Prepares and owns one VM of a live boot (and its loopback services)."""
+
+    def __init__(self, request: BootRequest, options: LabOptions, run_dir: Path,
+                 ssh_key: Optional[SessionKey] = None, accel: Optional[Accel] = None):
+        self.req = request
+        self.opts = options
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.accel = accel or choose(options.accel)
+        self.timeouts = Timeouts.for_accel(self.accel, options.extend_timeout)
+        self.ssh_key = ssh_key
+        self.name = request.name or request.test_id
+        self.http: Optional[HttpServer] = None
+        self.machine: Optional[Machine] = None
+        self.release = None
+        self.files: Dict[str, object] = {}
+        self.config: Optional[dict] = None
+        self.boot_kargs: List[List[str]] = []
+        self._validate_request()
+
+    # ------------------------------------------------------------------ checks before boot
+    def _validate_request(self) -> None:
+        r = self.req
+        check_stream(r.os, r.stream)
+        check_method(r.os, r.method)
+        check_firmware(r.firmware)
+        minimum = memory_minimum(r.os, r.method)
+        if r.memory_mib is None:
+            r.memory_mib = minimum.mib
+        elif r.memory_mib < minimum.mib and not self.opts.below_minimum:
+            raise LivelabError(
+                f"{r.memory_mib} MiB is below the minimum of {minimum.mib} MiB for {r.os} via {r.method} "
+                f"({minimum.source}); pass --below-minimum to boot it anyway")
+        if r.memory_mib < 64:
+            raise LivelabError(f"{r.memory_mib} MiB is too little memory for any boot (at least 64 MiB)")
+        if r.cpus < 1:
+            raise LivelabError("a VM needs at least 1 CPU")
+
+    def kinds(self) -> List[str]:
+        m = self.req.method
+        if self.req.os == "flatcar":
+            return ["kernel", "initramfs"]
+        if m in ("iso", "iso-fromram"):
+            return ["iso"]
+        return ["kernel", "initramfs", "rootfs"]
+
+    def render_config(self) -> Optional[dict]:
+        """Butane/Ignition of the request + harness snippet, validated for the target."""
+        from . import ignition as ign
+        r = self.req
+        if not r.user_config:
+            self.config = None
+            return None
+        if r.butane is not None:
+            user = ign.butane_to_ignition(r.butane, files_dir=r.butane_dir).config
+        elif r.ignition is not None:
+            user = copy.deepcopy(r.ignition)
+        else:
+            user = None
+        max_spec = _specs.max_spec(r.os, self.release.version, table_override=self.opts.ignition_spec_table,
+                                   max_override=self.opts.ignition_max_spec)
+        spec = user["ignition"]["version"] if user else _specs_default(max_spec)
+        snippet = harness_snippet(spec, self.ssh_key.public if (self.ssh_key and r.ssh) else None, r.completion)
+        config = ign.merge(user, snippet) if user else snippet
+        ign.validate_or_raise(config)
+        ign.check_target(config, max_spec, target=f"{r.os} {self.release.version}")
+        self.config = config
+        (self.run_dir / "config.ign").write_text(json.dumps(config, indent=2, sort_keys=True))
+        return config
+
+    # ------------------------------------------------------------------ preparation
+    def prepare(self) -> Machine:
+        """Resolve, fetch and verify artifacts, render Ignition, build the boot media. No VM yet."""
+        r = self.req
+        self.release = _artifacts.resolve(r.os, r.stream, version=r.version, mirror=self.opts.mirror,
+                                          metadata=self.opts.metadata, cache_dir=self.opts.cache_dir,
+                                          offline=self.opts.offline)
+        self.files = _artifacts.fetch(self.release, kinds=self.kinds(), keyring=self.opts.keyring,
+                                      insecure=self.opts.insecure, offline=self.opts.offline,
+                                      cache_dir=self.opts.cache_dir)
+        self.render_config()
+        self.http = HttpServer()
+        spec = VMSpec(name=self.name, memory_mib=r.memory_mib, cpus=r.cpus, firmware=r.firmware,
+                      http_port=self.http.port, disks=list(r.disks))
+        if not r.completion or not self.config:
+            spec.virtio_ports = []
+        if r.method in ("iso", "iso-fromram") and not self.config:
+            spec.virtio_ports = [LIVEISO_SUCCESS_PORT]
+        # artifacts are served from the verified cache under their upstream (cache-key) paths
+        from .artifacts.mirror import cache_key
+        self.paths = {}
+        for kind, local in self.files.items():
+            key = cache_key(self.release.artifacts[kind].upstream_url)
+            self.http.publish(key, Path(local.path))
+            self.paths[kind] = key
+        if self.config:
+            self.http.publish("config.ign", json.dumps(self.config).encode())
+        self.machine = Machine(spec, self.run_dir, self.accel, self.timeouts, ssh_key=self.ssh_key)
+        self.machine.boots_kargs = self.boot_kargs
+        self._prepare_boot(1)
+        self.machine.write_vm_json(self.vm_record())
+        return self.machine
+
+    def kargs_for_boot(self, boot: int) -> List[str]:
+        r = self.req
+        args: List[str] = []
+        if r.os == "fcos":
+            if r.method not in ("iso", "iso-fromram"):
+                args += ["ignition.firstboot", "ignition.platform.id=metal"]
+                if self.config:
+                    args.append(f"ignition.config.url={guest_url('config.ign')}")
+                if r.method in ("pxe-rootfs-url", "ipxe", "ipxe-chain"):
+                    args.append(f"coreos.live.rootfs_url={guest_url(self.paths['rootfs'])}")
+            elif r.method == "iso-fromram":
+                args.append("coreos.liveiso.fromram")
+        else:
+            args.append("flatcar.first_boot=1")
+            if self.config:
+                args.append(f"ignition.config.url={guest_url('config.ign')}")
+        args.append(CONSOLE_KARG)
+        args += r.kargs
+        if boot == 1:
+            args += r.first_boot_only
+        return args
+
+    def _prepare_boot(self, boot: int, kargs: Optional[List[str]] = None) -> None:
+        from .boot import methods
+        kargs = kargs if kargs is not None else self.kargs_for_boot(boot)
+        self.boot_kargs.append(kargs)
+        methods.prepare(self, kargs)
+
+    def vm_record(self) -> dict:
+        return {
+            "test_id": self.req.test_id, "name": self.name,
+            "request": {k: v for k, v in self.req.__dict__.items() if k not in ("disks",)},
+            "release": self.release.to_dict() if self.release else None,
+            "artifacts": {k: {"path": v.path, "digests": v.digests, "verified_with": v.verified_with,
+                              "insecure": v.insecure} for k, v in self.files.items()},
+            "kernel_args_per_boot": self.boot_kargs,
+            "options": self.opts.__dict__,
+        }
+
+    # ------------------------------------------------------------------ life
+    def start(self) -> Machine:
+        if self.machine is None:
+            self.prepare()
+        self.machine.start()
+        from .boot import methods
+        methods.after_start(self)
+        return self.machine
+
+    def power_cycle(self, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
+        """Power off and boot again, with kernel arguments changed for the next boot."""
+        boot = self.machine.boot_index + 1
+        kargs = [a for a in self.kargs_for_boot(boot) if a.split("=", 1)[0] not in remove and a not in remove]
+        kargs += list(add)
+        self.machine.stop()
+        self._prepare_boot(boot, kargs)
+        self.machine.write_vm_json(self.vm_record())
+        self.machine.start()
+        from .boot import methods
+        methods.after_start(self)
+
+    def close(self) -> None:
+        if self.machine is not None:
+            self.machine.close()
+        if self.http is not None:
+            self.http.close()
+            self.http = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _specs_default(max_spec: str) -> str:
+    """The spec of a harness-only config: the newest stable spec the target reads, at most 3.3.0."""
+    return max_spec if _specs.parse_spec(max_spec) <= _specs.parse_spec("3.3.0") else "3.3.0"

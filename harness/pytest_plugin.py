@@ -1,0 +1,176 @@
+"""livelab's pytest plugin (registered by the ``pytest11`` entry point): options and fixtures.
+
+Thin glue over plain classes (``LiveBoot``, ``Machine``, ``Console``, ``SSH``).  Defaults for the
+mirror, keyring and Ignition spec table can be set as ini options (``livelab_mirror`` ...), which
+is how this repository points its own tests at the stand-in mirror built by ``make images``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from . import runtime
+from .lab import BootRequest, LabOptions, LiveBoot
+from .ssh import SessionKey
+
+ARTIFACT_FILES = ("console.log", "qemu-cmdline.txt", "config.ign", "vm.json", "timings.json", "kargs.txt")
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("livelab", "livelab: live FCOS / Flatcar boots")
+    g.addoption("--os", action="append", default=None, help="run only these OSes (fcos, flatcar)")
+    g.addoption("--stream", action="append", default=None, help="FCOS streams to run (stable, testing, next)")
+    g.addoption("--channel", action="append", default=None, help="Flatcar channels to run (stable, beta, alpha, lts)")
+    g.addoption("--firmware", action="append", default=None, help="firmware to run (bios, uefi)")
+    g.addoption("--accel", default="auto", choices=("auto", "kvm", "tcg"), help="QEMU accelerator (auto probes KVM)")
+    g.addoption("--mirror", default=None, help="mirror base URL (or directory) for upstream artifact URLs; 'none' for upstream")
+    g.addoption("--keyring", default=None, help="OpenPGP keyring trusted for artifact signatures")
+    g.addoption("--ignition-spec-table", default=None, help="extra Ignition spec table (JSON)")
+    g.addoption("--ignition-max-spec", default=None, help="newest Ignition spec the target reads (override)")
+    g.addoption("--insecure", action="store_true", help="do not check signatures (reported)")
+    g.addoption("--offline", action="store_true", help="use only cached artifacts")
+    g.addoption("--cache-dir", default=None, help="artifact cache directory")
+    g.addoption("--keep-vms", action="store_true", help="leave VMs running after their test (for debugging)")
+    g.addoption("--extend-timeout", type=float, default=0.0, metavar="PCT", help="extend every timeout by PCT percent")
+    g.addoption("--below-minimum", action="store_true", help="allow memory below the documented minimum")
+    g.addoption("--run-dir", default=None, help="where per-VM artifacts go (default: runs/<timestamp>)")
+    for name, help_ in (("livelab_mirror", "default --mirror"), ("livelab_keyring", "default --keyring"),
+                        ("livelab_ignition_spec_table", "default --ignition-spec-table")):
+        parser.addini(name, help_, default=None)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "ci: end-to-end boot in CI's budget")
+    config.addinivalue_line("markers", "e2e: boots VMs")
+    config.addinivalue_line("markers", "real: needs real FCOS/Flatcar artifacts (skips with a reason when unreachable)")
+    config.addinivalue_line("markers", "slow: long end-to-end test (make test-e2e)")
+
+
+def pytest_sessionstart(session):
+    # VMs of dead runs are killed; VMs of live runs (other terminals, other workers) are kept
+    runtime.reap_stale(log=lambda msg: print(msg))
+
+
+def _ini_path(config, name):
+    value = config.getini(name)
+    if not value:
+        return None
+    if re.match(r"^[a-z]+://", value):
+        return value
+    return str((Path(config.rootpath) / value).resolve())
+
+
+class LivelabSession:
+    """Session-wide state: options, accelerator, SSH key, run directory."""
+
+    def __init__(self, config):
+        opt = config.getoption
+        mirror = opt("--mirror") or _ini_path(config, "livelab_mirror")
+        if mirror == "none":
+            mirror = None
+        self.options = LabOptions(
+            mirror=mirror,
+            keyring=opt("--keyring") or (_ini_path(config, "livelab_keyring") if mirror else None),
+            insecure=opt("--insecure"), offline=opt("--offline"), cache_dir=opt("--cache-dir"),
+            accel=opt("--accel"), extend_timeout=opt("--extend-timeout"),
+            ignition_spec_table=opt("--ignition-spec-table") or (
+                _ini_path(config, "livelab_ignition_spec_table") if mirror else None),
+            ignition_max_spec=opt("--ignition-max-spec"), below_minimum=opt("--below-minimum"))
+        root = opt("--run-dir") or os.environ.get("LIVELAB_RUN_DIR")
+        if not root:
+            stamp = os.environ.setdefault("LIVELAB_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))
+            root = str(Path(config.rootpath) / "runs" / stamp)
+        self.run_root = Path(root)
+        self.run_root.mkdir(parents=True, exist_ok=True)
+        self.keep_vms = opt("--keep-vms")
+        self._key = None
+        self._accel = None
+
+    @property
+    def ssh_key(self) -> SessionKey:
+        if self._key is None:
+            self._key = SessionKey(self.run_root / "ssh")
+        return self._key
+
+    @property
+    def accel(self):
+        if self._accel is None:
+            from .vm.accel import choose
+            self._accel = choose(self.options.accel)
+        return self._accel
+
+    def run_dir_for(self, nodeid: str, vm: str = "") -> Path:
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::")[-1])
+        path = self.run_root / name
+        if vm:
+            path = path / vm
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@pytest.fixture(scope="session")
+def livelab(pytestconfig) -> LivelabSession:
+    return LivelabSession(pytestconfig)
+
+
+class VMFactory:
+    """Boots live VMs for one test; closes them (or keeps them with --keep-vms) at its end."""
+
+    def __init__(self, session: LivelabSession, request):
+        self.session = session
+        self.request = request
+        self.boots: List[LiveBoot] = []
+
+    def __call__(self, boot: BootRequest, start: bool = True, name: str = "") -> LiveBoot:
+        name = name or f"vm{len(self.boots) + 1}"
+        run_dir = self.session.run_dir_for(self.request.node.nodeid, name if self.boots or name != "vm1" else "")
+        lb = LiveBoot(boot, self.session.options, run_dir, ssh_key=self.session.ssh_key,
+                      accel=self.session.accel)
+        self.boots.append(lb)
+        self.request.node.livelab_run_dirs = [b.run_dir for b in self.boots]
+        if start:
+            lb.start()
+        return lb
+
+    def close(self) -> None:
+        for lb in self.boots:
+            if self.session.keep_vms and lb.machine and lb.machine.running:
+                print(f"livelab: keeping {lb.name} (pid {lb.machine.proc.pid}), SSH port {lb.machine.spec.ssh_port}")
+                continue
+            lb.close()
+
+
+@pytest.fixture
+def live_vm(livelab, request):
+    """Factory: ``vm = live_vm(BootRequest(...))`` boots a VM; all are closed after the test."""
+    factory = VMFactory(livelab, request)
+    yield factory
+    factory.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    dirs = getattr(item, "livelab_run_dirs", None)
+    if not dirs or report.when != "call":
+        return
+    for d in dirs:
+        report.user_properties.append(("livelab_run_dir", str(d)))
+    if not report.failed:
+        return
+    for d in dirs:
+        for fname in ARTIFACT_FILES:
+            path = Path(d) / fname
+            if not path.exists():
+                continue
+            text = path.read_text(errors="replace")
+            if fname == "console.log":
+                text = "\n".join(text.splitlines()[-80:])
+            report.sections.append((f"livelab {Path(d).name}/{fname}", text[-20000:]))

@@ -1,0 +1,209 @@
+"""Process safety shared by every VM of every run on this host.
+
+- A registry of live VMs (``<state>/vms/<qemu pid>.json``) naming the process that owns each;
+  ``reap_stale()`` kills QEMUs whose owner is dead and leaves those of live runs alone.
+- Admission: a VM starts only when the memory and CPUs it asks for fit beside the VMs already
+  admitted on this host (a ledger under a file lock), so parallel guests never starve.
+- Free loopback ports that never collide between pytest-xdist workers (a lock file per port).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+from filelock import FileLock
+
+from .errors import LivelabError
+
+
+def state_dir() -> Path:
+    base = os.environ.get("LIVELAB_STATE_DIR") or f"/tmp/livelab-{os.getuid()}"
+    path = Path(base)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def _proc_start_time(pid: int) -> Optional[str]:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        return None
+
+
+def pid_alive(pid: int, start_time: Optional[str] = None) -> bool:
+    now = _proc_start_time(pid)
+    if now is None:
+        return False
+    return start_time is None or now == start_time
+
+
+def owner_record() -> dict:
+    pid = os.getpid()
+    return {"owner_pid": pid, "owner_start": _proc_start_time(pid)}
+
+
+# ---------------------------------------------------------------- VM registry and reaping
+
+def register_vm(qemu_pid: int, name: str, run_dir: Path) -> Path:
+    vms = state_dir() / "vms"
+    vms.mkdir(exist_ok=True)
+    rec = {"qemu_pid": qemu_pid, "qemu_start": _proc_start_time(qemu_pid), "name": name,
+           "run_dir": str(run_dir), **owner_record()}
+    path = vms / f"{qemu_pid}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(rec))
+    tmp.replace(path)
+    return path
+
+
+def unregister_vm(qemu_pid: int) -> None:
+    try:
+        (state_dir() / "vms" / f"{qemu_pid}.json").unlink()
+    except FileNotFoundError:
+        pass
+
+
+def reap_stale(log=print) -> list:
+    """Kill VMs whose owning process is gone; return the names reaped."""
+    reaped = []
+    vms = state_dir() / "vms"
+    if not vms.is_dir():
+        return reaped
+    for rec_path in vms.glob("*.json"):
+        try:
+            rec = json.loads(rec_path.read_text())
+        except (OSError, ValueError):
+            rec_path.unlink(missing_ok=True)
+            continue
+        if pid_alive(rec["owner_pid"], rec.get("owner_start")):
+            continue
+        pid = rec["qemu_pid"]
+        if pid_alive(pid, rec.get("qemu_start")):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                reaped.append(rec.get("name", str(pid)))
+                log(f"livelab: reaped stale VM {rec.get('name')} (pid {pid}) of dead run {rec['owner_pid']}")
+            except ProcessLookupError:
+                pass
+        rec_path.unlink(missing_ok=True)
+    return reaped
+
+
+# ---------------------------------------------------------------- admission by memory and CPUs
+
+def host_resources() -> tuple:
+    """(available memory MiB, CPU count) of this host."""
+    mem = None
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                mem = int(line.split()[1]) // 1024
+    return mem or 0, os.cpu_count() or 1
+
+
+class Admission:
+    """A host-wide ledger of (memory, CPUs) claimed by running VMs.
+
+    Memory: a VM's claim is its guest RAM plus QEMU's overhead; the sum stays below the
+    host's total memory less a headroom.  CPUs: the sum of vCPUs stays at or below the host's
+    CPU count (TCG runs one host thread per vCPU: overcommitting starves guests into timeouts).
+    """
+
+    OVERHEAD_MIB = 256
+    HEADROOM_MIB = 2048
+
+    def __init__(self, total_mem_mib: Optional[int] = None, cpus: Optional[int] = None):
+        self.path = state_dir() / "admission.json"
+        self.lock = FileLock(str(self.path) + ".lock")
+        if total_mem_mib is None:
+            with open("/proc/meminfo") as f:
+                total_mem_mib = int(f.readline().split()[1]) // 1024
+        self.total_mem = total_mem_mib - self.HEADROOM_MIB
+        self.cpus = cpus or os.cpu_count() or 1
+
+    def _load(self) -> dict:
+        try:
+            claims = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            claims = {}
+        return {k: c for k, c in claims.items() if pid_alive(c["owner_pid"], c.get("owner_start"))}
+
+    def _save(self, claims: dict) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(claims))
+        tmp.replace(self.path)
+
+    def fits(self, claims: dict, mem: int, cpus: int) -> bool:
+        used_mem = sum(c["mem"] for c in claims.values())
+        used_cpu = sum(c["cpus"] for c in claims.values())
+        return used_mem + mem <= self.total_mem and used_cpu + cpus <= self.cpus
+
+    def acquire(self, key: str, memory_mib: int, cpus: int, timeout: float) -> None:
+        mem = memory_mib + self.OVERHEAD_MIB
+        if mem > self.total_mem or cpus > self.cpus:
+            raise LivelabError(
+                f"VM {key} needs {memory_mib} MiB and {cpus} vCPUs; this host can run at most "
+                f"{self.total_mem - self.OVERHEAD_MIB} MiB and {self.cpus} vCPUs per VM")
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                claims = self._load()
+                if self.fits(claims, mem, cpus):
+                    claims[key] = {"mem": mem, "cpus": cpus, **owner_record()}
+                    self._save(claims)
+                    return
+            if time.monotonic() > deadline:
+                raise LivelabError(f"VM {key} waited {timeout:.0f} s for {memory_mib} MiB and {cpus} vCPUs"
+                                   " to become free on this host")
+            time.sleep(0.5)
+
+    def release(self, key: str) -> None:
+        with self.lock:
+            claims = self._load()
+            claims.pop(key, None)
+            self._save(claims)
+
+
+# ---------------------------------------------------------------- ports
+
+class PortLease:
+    """A loopback TCP port held by this process until release (a lock file per port)."""
+
+    def __init__(self, port: int, lock: FileLock):
+        self.port = port
+        self._lock = lock
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+def lease_port() -> PortLease:
+    ports = state_dir() / "ports"
+    ports.mkdir(exist_ok=True)
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        lock = FileLock(str(ports / f"{port}.lock"), timeout=0)
+        try:
+            lock.acquire()
+        except Exception:
+            continue
+        return PortLease(port, lock)
+    raise LivelabError("could not find a free loopback port")
+
+
+@contextmanager
+def leased_port():
+    lease = lease_port()
+    try:
+        yield lease.port
+    finally:
+        lease.release()

@@ -1,0 +1,158 @@
+"""SSH into a guest with paramiko.
+
+- One ed25519 key per test session (``SessionKey``), written 0600 into the run directory.
+- ``wait_for_ssh`` retries with backoff until the guest accepts the key, checking the VM's
+  console watchers between tries so a failed boot is reported at once.
+- A live system makes new host keys at every boot: the first key seen after a boot is accepted
+  and pinned for that boot; a different key within the same boot is refused.
+"""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import paramiko
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .errors import BootFailure
+
+
+class SessionKey:
+    """An ed25519 key pair for a test session."""
+
+    def __init__(self, directory: Path):
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "id_ed25519"
+        if not self.path.exists():
+            key = Ed25519PrivateKey.generate()
+            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                    serialization.NoEncryption())
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(pem)
+            pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                serialization.PublicFormat.OpenSSH)
+            (directory / "id_ed25519.pub").write_bytes(pub + b" livelab\n")
+        os.chmod(self.path, 0o600)
+        self.pkey = paramiko.Ed25519Key.from_private_key_file(str(self.path))
+        self.public = (directory / "id_ed25519.pub").read_text().strip()
+
+
+class _PinPerBoot(paramiko.MissingHostKeyPolicy):
+    def __init__(self, owner: "SSH"):
+        self.owner = owner
+
+    def missing_host_key(self, client, hostname, key):
+        pinned = self.owner.pinned_host_key
+        if pinned is None:
+            self.owner.pinned_host_key = key
+            return
+        if key.asbytes() != pinned.asbytes():
+            raise paramiko.SSHException(
+                f"host key of {hostname} changed within one boot ({key.get_fingerprint().hex()})")
+
+
+class CommandFailed(AssertionError):
+    pass
+
+
+class SSH:
+    """A paramiko connection to one guest, re-established after reboots."""
+
+    def __init__(self, host: str, port: int, key: SessionKey, user: str = "core", name: str = "vm"):
+        self.host, self.port, self.key, self.user, self.name = host, port, key, user, name
+        self.client: Optional[paramiko.SSHClient] = None
+        self.pinned_host_key = None
+
+    # ------------------------------------------------------------------ connection
+    def new_boot(self) -> None:
+        """The guest rebooted: drop the connection and accept its new host key once."""
+        self.close()
+        self.pinned_host_key = None
+
+    def _connect(self, timeout: float) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(_PinPerBoot(self))
+        client.connect(self.host, port=self.port, username=self.user, pkey=self.key.pkey,
+                       timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+                       allow_agent=False, look_for_keys=False)
+        client.get_transport().set_keepalive(15)
+        return client
+
+    def wait(self, timeout: float, check: Callable[[], None] = lambda: None) -> float:
+        """Wait until the guest accepts our key; ``check`` raises if the boot failed meanwhile."""
+        start = time.monotonic()
+        deadline = start + timeout
+        delay = 0.5
+        last = "no attempt"
+        while True:
+            check()
+            try:
+                self.client = self._connect(timeout=min(20.0, max(2.0, deadline - time.monotonic())))
+                return time.monotonic() - start
+            except (paramiko.SSHException, socket.error, EOFError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() + delay > deadline:
+                raise BootFailure(f"{self.name}: SSH to {self.user}@{self.host}:{self.port} not ready "
+                                  f"after {timeout:.0f} s (last error: {last})")
+            check_deadline = time.monotonic() + delay
+            while time.monotonic() < check_deadline:
+                check()
+                time.sleep(min(0.25, max(0.0, check_deadline - time.monotonic())))
+            delay = min(delay * 1.5, 3.0)
+
+    def _client(self) -> paramiko.SSHClient:
+        if self.client is None or not self.client.get_transport() or not self.client.get_transport().is_active():
+            self.client = self._connect(timeout=30)
+        return self.client
+
+    # ------------------------------------------------------------------ commands
+    def run(self, command: str, timeout: float = 120) -> tuple:
+        """Run a command: (exit status, stdout, stderr)."""
+        client = self._client()
+        stdin, stdout, stderr = client.exec_command(command, timeout=timeout)
+        stdin.close()
+        out = stdout.read().decode(errors="replace")
+        err = stderr.read().decode(errors="replace")
+        return stdout.channel.recv_exit_status(), out, err
+
+    def succeed(self, command: str, timeout: float = 120) -> str:
+        """Run a command that must succeed; return its stdout."""
+        status, out, err = self.run(command, timeout)
+        if status != 0:
+            raise CommandFailed(f"{self.name}: `{command}` exited {status}\nstdout: {out.strip()[-2000:]}\n"
+                                f"stderr: {err.strip()[-2000:]}")
+        return out
+
+    def fail(self, command: str, timeout: float = 120) -> str:
+        """Run a command that must fail; return its stdout + stderr."""
+        status, out, err = self.run(command, timeout)
+        if status == 0:
+            raise CommandFailed(f"{self.name}: `{command}` succeeded but was expected to fail\nstdout: {out.strip()[-2000:]}")
+        return out + err
+
+    def get(self, remote: str, local: Path) -> None:
+        with self._client().open_sftp() as sftp:
+            sftp.get(remote, str(local))
+
+    def put(self, local: Path, remote: str) -> None:
+        with self._client().open_sftp() as sftp:
+            sftp.put(str(local), remote)
+
+    def read_text(self, remote: str) -> str:
+        with self._client().open_sftp() as sftp, sftp.open(remote) as f:
+            return f.read().decode(errors="replace")
+
+    def close(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.close()
+            except Exception:
+                pass
+            self.client = None

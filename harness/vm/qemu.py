@@ -1,0 +1,498 @@
+"""One class owns one QEMU VM's life: command line, start, QMP, console, SSH, reboot, kill.
+
+Modelled on QEMU's ``python/qemu/machine``: ``Machine(spec, run_dir)`` builds the command line
+from a ``VMSpec`` (pure data, unit-tested), starts QEMU paused, connects QMP (``qemu.qmp``) and
+the serial console, then resumes it.  Runbook-style helpers (``wait_for_console_text``,
+``wait_for_ssh``, ``succeed``, ``fail``, ``wait_for_unit``) read like the NixOS test driver.
+
+Process safety: QEMU gets ``PR_SET_PDEATHSIG`` = SIGKILL (it dies with its test even when pytest
+is SIGKILLed), is registered for ``runtime.reap_stale`` and is admitted by memory and CPUs.
+Networking is QEMU user mode with ``restrict=on``: the guest reaches only the harness's HTTP
+server through ``guestfwd`` (10.0.2.100:80), QEMU's built-in TFTP, and SSH is forwarded to a
+127.0.0.1 port.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from .. import runtime
+from ..console import Console, ConsoleTap
+from ..errors import BootFailure, LivelabError
+from ..serve import GUEST_HTTP_IP, GUEST_HTTP_PORT, relay_command
+from ..ssh import SSH, SessionKey
+from .accel import Accel, Timeouts, qemu_binary
+
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+IPXE_ROM = {  # Debian's ipxe-qemu: one ROM with the BIOS and the EFI iPXE images
+    "virtio-net-pci": "/usr/lib/ipxe/qemu/efi-virtio.rom",
+    "e1000": "/usr/lib/ipxe/qemu/efi-e1000.rom",
+}
+COMPLETION_PORT = "org.livelab.boot-done"
+COMPLETION_TOKEN = "livelab-boot-done"
+LIVEISO_SUCCESS_PORT = "coreos.liveiso-success"
+
+
+@dataclass
+class Disk:
+    """A virtual disk: a qcow2 overlay on ``backing`` (never a copy), or a blank one of ``size``."""
+    name: str
+    size: Optional[str] = None           # e.g. "8G" for a blank disk
+    backing: Optional[str] = None        # base image the overlay sits on
+    backing_format: str = "raw"
+    serial: Optional[str] = None         # appears as /dev/disk/by-id/virtio-<serial>
+    interface: str = "virtio"            # virtio | cdrom-disk (ISO attached as a disk)
+
+
+@dataclass
+class VMSpec:
+    """Everything needed to re-create a VM (saved as vm.json)."""
+    name: str
+    memory_mib: int
+    cpus: int = 2
+    firmware: str = "bios"                # bios | uefi
+    machine: str = "q35"
+    # direct kernel boot (PXE-equivalent kernel arguments go here or into a boot script)
+    kernel: Optional[str] = None
+    initrds: List[str] = field(default_factory=list)
+    append: Optional[str] = None
+    boot: str = "disk"                    # network | cdrom | disk | kernel
+    nic_model: str = "virtio-net-pci"
+    nic_rom: Optional[str] = None         # None: the iPXE ROM of the NIC model
+    tftp_dir: Optional[str] = None
+    bootfile: Optional[str] = None
+    http_port: Optional[int] = None       # harness HTTP server on 127.0.0.1, reached at 10.0.2.100:80
+    ssh_port: Optional[int] = None        # hostfwd 127.0.0.1:ssh_port -> guest 22
+    cdrom: Optional[str] = None
+    disks: List[Disk] = field(default_factory=list)
+    virtio_ports: List[str] = field(default_factory=lambda: [COMPLETION_PORT])
+    fw_cfg: Dict[str, str] = field(default_factory=dict)
+    extra_args: List[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "VMSpec":
+        data = dict(data)
+        data["disks"] = [Disk(**d) for d in data.get("disks", [])]
+        return cls(**data)
+
+
+def _set_pdeathsig():
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    os.setpgid(0, 0)               # own process group: a Ctrl-C to pytest reaches us through cleanup
+
+
+def build_command(spec: VMSpec, run_dir: Path, accel: Accel, qemu: str = "qemu-system-x86_64") -> List[str]:
+    """The QEMU command line for ``spec`` (pure: no side effects)."""
+    rd = Path(run_dir)
+    cmd = [qemu, "-name", f"livelab-{spec.name},process=livelab-{spec.name}",
+           "-machine", f"{spec.machine}", *accel.qemu_args(),
+           "-m", str(spec.memory_mib), "-smp", str(spec.cpus),
+           "-nodefaults", "-no-user-config", "-nographic", "-monitor", "none",
+           "-S"]
+    if spec.firmware == "uefi":
+        cmd += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+                "-drive", f"if=pflash,format=raw,unit=1,file={rd / 'OVMF_VARS.fd'}"]
+    elif spec.firmware != "bios":
+        raise LivelabError(f"unknown firmware {spec.firmware!r}")
+    # serial console: a socket for pexpect, every byte also logged by QEMU itself
+    cmd += ["-chardev", f"socket,id=serial0,path={rd / 'console.sock'},server=on,wait=off,"
+                        f"logfile={rd / 'console.log'},logappend=on",
+            "-serial", "chardev:serial0"]
+    cmd += ["-qmp", f"unix:{rd / 'qmp.sock'},server=on,wait=off"]
+    # virtio-serial ports (completion token, coreos.liveiso-success): each to a file
+    if spec.virtio_ports:
+        cmd += ["-device", "virtio-serial-pci,id=vser0"]
+        for i, port in enumerate(spec.virtio_ports):
+            cmd += ["-chardev", f"file,id=vport{i},path={rd / ('port-' + port)}",
+                    "-device", f"virtserialport,bus=vser0.0,chardev=vport{i},name={port}"]
+    # network: user mode, restricted; only the harness's services are reachable
+    net = ["user", "id=net0", "restrict=on", "ipv6=off"]
+    if spec.tftp_dir:
+        net.append(f"tftp={spec.tftp_dir}")
+    if spec.bootfile:
+        net.append(f"bootfile={spec.bootfile}")
+    if spec.ssh_port:
+        net.append(f"hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22")
+    if spec.http_port:
+        net.append(f"guestfwd=tcp:{GUEST_HTTP_IP}:{GUEST_HTTP_PORT}-cmd:{relay_command(spec.http_port)}")
+    cmd += ["-netdev", ",".join(net)]
+    nic = f"{spec.nic_model},netdev=net0,id=nic0"
+    rom = spec.nic_rom if spec.nic_rom is not None else IPXE_ROM.get(spec.nic_model)
+    if spec.boot == "network" and rom:
+        nic += f",romfile={rom},bootindex=1"
+    else:
+        nic += ",romfile="
+    cmd += ["-device", nic]
+    # media
+    if spec.cdrom:
+        cmd += ["-drive", f"if=none,id=cd0,media=cdrom,format=raw,readonly=on,file={spec.cdrom}",
+                "-device", "ide-cd,drive=cd0,id=cd0dev,bus=ide.0" + (",bootindex=1" if spec.boot == "cdrom" else "")]
+    for i, disk in enumerate(spec.disks):
+        path = rd / f"disk-{disk.name}.qcow2"
+        if disk.interface == "cdrom-disk":
+            dev = f"virtio-blk-pci,drive=disk{i},id=disk{i}dev"
+        else:
+            dev = f"virtio-blk-pci,drive=disk{i},id=disk{i}dev"
+        if disk.serial:
+            dev += f",serial={disk.serial}"
+        if spec.boot == "disk" and i == 0:
+            dev += ",bootindex=1"
+        cmd += ["-drive", f"if=none,id=disk{i},format=qcow2,file={path},discard=unmap", "-device", dev]
+    if spec.boot == "kernel" or spec.kernel:
+        if not spec.kernel:
+            raise LivelabError("direct kernel boot needs a kernel")
+        cmd += ["-kernel", spec.kernel]
+        if spec.initrds:
+            cmd += ["-initrd", ",".join(spec.initrds)]
+        if spec.append:
+            cmd += ["-append", spec.append]
+    for name, path in spec.fw_cfg.items():
+        cmd += ["-fw_cfg", f"name={name},file={path}"]
+    cmd += ["-rtc", "base=utc", "-device", "virtio-rng-pci"]
+    cmd += list(spec.extra_args)
+    return cmd
+
+
+def isolation_problems(cmd: List[str]) -> List[str]:
+    """Why a command line would let a guest reach beyond the harness's loopback services."""
+    problems = []
+    for i, arg in enumerate(cmd):
+        if arg != "-netdev" or i + 1 >= len(cmd):
+            continue
+        opts = cmd[i + 1].split(",")
+        kind = opts[0]
+        if kind != "user":
+            problems.append(f"netdev {kind!r} is not user mode")
+            continue
+        if "restrict=on" not in opts:
+            problems.append("user netdev without restrict=on")
+        for opt in opts:
+            if opt.startswith("hostfwd=") and not re.match(r"hostfwd=tcp:127\.0\.0\.1:\d+-:\d+$", opt):
+                problems.append(f"{opt} is not bound to 127.0.0.1")
+            if opt.startswith("guestfwd="):
+                m = re.search(r"-cmd:(.*)$", cmd[i + 1])
+                target = m.group(1) if m else ""
+                if not re.search(r"127\.0\.0\.1:\d+$", target):
+                    problems.append(f"guestfwd relays to {target!r}, not 127.0.0.1")
+    if any(a in ("-net", "-nic") for a in cmd):
+        problems.append("legacy -net/-nic option")
+    return problems
+
+
+class Machine:
+    """One VM.  ``with Machine(spec, run_dir) as m: m.start(); m.wait_for_ssh(); m.succeed("id")``."""
+
+    def __init__(self, spec: VMSpec, run_dir: Path, accel: Accel, timeouts: Optional[Timeouts] = None,
+                 ssh_key: Optional[SessionKey] = None, admission: Optional[runtime.Admission] = None,
+                 ssh_user: str = "core"):
+        self.spec = spec
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.accel = accel
+        self.timeouts = timeouts or Timeouts.for_accel(accel)
+        self.ssh_key = ssh_key
+        self.ssh_user = ssh_user
+        self.admission = admission if admission is not None else runtime.Admission()
+        self.proc: Optional[subprocess.Popen] = None
+        self.qmp: Optional[QEMUMonitorProtocol] = None
+        self.console: Optional[Console] = None
+        self.ssh: Optional[SSH] = None
+        self._ssh_lease: Optional[runtime.PortLease] = None
+        self._admitted = False
+        self.boot_index = 0
+        self.boots: List[dict] = []     # per boot: kernel args, phases
+        self.t0 = 0.0
+        self.tap = ConsoleTap(time.monotonic())
+        self._starts = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def _prepare_disks(self) -> None:
+        for disk in self.spec.disks:
+            path = self.run_dir / f"disk-{disk.name}.qcow2"
+            if path.exists():
+                continue
+            if disk.backing:
+                args = ["qemu-img", "create", "-q", "-f", "qcow2", "-F", disk.backing_format,
+                        "-b", str(Path(disk.backing).resolve()), str(path)]
+            else:
+                args = ["qemu-img", "create", "-q", "-f", "qcow2", str(path), disk.size or "8G"]
+            subprocess.run(args, check=True)
+        if self.spec.firmware == "uefi" and not (self.run_dir / "OVMF_VARS.fd").exists():
+            if not os.path.exists(OVMF_CODE):
+                raise LivelabError(f"UEFI firmware {OVMF_CODE} missing: apt-get install ovmf")
+            shutil.copyfile(OVMF_VARS, self.run_dir / "OVMF_VARS.fd")
+
+    def command(self) -> List[str]:
+        return build_command(self.spec, self.run_dir, self.accel, qemu_binary())
+
+    def start(self) -> None:
+        """Start QEMU (admitted by memory and CPUs), connect QMP and console, resume the guest."""
+        if self.proc is not None:
+            raise LivelabError(f"{self.spec.name} is already running")
+        if not self._admitted:
+            self.admission.acquire(f"{self.spec.name}-{os.getpid()}-{id(self)}", self.spec.memory_mib,
+                                   self.spec.cpus, timeout=self.timeouts(1800))
+            self._admitted = True
+        if self.spec.ssh_port is None:
+            self._ssh_lease = runtime.lease_port()
+            self.spec.ssh_port = self._ssh_lease.port
+        self._prepare_disks()
+        for sock in ("console.sock", "qmp.sock"):
+            (self.run_dir / sock).unlink(missing_ok=True)
+        cmd = self.command()
+        self._starts += 1
+        with open(self.run_dir / "qemu-cmdline.txt", "a") as f:
+            f.write(f"# start {self._starts}, accel {self.accel.name} ({self.accel.reason})\n{shlex.join(cmd)}\n")
+        self.write_vm_json()
+        stderr = open(self.run_dir / "qemu-stderr.log", "ab")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                                     preexec_fn=_set_pdeathsig, close_fds=True)
+        stderr.close()
+        runtime.register_vm(self.proc.pid, self.spec.name, self.run_dir)
+        try:
+            self._connect_qmp()
+            self._new_boot()
+            self.console = Console(str(self.run_dir / "console.sock"), self.tap, name=self.spec.name,
+                                   alive=self._dead_reason)
+            self.qmp.cmd("cont")
+        except BaseException:
+            self.kill()
+            raise
+
+    def _dead_reason(self) -> Optional[str]:
+        if self.proc is None:
+            return "QEMU is not running"
+        rc = self.proc.poll()
+        if rc is None:
+            return None
+        err = (self.run_dir / "qemu-stderr.log").read_text(errors="replace").strip().splitlines()
+        return f"QEMU exited with status {rc}: {' | '.join(err[-3:]) or 'no message'}"
+
+    def _connect_qmp(self) -> None:
+        deadline = time.monotonic() + 15
+        sock = str(self.run_dir / "qmp.sock")
+        while True:
+            dead = self._dead_reason()
+            if dead:
+                raise LivelabError(f"{self.spec.name}: {dead}")
+            if os.path.exists(sock):
+                try:
+                    self.qmp = QEMUMonitorProtocol(sock)
+                    self.qmp.connect()
+                    return
+                except (OSError, Exception):  # noqa: BLE001 - socket not ready yet
+                    self.qmp = None
+            if time.monotonic() > deadline:
+                raise LivelabError(f"{self.spec.name}: QMP socket never came up")
+            time.sleep(0.05)
+
+    def _new_boot(self) -> None:
+        if self.boots:
+            self.boots[-1]["phases"] = dict(self.tap.phases)
+        self.boot_index += 1
+        self.t0 = time.monotonic()
+        self.tap.new_boot(self.t0)
+        self.tap.phases["qemu_start"] = 0.0
+        self.boots.append({"boot": self.boot_index, "append": self.spec.append, "phases": self.tap.phases})
+        if self.ssh is not None:
+            self.ssh.new_boot()
+        self.write_timings()
+
+    def stop(self) -> None:
+        """Power off: ask QEMU to quit, then make sure it is gone."""
+        if self.proc is None:
+            return
+        try:
+            if self.qmp is not None:
+                self.qmp.cmd("quit")
+        except Exception:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill()
+
+    def kill(self) -> None:
+        """Kill QEMU at once (SIGKILL) and release everything it held."""
+        if self.console is not None:
+            self.console.close()
+            self.console = None
+        if self.qmp is not None:
+            try:
+                self.qmp.close()
+            except Exception:
+                pass
+            self.qmp = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            runtime.unregister_vm(self.proc.pid)
+            self.proc = None
+        if self.ssh is not None:
+            self.ssh.close()
+        self.write_timings()
+
+    def close(self) -> None:
+        """Kill the VM and release admission and ports (the end of its life)."""
+        self.kill()
+        if self._admitted:
+            self.admission.release(f"{self.spec.name}-{os.getpid()}-{id(self)}")
+            self._admitted = False
+        if self._ssh_lease is not None:
+            self._ssh_lease.release()
+            self._ssh_lease = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # ------------------------------------------------------------------ artifacts
+    def write_vm_json(self, extra: Optional[dict] = None) -> None:
+        path = self.run_dir / "vm.json"
+        data = {}
+        if path.exists():
+            try:
+                data = json.loads(path.read_text())
+            except ValueError:
+                data = {}
+        data.update({"spec": self.spec.to_dict(), "accel": {"name": self.accel.name, "reason": self.accel.reason},
+                     "kernel_args_per_boot": [b.get("append") for b in self.boots] or [self.spec.append]})
+        if extra:
+            data.update(extra)
+        path.write_text(json.dumps(data, indent=2, sort_keys=True))
+
+    def write_timings(self) -> None:
+        if self.boots:
+            self.boots[-1]["phases"] = dict(self.tap.phases)
+        data = {"schema": "livelab.timings/1", "vm": self.spec.name,
+                "accel": self.accel.name, "accel_reason": self.accel.reason,
+                "boots": [{"boot": b["boot"], "phases": b["phases"]} for b in self.boots]}
+        (self.run_dir / "timings.json").write_text(json.dumps(data, indent=2))
+
+    def mark(self, phase: str) -> None:
+        if phase not in self.tap.phases:
+            self.tap.phases[phase] = round(time.monotonic() - self.t0, 2)
+            self.write_timings()
+
+    # ------------------------------------------------------------------ waits (runbook style)
+    def check(self) -> None:
+        """Fail fast: raise if the console showed a fatal line or QEMU died."""
+        if self.console is None:
+            raise BootFailure(f"{self.spec.name}: not running")
+        self.console.drain(0)
+
+    def wait_for_console_text(self, pattern, timeout: Optional[float] = None, regex: bool = False):
+        return self.console.wait_for(pattern, timeout or self.timeouts.boot, regex=regex)
+
+    def port_text(self, port: str = COMPLETION_PORT) -> str:
+        path = self.run_dir / f"port-{port}"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def wait_for_port_token(self, token: str = COMPLETION_TOKEN, port: str = COMPLETION_PORT,
+                            timeout: Optional[float] = None, count: int = 1) -> float:
+        """Wait until ``token`` appears ``count`` times on a virtio port (no SSH needed)."""
+        timeout = timeout or self.timeouts.boot
+        deadline = time.monotonic() + timeout
+        while self.port_text(port).count(token) < count:
+            self.console.drain(0.5)
+            if time.monotonic() > deadline:
+                raise BootFailure(f"{self.spec.name}: no {token!r} on virtio port {port} after {timeout:.0f} s\n"
+                                  f"--- last 50 console lines ---\n{self.tap.last_lines(50)}")
+        return time.monotonic() - self.t0
+
+    def wait_for_ssh(self, timeout: Optional[float] = None) -> SSH:
+        if self.ssh_key is None:
+            raise LivelabError("no SSH key for this VM")
+        if self.ssh is None:
+            self.ssh = SSH("127.0.0.1", self.spec.ssh_port, self.ssh_key, user=self.ssh_user, name=self.spec.name)
+        self.ssh.wait(timeout or self.timeouts.boot, check=lambda: self.console.drain(0))
+        self.mark("ssh_ready")
+        return self.ssh
+
+    def succeed(self, command: str, timeout: Optional[float] = None) -> str:
+        self.check()
+        return self.ssh.succeed(command, timeout or self.timeouts.command)
+
+    def fail(self, command: str, timeout: Optional[float] = None) -> str:
+        self.check()
+        return self.ssh.fail(command, timeout or self.timeouts.command)
+
+    def execute(self, command: str, timeout: Optional[float] = None) -> tuple:
+        self.check()
+        return self.ssh.run(command, timeout or self.timeouts.command)
+
+    def wait_for_unit(self, unit: str, timeout: Optional[float] = None) -> None:
+        timeout = timeout or self.timeouts.command
+        deadline = time.monotonic() + timeout
+        while True:
+            status, out, _ = self.execute(f"systemctl is-active {shlex.quote(unit)}")
+            state = out.strip()
+            if state == "active":
+                return
+            if state == "failed" or time.monotonic() > deadline:
+                _, journal, _ = self.execute(f"journalctl -b -u {shlex.quote(unit)} --no-pager | tail -n 30")
+                raise BootFailure(f"{self.spec.name}: unit {unit} is {state}\n{journal}")
+            time.sleep(1)
+
+    # ------------------------------------------------------------------ reboots and media
+    def reboot(self) -> None:
+        """Guest reboot (systemctl reboot); the same QEMU process boots again."""
+        try:
+            self.ssh.run("sudo systemctl reboot", timeout=10)
+        except Exception:
+            pass  # the connection drops as the guest goes down
+        self._new_boot()
+
+    def reset(self) -> None:
+        """Hard reset through QMP (``system_reset``)."""
+        self.qmp.cmd("system_reset")
+        self._new_boot()
+
+    def power_cycle(self, append: Optional[str] = None, prepare: Optional[Callable[["Machine"], None]] = None) -> None:
+        """Power off, optionally change the kernel arguments of the next boot, power on.
+
+        Direct-kernel boots take ``append``; network boots regenerate their boot config in
+        ``prepare`` (e.g. pxelinux.cfg / boot.ipxe with other arguments).  Disks (overlays) keep
+        their contents."""
+        self.stop()
+        if append is not None:
+            self.spec.append = append
+        if prepare is not None:
+            prepare(self)
+        self.start()
+
+    def eject(self, force: bool = False) -> dict:
+        """QMP eject of the CD; returns QMP's answer (``{"error": ...}`` when refused)."""
+        return self.qmp.cmd_raw("eject", {"id": "cd0dev", "force": force})
+
+    def change_media(self, path: str) -> dict:
+        return self.qmp.cmd_raw("blockdev-change-medium", {"id": "cd0dev", "filename": str(path), "format": "raw"})
+
+    def memory_total_mib(self) -> int:
+        out = self.succeed("grep MemTotal /proc/meminfo")
+        return int(out.split()[1]) // 1024

@@ -1,0 +1,54 @@
+#!/bin/bash
+# livelab's own live-boot module: FCOS live contract (coreos.liveiso, coreos.live.rootfs_url,
+# rootfs as extra initrd) and Flatcar PXE contract (flatcar.first_boot, rootfstype, root=,
+# sshkey, OEM config), on top of Debian's 30ignition.
+
+check() { return 0; }
+
+depends() { echo systemd ignition; }
+
+installkernel() {
+    instmods squashfs overlay loop isofs sr_mod cdrom virtio_net virtio_blk virtio_scsi \
+        virtio_pci virtio_console e1000 e1000e qemu_fw_cfg xfs btrfs ext4 vfat ata_piix ahci sd_mod
+}
+
+install() {
+    inst_multiple bash sh dd sha256sum stat cat cp mkdir rm ln mount umount losetup blkid \
+        curl ip sleep seq grep sed head tr cut tail ls chmod chown mv touch truncate \
+        mkfs.btrfs mktemp modprobe udevadm systemctl journalctl busybox eject systemd-detect-virt
+    inst_script "$moddir/livelab-live-rootfs.sh" /usr/sbin/livelab-live-rootfs
+    inst_script "$moddir/livelab-stream-hash" /usr/sbin/livelab-stream-hash
+    inst_script "$moddir/livelab-netup" /usr/sbin/livelab-netup
+    inst_script "$moddir/udhcpc.script" /usr/libexec/livelab/udhcpc.script
+    inst_script "$moddir/livelab-ignition-setup.sh" /usr/sbin/livelab-ignition-setup
+    inst_script "$moddir/livelab-finish.sh" /usr/sbin/livelab-finish
+    inst_script "$moddir/livelab-ignition-report" /usr/sbin/livelab-ignition-report
+    inst_script "$moddir/is-live-image" /usr/bin/is-live-image
+    # Ignition's files stage always runs setfiles; this OS has no SELinux.
+    inst_script "$moddir/setfiles" /usr/sbin/setfiles
+    # Replace Debian's ignition-generator with ours (flavour-aware first-boot gating,
+    # platform defaults, live root mount units).
+    install -m 0755 "$moddir/livelab-generator" "$initdir/$systemdutildir/system-generators/ignition-generator"
+    for u in livelab-live-rootfs.service livelab-ignition-setup.service \
+             livelab-ignition-neednet.service livelab-finish.service; do
+        inst_simple "$moddir/$u" "$systemdsystemunitdir/$u"
+    done
+    for t in ignition-complete.target; do
+        mkdir -p "$initdir/$systemdsystemunitdir/$t.requires"
+        ln_r "$systemdsystemunitdir/livelab-ignition-setup.service" "$systemdsystemunitdir/$t.requires/livelab-ignition-setup.service"
+        ln_r "$systemdsystemunitdir/livelab-ignition-neednet.service" "$systemdsystemunitdir/$t.requires/livelab-ignition-neednet.service"
+    done
+    mkdir -p "$initdir/$systemdsystemunitdir/initrd.target.wants"
+    ln_r "$systemdsystemunitdir/livelab-finish.service" "$systemdsystemunitdir/initrd.target.wants/livelab-finish.service"
+    for s in fetch-offline fetch kargs disks mount files; do
+        mkdir -p "$initdir/$systemdsystemunitdir/ignition-$s.service.d"
+        inst_simple "$moddir/ignition-report.conf" "$systemdsystemunitdir/ignition-$s.service.d/10-livelab-report.conf"
+    done
+    inst_hook cmdline 10 "$moddir/parse-livelab.sh"
+    # dhcp is done by livelab-netup (busybox udhcpc) only when Ignition or the rootfs fetch
+    # needs the network; dracut's network units stay out of the way.
+    for u in systemd-networkd.service systemd-networkd.socket systemd-networkd-wait-online.service \
+             NetworkManager.service nm-initrd.service; do
+        ln -sf /dev/null "$initdir/etc/systemd/system/$u"
+    done
+}
