@@ -6,6 +6,7 @@ is how this repository points its own tests at the stand-in mirror built by ``ma
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -127,10 +128,11 @@ class VMFactory:
         self.request = request
         self.boots: List[LiveBoot] = []
 
-    def __call__(self, boot: BootRequest, start: bool = True, name: str = "") -> LiveBoot:
+    def __call__(self, boot: BootRequest, start: bool = True, name: str = "", **option_changes) -> LiveBoot:
         name = name or f"vm{len(self.boots) + 1}"
         run_dir = self.session.run_dir_for(self.request.node.nodeid, name if self.boots or name != "vm1" else "")
-        lb = LiveBoot(boot, self.session.options, run_dir, ssh_key=self.session.ssh_key,
+        options = dataclasses.replace(self.session.options, **option_changes)
+        lb = LiveBoot(boot, options, run_dir, ssh_key=self.session.ssh_key,
                       accel=self.session.accel)
         self.boots.append(lb)
         self.request.node.livelab_run_dirs = [b.run_dir for b in self.boots]

@@ -237,3 +237,623 @@ def base_key() -> str:
     h = hashlib.sha256()
     h.update(json.dumps(mmdebstrap_cmd(Path("TARGET")), sort_keys=True).encode())
     return h.hexdigest()[:16]
+
+
+def recipe_key() -> str:
+    """Hash of every recipe input: this script, customize.sh, package list, overlay tree."""
+    h = hashlib.sha256()
+    inputs = [HERE / "build.py", HERE / "customize.sh", PACKAGES_FILE]
+    inputs += sorted(p for p in OVERLAY.rglob("*") if p.is_file() or p.is_symlink())
+    for p in inputs:
+        rel = p.relative_to(HERE).as_posix()
+        st = p.lstat()
+        h.update(rel.encode() + b"\0" + oct(stat.S_IMODE(st.st_mode)).encode() + b"\0")
+        if p.is_symlink():
+            h.update(os.readlink(p).encode())
+        else:
+            h.update(p.read_bytes())
+        h.update(b"\0")
+    h.update(json.dumps([FCOS_STREAMS, FLATCAR_CHANNELS, IGNITION_SPEC, base_key()]).encode())
+    return h.hexdigest()[:20]
+
+
+def check_host_tools() -> None:
+    missing = {}
+    for tool, pkg in HOST_TOOLS.items():
+        if shutil.which(tool) is None:
+            missing.setdefault(pkg, []).append(tool)
+    for path, pkg in HOST_FILES.items():
+        if not Path(path).exists():
+            missing.setdefault(pkg, []).append(path)
+    if missing:
+        pkgs = sorted(missing)
+        what = ", ".join(f"{', '.join(v)} (Debian package {k})" for k, v in sorted(missing.items()))
+        raise BuildError(f"missing host tools: {what}; install with: apt-get install -y {' '.join(pkgs)}")
+    if os.geteuid() != 0:
+        raise BuildError("the image build needs root (mmdebstrap --mode=root, chroot, loop-free but "
+                         "ownership-preserving unpack); run it as root")
+
+
+# --------------------------------------------------------------------------- cpio (newc)
+
+def _newc_header(name: str, mode: int, size: int, ino: int, mtime: int = 0, nlink: int = 1) -> bytes:
+    namez = name.encode() + b"\0"
+    fields = [ino, mode, 0, 0, nlink, mtime, size, 0, 0, 0, 0, len(namez), 0]
+    hdr = b"070701" + b"".join(b"%08X" % f for f in fields) + namez
+    hdr += b"\0" * ((4 - len(hdr) % 4) % 4)
+    return hdr
+
+
+class NewcWriter:
+    """Minimal newc (SVR4, no CRC) archive writer; files are streamed from disk."""
+
+    def __init__(self, f):
+        self.f = f
+        self.ino = 1
+
+    def _pad(self, n: int) -> None:
+        if n % 4:
+            self.f.write(b"\0" * (4 - n % 4))
+
+    def add_dir(self, name: str, mode: int = 0o755) -> None:
+        self.f.write(_newc_header(name, stat.S_IFDIR | mode, 0, self.ino, nlink=2))
+        self.ino += 1
+
+    def add_bytes(self, name: str, data: bytes, mode: int = 0o644) -> None:
+        self.f.write(_newc_header(name, stat.S_IFREG | mode, len(data), self.ino))
+        self.ino += 1
+        self.f.write(data)
+        self._pad(len(data))
+
+    def add_file(self, name: str, path: Path, mode: int = 0o644) -> None:
+        size = path.stat().st_size
+        self.f.write(_newc_header(name, stat.S_IFREG | mode, size, self.ino))
+        self.ino += 1
+        with open(path, "rb") as src:
+            shutil.copyfileobj(src, self.f, 1 << 20)
+        self._pad(size)
+
+    def close(self) -> None:
+        self.f.write(_newc_header("TRAILER!!!", 0, 0, 0, nlink=1))
+        # pad the archive to a 512-byte multiple, like cpio(1)
+        pos = self.f.tell()
+        if pos % 512:
+            self.f.write(b"\0" * (512 - pos % 512))
+
+
+# --------------------------------------------------------------------------- stages
+
+class Builder:
+    def __init__(self, out: Path, progress: Progress):
+        self.out = out
+        self.progress = progress
+        self.key = recipe_key()
+        self.build_id = f"livelab-{self.key[:12]}"
+        self.tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out.parent))
+        self.log = self.tmp / "build.log"
+        self.root = self.tmp / "root"
+        self.work = self.tmp / "work"
+        self.stage = self.tmp / "out"
+        self.work.mkdir()
+        self.stage.mkdir()
+        self.kver = ""
+        self.info: dict = {"recipe_key": self.key, "build_id": self.build_id}
+        self.mounts: list[Path] = []
+
+    # ---- helpers
+    def sh(self, cmd, **kw):
+        return run(cmd, log=self.log, **kw)
+
+    def chroot(self, *args: str, capture=False):
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+               "LC_ALL": "C", "HOME": "/root", "DEBIAN_FRONTEND": "noninteractive"}
+        return run(["chroot", str(self.root), *args], env=env, log=self.log, capture=capture)
+
+    def mount_chroot(self) -> None:
+        for d in ("proc", "sys", "dev"):
+            target = self.root / d
+            target.mkdir(exist_ok=True)
+            self.sh(["mount", "--rbind" if d == "dev" else "--bind", f"/{d}", str(target)])
+            self.mounts.append(target)
+
+    def umount_chroot(self) -> None:
+        while self.mounts:
+            t = self.mounts.pop()
+            run(["umount", "-R", "-l", str(t)], check=False)
+
+    def cleanup(self) -> None:
+        self.umount_chroot()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # ---- base
+    def base(self) -> Path:
+        key = base_key()
+        tar = CACHE / f"base-{key}.tar"
+        self.info["base_key"] = key
+        if tar.exists():
+            self.info["base_cache_hit"] = True
+            self.progress.info(f"base: cached {tar.relative_to(REPO) if tar.is_relative_to(REPO) else tar}")
+            return tar
+        self.info["base_cache_hit"] = False
+        CACHE.mkdir(parents=True, exist_ok=True)
+        partial = CACHE / f"base-{key}.tar.partial"
+        self.progress.start("base: mmdebstrap (Debian 12 packages)")
+        self.sh(mmdebstrap_cmd(partial))
+        os.replace(partial, tar)
+        for old in CACHE.glob("base-*.tar"):
+            if old != tar:
+                old.unlink()
+        self.progress.end()
+        return tar
+
+    # ---- rootfs
+    def rootfs(self, tar: Path) -> None:
+        self.progress.start("rootfs: unpack + overlay + customize")
+        self.root.mkdir()
+        self.sh(["tar", "-xf", str(tar), "-C", str(self.root), "--numeric-owner", "--xattrs",
+                 "--xattrs-include=*"])
+        self.sh(["cp", "-a", "--no-preserve=ownership", f"{OVERLAY}/rootfs/.", str(self.root)])
+        mod = self.root / "usr/lib/dracut/modules.d/35livelab-live"
+        shutil.copytree(OVERLAY / "dracut/35livelab-live", mod)
+        shutil.copy(OVERLAY / "dracut/livelab.conf", self.root / "etc/dracut.conf.d/10-livelab.conf")
+        shutil.copy(HERE / "customize.sh", self.root / "tmp/customize.sh")
+        kernels = sorted((self.root / "boot").glob("vmlinuz-*"))
+        if not kernels:
+            raise BuildError("no kernel in the base tarball (linux-image-amd64 missing?)")
+        self.kver = kernels[-1].name[len("vmlinuz-"):]
+        self.info["kernel"] = self.kver
+        self.mount_chroot()
+        self.chroot("/bin/bash", "/tmp/customize.sh")
+        self.progress.end()
+
+    # ---- initrd
+    def initrd(self) -> None:
+        self.progress.start("initrd: dracut in the chroot")
+        self.chroot("dracut", "--no-compress", "--force", "--kver", self.kver, "/tmp/initrd.cpio")
+        self.umount_chroot()
+        shutil.move(str(self.root / "tmp/initrd.cpio"), self.work / "initrd.cpio")
+        shutil.copy(self.root / "boot" / f"vmlinuz-{self.kver}", self.work / "vmlinuz")
+        self.progress.end()
+
+    # ---- trim + squashfs
+    def squashfs(self) -> None:
+        self.progress.start("squashfs: trim + mksquashfs")
+        r = self.root
+        for p in ["boot", "usr/lib/dracut", "usr/bin/ignition-validate", "etc/dracut.conf.d",
+                  "var/cache/apt", "var/lib/apt/lists", "var/log/apt", "var/cache/debconf/templates.dat-old",
+                  "usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/info",
+                  "tmp/customize.sh", "usr/sbin/dracut", "usr/bin/dracut", "usr/bin/lsinitrd"]:
+            q = r / p
+            if q.is_dir() and not q.is_symlink():
+                shutil.rmtree(q)
+            elif q.exists() or q.is_symlink():
+                q.unlink()
+        (r / "boot").mkdir(exist_ok=True)
+        mods = r / "usr/lib/modules" / self.kver / "kernel"
+        drop = ["sound", "drivers/gpu", "drivers/media", "drivers/net/wireless", "drivers/infiniband",
+                "drivers/staging", "drivers/bluetooth", "drivers/iio", "drivers/isdn", "drivers/usb",
+                "drivers/hwmon", "drivers/mtd", "drivers/thunderbolt", "drivers/net/can",
+                "drivers/net/usb", "drivers/net/wwan", "drivers/nfc", "drivers/leds", "drivers/mfd",
+                "drivers/misc", "drivers/platform", "drivers/power", "drivers/video", "drivers/hid",
+                "drivers/input/touchscreen", "drivers/input/misc", "drivers/input/joystick",
+                "drivers/input/tablet", "drivers/gnss", "drivers/comedi", "drivers/fpga", "drivers/spi",
+                "drivers/i2c", "drivers/edac", "drivers/xen", "drivers/hv", "drivers/target",
+                "drivers/scsi/lpfc", "drivers/scsi/qla2xxx", "drivers/scsi/qla4xxx", "drivers/scsi/mpt3sas",
+                "drivers/scsi/megaraid", "drivers/scsi/bfa", "drivers/scsi/be2iscsi", "drivers/scsi/aacraid",
+                "drivers/scsi/smartpqi", "drivers/scsi/qedf", "drivers/scsi/qedi", "drivers/scsi/bnx2fc",
+                "drivers/scsi/bnx2i", "drivers/scsi/cxgbi", "drivers/scsi/fnic", "drivers/scsi/pm8001",
+                "drivers/scsi/mpi3mr", "drivers/scsi/hisi_sas", "drivers/scsi/csiostor", "drivers/scsi/elx",
+                "drivers/net/ethernet/mellanox", "drivers/net/ethernet/broadcom", "drivers/net/ethernet/chelsio",
+                "drivers/net/ethernet/qlogic", "drivers/net/ethernet/marvell", "drivers/net/ethernet/sfc",
+                "drivers/net/ethernet/cavium", "drivers/net/ethernet/huawei", "drivers/net/ethernet/emulex",
+                "drivers/net/ethernet/netronome", "drivers/net/ethernet/pensando", "drivers/net/ethernet/amd",
+                "drivers/net/ethernet/aquantia", "drivers/net/ethernet/microsoft", "drivers/net/ethernet/cisco",
+                "drivers/net/ethernet/freescale", "drivers/net/ethernet/realtek", "drivers/net/ethernet/sun",
+                "drivers/net/ethernet/intel/ice", "drivers/net/ethernet/intel/i40e", "drivers/net/ethernet/intel/ixgbe",
+                "drivers/net/ethernet/intel/iavf", "drivers/net/ethernet/intel/igb", "drivers/net/ethernet/intel/idpf",
+                "net/wireless", "net/mac80211", "net/bluetooth", "net/nfc", "net/ceph", "fs/ceph", "fs/ocfs2",
+                "fs/gfs2", "fs/nfs", "fs/nfsd", "fs/smb", "fs/cifs", "fs/ntfs3", "fs/jfs", "fs/reiserfs"]
+        for d in drop:
+            shutil.rmtree(mods / d, ignore_errors=True)
+        self.sh(["depmod", "-b", str(r), self.kver])
+        for f in (r / "var/log").rglob("*"):
+            if f.is_file():
+                f.unlink()
+        sq = self.work / "root.squashfs"
+        self.sh(["mksquashfs", str(r), str(sq), "-comp", "zstd", "-Xcompression-level", "15",
+                 "-noappend", "-no-progress", "-quiet", "-wildcards", "-e", "proc/*", "sys/*", "dev/*",
+                 "run/*", "tmp/*"])
+        self.info.setdefault("sizes", {})["root.squashfs"] = sq.stat().st_size
+        self.progress.end(f"({sq.stat().st_size >> 20} MiB)")
+
+    # ---- pxe artifacts
+    def pxe(self) -> None:
+        self.progress.start("pxe: rootfs.img, initramfs (fcos, flatcar)")
+        w = self.work
+        # FCOS rootfs.img: newc cpio, root.squashfs first (mountable at offset 124), then the stamp
+        with open(w / "rootfs.img", "wb") as f:
+            c = NewcWriter(f)
+            c.add_file("root.squashfs", w / "root.squashfs")
+            c.add_dir("etc")
+            c.add_bytes("etc/coreos-live-rootfs", (self.build_id + "\n").encode())
+            c.close()
+        with open(w / "rootfs.img", "rb") as f:
+            assert f.read(124)[110:123] == b"root.squashfs"
+        lines = ["stream-hash sha256 2097152"]
+        with open(w / "rootfs.img", "rb") as f:
+            for chunk in iter(lambda: f.read(STREAM_HASH_CHUNK), b""):
+                lines.append(hashlib.sha256(chunk).hexdigest())
+        want = ("\n".join(lines) + "\n").encode()
+        fcos_ver = FCOS_STREAMS["stable"][-1]
+        flatcar_ver = FLATCAR_CHANNELS["stable"]
+        # FCOS initramfs: zstd(dracut cpio) + plain cpio with the flavour files
+        zst = w / "initrd.cpio.zst"
+        self.sh(["zstd", "-q", "-f", "-T0", "-10", str(w / "initrd.cpio"), "-o", str(zst)])
+        with open(w / "initramfs-fcos.img", "wb") as f:
+            with open(zst, "rb") as src:
+                shutil.copyfileobj(src, f, 1 << 20)
+            c = NewcWriter(f)
+            c.add_dir("etc")
+            c.add_bytes("etc/livelab-flavour", b"fcos\n")
+            c.add_bytes("etc/livelab-version", (fcos_ver + "\n").encode())
+            c.add_bytes("etc/coreos-live-initramfs", (self.build_id + "\n").encode())
+            c.add_bytes("etc/coreos-live-want-rootfs", want)
+            c.close()
+        zst.unlink()
+        # Flatcar PXE image: gzip members: the dracut cpio, then flavour files + root squashfs
+        # (stored, not deflated: the squashfs is already compressed) -- usable as the only initrd.
+        with open(w / "flatcar_production_pxe_image.cpio.gz", "wb") as f:
+            with open(w / "initrd.cpio", "rb") as src, gzip.GzipFile(fileobj=f, mode="wb", compresslevel=4, mtime=0) as gz:
+                shutil.copyfileobj(src, gz, 1 << 20)
+            with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=0, mtime=0) as gz:
+                c = NewcWriter(gz)
+                # NewcWriter needs tell(); GzipFile.tell() gives the uncompressed offset
+                c.add_dir("etc")
+                c.add_bytes("etc/livelab-flavour", b"flatcar\n")
+                c.add_bytes("etc/livelab-version", (flatcar_ver + "\n").encode())
+                c.add_dir("usr")
+                c.add_dir("usr/share")
+                c.add_dir("usr/share/oem")
+                c.add_file("root.squashfs", w / "root.squashfs")
+                c.close()
+        (w / "initrd.cpio").unlink()
+        sizes = self.info.setdefault("sizes", {})
+        for n in ["vmlinuz", "initramfs-fcos.img", "rootfs.img", "flatcar_production_pxe_image.cpio.gz"]:
+            sizes[n] = (w / n).stat().st_size
+        self.progress.end()
+
+    # ---- ISO
+    def grub_efi(self) -> Path:
+        w = self.work
+        efi = w / "BOOTX64.EFI"
+        if efi.exists():
+            return efi
+        embedded = w / "grub-embedded.cfg"
+        embedded.write_text("search --no-floppy --set=root --file /coreos/igninfo.json\n"
+                            "set prefix=($root)/EFI/fedora\n"
+                            "configfile ($root)/EFI/fedora/grub.cfg\n")
+        self.sh(["grub-mkimage", "-O", "x86_64-efi", "-o", str(efi), "-p", "/EFI/fedora",
+                 "-c", str(embedded), "part_gpt", "part_msdos", "iso9660", "fat", "normal", "linux",
+                 "echo", "test", "configfile", "search", "search_fs_file", "search_label", "ls", "cat",
+                 "gzio", "all_video", "efi_gop", "serial", "terminal", "reboot", "halt"])
+        img = w / "efiboot.img"
+        self.sh(["mkfs.vfat", "-C", "-n", "EFIBOOT", str(img), "4096"])
+        env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+        run(["mmd", "-i", str(img), "::/EFI", "::/EFI/BOOT"], env=env, log=self.log)
+        run(["mcopy", "-i", str(img), str(efi), "::/EFI/BOOT/BOOTX64.EFI"], env=env, log=self.log)
+        return efi
+
+    def iso(self, version: str) -> Path:
+        w = self.work
+        self.grub_efi()
+        volid = f"fedora-coreos-{version}"[:32]
+        kargs = f"coreos.liveiso={volid} ignition.firstboot ignition.platform.id=metal"
+        tree = w / f"iso-{version}"
+        for d in ["images/pxeboot", "coreos", "isolinux", "EFI/fedora", "EFI/BOOT"]:
+            (tree / d).mkdir(parents=True, exist_ok=True)
+        os.link(w / "vmlinuz", tree / "images/pxeboot/vmlinuz")
+        os.link(w / "initramfs-fcos.img", tree / "images/pxeboot/initrd.img")
+        os.link(w / "rootfs.img", tree / "images/pxeboot/rootfs.img")
+        (tree / "images/ignition.img").write_bytes(b"\0" * IGNITION_AREA)
+        os.link(w / "efiboot.img", tree / "images/efiboot.img")
+        os.link(w / "BOOTX64.EFI", tree / "EFI/BOOT/BOOTX64.EFI")
+        for f in ["isolinux.bin", "isohdpfx.bin"]:
+            pass
+        shutil.copy("/usr/lib/ISOLINUX/isolinux.bin", tree / "isolinux/isolinux.bin")
+        shutil.copy("/usr/lib/syslinux/modules/bios/ldlinux.c32", tree / "isolinux/ldlinux.c32")
+        area = kargs + "\n"
+        area += "#" * (ISO_KARGS_AREA - len(area))
+        marker = "# COREOS_KARG_EMBED_AREA\n"
+        iso_pre = ("# livelab stand-in for the Fedora CoreOS live ISO (isolinux, BIOS).\n"
+                   "serial 0 115200\n"
+                   "default linux\n"
+                   "prompt 0\n"
+                   "timeout 0\n\n"
+                   "label linux\n"
+                   "  kernel /images/pxeboot/vmlinuz\n"
+                   "  append initrd=/images/pxeboot/initrd.img,/images/ignition.img ")
+        iso_cfg = iso_pre + area + marker + "\n"
+        grub_pre = ("# livelab stand-in for the Fedora CoreOS live ISO (GRUB, UEFI).\n"
+                    "set default=\"0\"\n"
+                    "set timeout=0\n"
+                    "insmod gzio\n"
+                    "insmod iso9660\n\n"
+                    "menuentry 'Fedora CoreOS (Live)' --class fedora --class gnu-linux --class gnu --class os {\n"
+                    "\tlinux /images/pxeboot/vmlinuz ")
+        grub_cfg = grub_pre + area + marker + "\tinitrd /images/pxeboot/initrd.img /images/ignition.img\n}\n"
+        (tree / "isolinux/isolinux.cfg").write_text(iso_cfg)
+        (tree / "EFI/fedora/grub.cfg").write_text(grub_cfg)
+        kj = {"default": kargs,
+              "files": [{"path": "EFI/fedora/grub.cfg", "offset": len(grub_pre.encode()), "pad": "#", "end": "\n"},
+                        {"path": "isolinux/isolinux.cfg", "offset": len(iso_pre.encode()), "pad": "#", "end": "\n"}],
+              "size": ISO_KARGS_AREA}
+        (tree / "coreos/kargs.json").write_text(json.dumps(kj, indent=2) + "\n")
+        (tree / "coreos/igninfo.json").write_text(json.dumps({"file": "images/ignition.img"}) + "\n")
+        iso = w / f"live-{version}.iso"
+        self.sh(["xorriso", "-as", "mkisofs", "-quiet", "-o", str(iso), "-V", volid, "-J", "-R",
+                 "-isohybrid-mbr", "/usr/lib/ISOLINUX/isohdpfx.bin",
+                 "-c", "isolinux/boot.cat", "-b", "isolinux/isolinux.bin", "-no-emul-boot",
+                 "-boot-load-size", "4", "-boot-info-table",
+                 "-eltorito-alt-boot", "-e", "images/efiboot.img", "-no-emul-boot", "-isohybrid-gpt-basdat",
+                 str(tree)])
+        shutil.rmtree(tree)
+        return iso
+
+    def isos(self) -> dict[str, Path]:
+        self.progress.start("iso: live ISOs (isolinux + GRUB EFI, isohybrid)")
+        out = {}
+        for stream, versions in FCOS_STREAMS.items():
+            for v in versions:
+                out[v] = self.iso(v)
+        self.info.setdefault("sizes", {})["live.iso"] = next(iter(out.values())).stat().st_size
+        self.progress.end()
+        return out
+
+    # ---- publish
+    def gpg(self, *args: str, capture=False):
+        env = dict(os.environ, GNUPGHOME=str(self.gnupg), LC_ALL="C")
+        return run(["gpg", "--batch", "--quiet", "--no-tty", *args], env=env, log=self.log, capture=capture)
+
+    def make_key(self) -> None:
+        self.gnupg = self.tmp / "gnupg"
+        self.gnupg.mkdir(mode=0o700)
+        uid = "livelab stand-in image signing key <images@livelab.invalid>"
+        self.gpg("--passphrase", "", "--quick-gen-key", uid, "ed25519", "sign", "never")
+        self.gpg("--export", "--output", str(self.stage / "keyring.gpg"))
+        self.gpg("--armor", "--export", "--output", str(self.stage / "keyring.asc"))
+        fpr = self.gpg("--with-colons", "--list-keys", capture=True).decode()
+        self.info["signing_key"] = next(l.split(":")[9] for l in fpr.splitlines() if l.startswith("fpr:"))
+        self._sigs: dict[tuple[str, str], Path] = {}
+
+    def sign(self, path: Path, suffix: str = ".sig", clearsign: bool = False) -> Path:
+        """Detached binary signature (or clearsigned copy) beside path; identical bytes share it."""
+        inode = path.stat()
+        k = (f"{inode.st_dev}:{inode.st_ino}", suffix)
+        dst = path.with_name(path.name + suffix)
+        if k in self._sigs:
+            os.link(self._sigs[k], dst)
+            return dst
+        if clearsign:
+            self.gpg("--clearsign", "--output", str(dst), str(path))
+        else:
+            self.gpg("--detach-sign", "--output", str(dst), str(path))
+        self._sigs[k] = dst
+        return dst
+
+    def link(self, src: Path, dst: Path) -> Path:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.exists():
+            dst.unlink()
+        os.link(src, dst)
+        return dst
+
+    def publish(self, isos: dict[str, Path]) -> None:
+        self.progress.start("publish: signed mirror tree")
+        self.make_key()
+        w, st = self.work, self.stage
+        live = st / "live"
+        live.mkdir()
+        for n in ["vmlinuz", "initramfs-fcos.img", "rootfs.img", "flatcar_production_pxe_image.cpio.gz"]:
+            self.link(w / n, live / n)
+        self.link(isos[FCOS_STREAMS["stable"][-1]], live / "live.iso")
+        mirror = st / "mirror"
+        sha = {n: sha256_file(w / n) for n in ["vmlinuz", "initramfs-fcos.img", "rootfs.img"]}
+        iso_sha = {v: sha256_file(p) for v, p in isos.items()}
+        now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        specs = {"fcos": {}, "flatcar": {}}
+        base = "https://builds.coreos.fedoraproject.org"
+        # ---------------- FCOS
+        for stream, versions in FCOS_STREAMS.items():
+            releases = []
+            for v in versions:
+                old = v < "42.20250410.3.1"
+                names = {
+                    "kernel": f"fedora-coreos-{v}-live-kernel-x86_64" if old else f"fedora-coreos-{v}-live-kernel.x86_64",
+                    "initramfs": f"fedora-coreos-{v}-live-initramfs.x86_64.img",
+                    "rootfs": f"fedora-coreos-{v}-live-rootfs.x86_64.img",
+                    "iso": f"fedora-coreos-{v}-live.x86_64.iso" if old else f"fedora-coreos-{v}-live-iso.x86_64.iso",
+                }
+                src = {"kernel": w / "vmlinuz", "initramfs": w / "initramfs-fcos.img", "rootfs": w / "rootfs.img",
+                       "iso": isos[v]}
+                sums = {"kernel": sha["vmlinuz"], "initramfs": sha["initramfs-fcos.img"],
+                        "rootfs": sha["rootfs.img"], "iso": iso_sha[v]}
+                rel = f"prod/streams/{stream}/builds/{v}/x86_64"
+                arts = {}
+                for kind, name in names.items():
+                    f = self.link(src[kind], mirror / "fcos" / rel / name)
+                    self.sign(f)
+                    loc = f"{base}/{rel}/{name}"
+                    arts[kind] = {"location": loc, "signature": loc + ".sig", "sha256": sums[kind]}
+                formats = {"pxe": {"kernel": arts["kernel"], "initramfs": arts["initramfs"], "rootfs": arts["rootfs"]},
+                           "iso": {"disk": arts["iso"]}}
+                commit = hashlib.sha256(f"{v}/{self.key}".encode()).hexdigest()
+                release_json = {
+                    "release": v, "stream": stream,
+                    "metadata": {"last-modified": stamp},
+                    "architectures": {"x86_64": {
+                        "commit": commit,
+                        "media": {"metal": {"artifacts": formats}}}}}
+                rj = mirror / "fcos" / f"prod/streams/{stream}/builds/{v}/release.json"
+                rj.write_text(json.dumps(release_json, indent=2) + "\n")
+                releases.append({"version": v, "metadata": f"{base}/prod/streams/{stream}/builds/{v}/release.json",
+                                 "commits": [{"architecture": "x86_64", "checksum": commit}]})
+                specs["fcos"][v] = IGNITION_SPEC
+                current = (v, formats)
+            idx = {"note": "For use only by Fedora CoreOS internal tooling.  All other applications should "
+                           "obtain release info from stream metadata endpoints.",
+                   "stream": stream, "metadata": {"last-modified": stamp}, "releases": releases}
+            (mirror / "fcos" / f"prod/streams/{stream}/releases.json").write_text(json.dumps(idx, indent=2) + "\n")
+            v, formats = current
+            stream_json = {"stream": stream,
+                           "metadata": {"last-modified": stamp, "generator": "livelab images/build.py"},
+                           "architectures": {"x86_64": {"artifacts": {"metal": {"release": v, "formats": formats}}}}}
+            (mirror / "fcos/streams").mkdir(parents=True, exist_ok=True)
+            (mirror / "fcos/streams" / f"{stream}.json").write_text(json.dumps(stream_json, indent=2) + "\n")
+        # ---------------- Flatcar
+        digests = {}
+        for n in ["flatcar_production_pxe.vmlinuz", "flatcar_production_pxe_image.cpio.gz"]:
+            src = w / ("vmlinuz" if n.endswith("vmlinuz") else n)
+            text = ""
+            for algo in ("md5", "sha1", "sha512"):
+                h = hashlib.new(algo)
+                with open(src, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+                text += f"# {algo.upper()} HASH\n{h.hexdigest()}  {n}\n"
+            d = w / f"{n}.DIGESTS"
+            d.write_text(text)
+            digests[n] = (src, d)
+        for ch, v in FLATCAR_CHANNELS.items():
+            b, br, pa = v.split(".")
+            vt = (f"FLATCAR_BUILD={b}\nFLATCAR_BRANCH={br}\nFLATCAR_PATCH={pa}\nFLATCAR_VERSION={v}\n"
+                  f"FLATCAR_VERSION_ID={v}\nFLATCAR_BUILD_ID=\"{now.strftime('%Y-%m-%d-%H%M')}\"\n"
+                  f"FLATCAR_SDK_VERSION={b}.0.0\n")
+            d = mirror / "flatcar" / ch / "amd64-usr" / v
+            d.mkdir(parents=True)
+            (d / "version.txt").write_text(vt)
+            self.sign(d / "version.txt")
+            for n, (src, dg) in digests.items():
+                f = self.link(src, d / n)
+                self.sign(f)
+                g = self.link(dg, d / f"{n}.DIGESTS")
+                self.sign(g)
+                self.sign(g, ".asc", clearsign=True)
+            cur = mirror / "flatcar" / ch / "amd64-usr" / "current"
+            cur.mkdir()
+            for f in d.iterdir():
+                os.link(f, cur / f.name)
+            specs["flatcar"][v] = IGNITION_SPEC
+        (st / "ignition-specs.json").write_text(json.dumps(
+            {"_comment": "Ignition config spec version each published OS version reads (newest stable); "
+                         "this image's Ignition 2.14 accepts " + ", ".join(IGNITION_SPECS_ACCEPTED),
+             "accepted": IGNITION_SPECS_ACCEPTED, **specs}, indent=2) + "\n")
+        self.progress.end()
+
+    def finish(self, t0: float) -> None:
+        st = self.stage
+        self.info["sizes"]["live.iso"] = (st / "live/live.iso").stat().st_size
+        du = run(["du", "-sb", "--count-links", str(st)], capture=True).split()[0]
+        dul = run(["du", "-sb", str(st)], capture=True).split()[0]
+        self.info["sizes"]["output_apparent_bytes"] = int(du)
+        self.info["sizes"]["output_disk_bytes"] = int(dul)
+        self.info["phase_seconds"] = self.progress.times
+        self.info["build_seconds"] = round(time.monotonic() - t0, 1)
+        self.info["built_at"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.info["fcos_streams"] = FCOS_STREAMS
+        self.info["flatcar_channels"] = FLATCAR_CHANNELS
+        prev = self.out / "build-info.json"
+        if prev.exists():
+            try:
+                old = json.loads(prev.read_text())
+                self.info["history"] = (old.get("history", []) + [
+                    {k: old.get(k) for k in ("recipe_key", "build_seconds", "base_cache_hit", "built_at")}])[-10:]
+            except (OSError, ValueError):
+                pass
+        shutil.copy(self.log, st / "build.log")
+        (st / "build-info.json").write_text(json.dumps(self.info, indent=2) + "\n")
+        # atomic swap: the finished tree replaces the previous one in one rename
+        old = None
+        if self.out.exists():
+            old = self.out.parent / f".old-{self.out.name}-{os.getpid()}"
+            os.rename(self.out, old)
+        os.rename(st, self.out)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- entry points
+
+EXPECTED = ["build-info.json", "keyring.gpg", "keyring.asc", "ignition-specs.json", "live/vmlinuz",
+            "live/initramfs-fcos.img", "live/rootfs.img", "live/live.iso",
+            "live/flatcar_production_pxe_image.cpio.gz", "mirror/fcos/streams/stable.json"]
+
+
+def up_to_date(out: Path) -> bool:
+    try:
+        info = json.loads((out / "build-info.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return info.get("recipe_key") == recipe_key() and all((out / p).exists() for p in EXPECTED)
+
+
+def build(out: Path | None = None, force: bool = False, stream=sys.stderr) -> int:
+    """Build (or confirm up to date) the images; returns 0 or raises BuildError."""
+    t0 = time.monotonic()
+    out = Path(out or DEFAULT_OUT).resolve()
+    check_host_tools()
+    if not force and up_to_date(out):
+        dt = time.monotonic() - t0
+        try:
+            info = json.loads((out / "build-info.json").read_text())
+            info["up_to_date_check_seconds"] = round(dt, 2)
+            tmpf = out / ".build-info.json.tmp"
+            tmpf.write_text(json.dumps(info, indent=2) + "\n")
+            os.replace(tmpf, out / "build-info.json")
+        except OSError:
+            pass
+        stream.write(f"images: up to date ({out}, recipe {recipe_key()}) in {dt:.2f}s\n")
+        return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(".build-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    progress = Progress(stream)
+    stream.write(f"images: building {out} (recipe {recipe_key()})\n")
+    b = Builder(out, progress)
+    try:
+        tar = b.base()
+        b.rootfs(tar)
+        b.initrd()
+        b.squashfs()
+        b.pxe()
+        isos = b.isos()
+        b.publish(isos)
+        progress.close()
+        b.finish(t0)
+    except BaseException:
+        progress.close()
+        stream.write(f"images: build failed; log: {b.log}\n")
+        b.umount_chroot()
+        raise
+    b.cleanup()
+    stream.write(f"images: done in {time.monotonic() - t0:.0f}s -> {out}\n")
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="images/build.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--force", action="store_true", help="rebuild even if the recipe is unchanged")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default images/out)")
+    args = ap.parse_args(argv)
+    try:
+        return build(args.out, args.force)
+    except BuildError as e:
+        sys.stderr.write(f"images/build.py: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("images/build.py: interrupted; nothing was published\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

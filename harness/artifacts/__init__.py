@@ -38,8 +38,8 @@ def resolve(os_id: str, stream: str, arch: str = "x86_64", version: Optional[str
 
 def fetch(rel: Release, kinds: Optional[Iterable[str]] = None, keyring=None, insecure: bool = False,
           offline: bool = False, cache_dir=None, progress: Optional[bool] = None, *,
-          timeout: Optional[float] = None, retries: int = _cache.DEFAULT_RETRIES,
-          backoff: float = _cache.BACKOFF_S) -> Dict[str, LocalArtifact]:
+          timeout: Optional[float] = None, retries: Optional[int] = None,
+          backoff: Optional[float] = None) -> Dict[str, LocalArtifact]:
     """Download (or find in the cache) and verify artifacts of ``rel``; {kind: LocalArtifact}.
 
     Each file is checked against the digests of the metadata and its detached signature

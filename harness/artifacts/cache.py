@@ -20,6 +20,7 @@ import re
 import shutil
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -66,7 +67,7 @@ def default_timeout(timeout=None) -> float:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}.{id(data)}")
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}.{uuid.uuid4().hex}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
@@ -87,7 +88,7 @@ def _with_retries(fn, retries: int, backoff: float):
 
 def get_metadata(upstream_url: str, mirror: Optional[str] = None, *, cache_dir=None, offline: bool = False,
                  timeout=None, immutable: bool = False, optional: bool = False,
-                 retries: int = DEFAULT_RETRIES, backoff: float = BACKOFF_S) -> Optional[bytes]:
+                 retries: Optional[int] = None, backoff: Optional[float] = None) -> Optional[bytes]:
     """Fetch a small metadata file (stream JSON, releases.json, version.txt, DIGESTS) via the mirror.
 
     A copy is kept in the cache under the same key; offline runs use only that copy.  Mutable
@@ -103,6 +104,8 @@ def get_metadata(upstream_url: str, mirror: Optional[str] = None, *, cache_dir=N
             return None
         raise LivelabError(f"offline: {key} is not in the cache {cache_root(cache_dir)}")
     url = map_url(upstream_url, mirror)
+    retries = DEFAULT_RETRIES if retries is None else retries
+    backoff = BACKOFF_S if backoff is None else backoff
     try:
         data = _with_retries(lambda: _mirror.read_url(url, default_timeout(timeout)), retries, backoff)
     except NetError as exc:
@@ -256,10 +259,12 @@ def _fetch_signature(art: Artifact, sig_path: Path, timeout: float, retries: int
 
 
 def fetch_artifact(art: Artifact, *, root: Path, keyring=None, insecure: bool = False, offline: bool = False,
-                   timeout=None, retries: int = DEFAULT_RETRIES, backoff: float = BACKOFF_S, progress=None,
+                   timeout=None, retries: Optional[int] = None, backoff: Optional[float] = None, progress=None,
                    meta: Optional[dict] = None) -> LocalArtifact:
     """Return the verified local copy of ``art``, downloading it if needed."""
     meta = meta or {}
+    retries = DEFAULT_RETRIES if retries is None else retries
+    backoff = BACKOFF_S if backoff is None else backoff
     timeout = default_timeout(timeout)
     final = root / cache_key(art.upstream_url)
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -80,10 +81,10 @@ def load_keyring(source, cache_dir=None) -> Keyring:
     if not exp.stdout or not fprs:
         err = " ".join(imp.stderr.decode(errors="replace").split())[:200]
         raise LivelabError(f"keyring {source} holds no usable OpenPGP public key ({err or 'empty'})")
-    tmp = gpg_path.with_suffix(f".tmp{os.getpid()}")
+    tmp = gpg_path.with_name(f"{gpg_path.name}.tmp{os.getpid()}.{uuid.uuid4().hex}")
     tmp.write_bytes(exp.stdout)
     os.replace(tmp, gpg_path)
-    tmp = meta_path.with_suffix(f".tmp{os.getpid()}")
+    tmp = meta_path.with_name(f"{meta_path.name}.tmp{os.getpid()}.{uuid.uuid4().hex}")
     tmp.write_text(json.dumps({"source": str(src), "fingerprints": list(fprs)}))
     os.replace(tmp, meta_path)
     return Keyring(str(src), str(gpg_path), fprs)

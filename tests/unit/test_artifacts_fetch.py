@@ -134,14 +134,19 @@ def fpath(kind):
     return f"/fcos/prod/streams/stable/builds/{VER}/x86_64/{FILES[kind][0]}"
 
 
-@pytest.fixture
-def fcos_mirror(tmp_path, signer):
-    root = tmp_path / "mirror"
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch):
+    monkeypatch.setattr(acache, "BACKOFF_S", 0.01)
+
+
+@pytest.fixture(scope="module")
+def mirror_template(signer, tmp_path_factory):
+    root = tmp_path_factory.mktemp("mirror-template")
     d = root / f"fcos/prod/streams/stable/builds/{VER}/x86_64"
     d.mkdir(parents=True)
     pxe, iso = {}, {}
-    for i, (kind, (name, size)) in enumerate(FILES.items()):
-        data = bytes((j * (i + 7)) % 251 for j in range(size))
+    for kind, (name, size) in FILES.items():
+        data = os.urandom(size)
         (d / name).write_bytes(data)
         signer.sign(d / name)
         ent = {"location": f"{UP}/{VER}/x86_64/{name}", "signature": f"{UP}/{VER}/x86_64/{name}.sig",
@@ -152,6 +157,14 @@ def fcos_mirror(tmp_path, signer):
                   "pxe": pxe, "iso": {"disk": iso["iso"]}}}}}}}
     (root / "fcos/streams").mkdir(parents=True)
     (root / "fcos/streams/stable.json").write_text(json.dumps(stream))
+    return root
+
+
+@pytest.fixture
+def fcos_mirror(tmp_path, mirror_template):
+    root = tmp_path / "mirror"
+    shutil.copytree(mirror_template, root)
+    d = root / f"fcos/prod/streams/stable/builds/{VER}/x86_64"
     m = Mirror(root)
     m.cache = tmp_path / "cache"
     m.dir = d
@@ -337,13 +350,16 @@ def test_stall_is_a_read_timeout(fcos_mirror, signer):
     assert time.monotonic() - t0 < 3
 
 
-def test_connection_refused(tmp_path, signer):
+def test_connection_refused(tmp_path, monkeypatch):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
+    sleeps = []
+    monkeypatch.setattr(acache.time, "sleep", sleeps.append)
     with pytest.raises(LivelabError, match=rf"^http://127.0.0.1:{port}/fcos/streams/stable.json: connection refused$"):
         resolve("fcos", "stable", mirror=f"http://127.0.0.1:{port}", cache_dir=tmp_path, timeout=2)
+    assert len(sleeps) == acache.DEFAULT_RETRIES and sleeps == sorted(sleeps)    # retried with backoff
 
 
 def test_offline_cold_and_warm(fcos_mirror, signer):

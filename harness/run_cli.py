@@ -1,0 +1,244 @@
+"""``livelab boot | check | down | repro | accel``: boot a live VM from the command line.
+
+``livelab boot fcos --stream stable --via ipxe`` boots, shows the console live, prints the SSH
+command and keeps the VM until Ctrl-C (or ``livelab down``).  ``livelab check`` boots, checks
+that Ignition ran (over SSH) and powers off: the demo.  ``livelab repro TEST_ID`` re-creates the
+exact VM of a test from its saved ``vm.json``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from . import runtime
+from .errors import LivelabError
+from .lab import BootRequest, LabOptions, LiveBoot
+from .ssh import SessionKey
+from .vocab import FIRMWARES, METHODS, OSES, TestId
+
+
+def add_artifact_options(p) -> None:
+    p.add_argument("--mirror", help="mirror base URL or directory for upstream URLs")
+    p.add_argument("--keyring", help="OpenPGP keyring trusted for signatures")
+    p.add_argument("--ignition-spec-table", help="extra Ignition spec table (JSON)")
+    p.add_argument("--ignition-max-spec", help="newest Ignition spec the target reads (override)")
+    p.add_argument("--insecure", action="store_true", help="skip signature checks (reported)")
+    p.add_argument("--offline", action="store_true", help="use only cached artifacts")
+    p.add_argument("--cache-dir", help="artifact cache directory")
+
+
+def add_boot_options(p, positional_os: bool = True) -> None:
+    if positional_os:
+        p.add_argument("os", choices=OSES)
+    p.add_argument("--stream", help="FCOS stream")
+    p.add_argument("--channel", help="Flatcar channel")
+    p.add_argument("--version", help="pin a release version")
+    p.add_argument("--via", required=True, choices=list(METHODS), help="boot method")
+    p.add_argument("--firmware", default="bios", choices=FIRMWARES)
+    p.add_argument("--memory", type=int, help="MiB (default: the documented minimum)")
+    p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("--butane", help="Butane config for the boot")
+    p.add_argument("--karg", action="append", default=[], help="extra kernel argument")
+    p.add_argument("--below-minimum", action="store_true")
+    p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
+    p.add_argument("--extend-timeout", type=float, default=0.0, metavar="PCT")
+    p.add_argument("--run-dir", help="directory for the VM's artifacts")
+    add_artifact_options(p)
+
+
+def stream_of(args) -> str:
+    if args.os == "fcos":
+        if args.channel:
+            raise LivelabError("fcos takes --stream, not --channel")
+        return args.stream or "stable"
+    if args.stream:
+        raise LivelabError("flatcar takes --channel, not --stream")
+    return args.channel or "stable"
+
+
+def options_of(args) -> LabOptions:
+    return LabOptions(mirror=args.mirror, keyring=args.keyring, insecure=args.insecure, offline=args.offline,
+                      cache_dir=args.cache_dir, accel=getattr(args, "accel", "auto"),
+                      extend_timeout=getattr(args, "extend_timeout", 0.0),
+                      ignition_spec_table=args.ignition_spec_table, ignition_max_spec=args.ignition_max_spec,
+                      below_minimum=getattr(args, "below_minimum", False))
+
+
+def request_of(args) -> BootRequest:
+    butane = None
+    butane_dir = None
+    if args.butane:
+        path = Path(args.butane)
+        if not path.is_file():
+            raise LivelabError(f"Butane file {args.butane} not found")
+        butane, butane_dir = path.read_text(), str(path.parent)
+    return BootRequest(args.os, stream_of(args), args.via, args.firmware, memory_mib=args.memory, cpus=args.cpus,
+                       version=args.version, butane=butane, butane_dir=butane_dir, kargs=list(args.karg))
+
+
+def _run_dir(args, name: str) -> Path:
+    if args.run_dir:
+        return Path(args.run_dir)
+    return Path("runs") / "cli" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _boot(args, follow: bool) -> LiveBoot:
+    req = request_of(args)
+    run_dir = _run_dir(args, req.test_id)
+    key = SessionKey(run_dir / "ssh")
+    lb = LiveBoot(req, options_of(args), run_dir, ssh_key=key)
+    runtime.reap_stale(log=lambda m: print(m, file=sys.stderr))
+    print(f"livelab: {req.test_id}: {req.memory_mib} MiB, {req.cpus} vCPUs, accel {lb.accel.name} ({lb.accel.reason})",
+          file=sys.stderr)
+    lb.prepare()
+    print(f"livelab: artifacts {lb.release.version} verified; run dir {run_dir}", file=sys.stderr)
+    lb.start()
+    if follow:
+        lb.machine.console.child.logfile_read = _Tee(lb.machine.tap)
+    return lb
+
+
+class _Tee:
+    def __init__(self, tap):
+        self.tap = tap
+
+    def write(self, data):
+        self.tap.write(data)
+        sys.stdout.write(data)
+        sys.stdout.flush()
+
+    def flush(self):
+        sys.stdout.flush()
+
+
+def cmd_boot(args) -> int:
+    lb = _boot(args, follow=True)
+    m = lb.machine
+    state = runtime.state_dir() / "cli-vms"
+    state.mkdir(exist_ok=True)
+    (state / f"{os.getpid()}.json").write_text(json.dumps({"pid": os.getpid(), "name": lb.name,
+                                                            "run_dir": str(lb.run_dir)}))
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
+    try:
+        m.wait_for_ssh()
+        print(f"\nlivelab: SSH ready: ssh -i {lb.ssh_key.path} -p {m.spec.ssh_port} -o StrictHostKeyChecking=no "
+              f"-o UserKnownHostsFile=/dev/null core@127.0.0.1\nlivelab: Ctrl-C or `livelab down` powers it off",
+              file=sys.stderr)
+        while not stop["now"] and m.running:
+            m.console.drain(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        lb.close()
+        (state / f"{os.getpid()}.json").unlink(missing_ok=True)
+    return 0
+
+
+def cmd_down(args) -> int:
+    state = runtime.state_dir() / "cli-vms"
+    n = 0
+    for rec in state.glob("*.json") if state.is_dir() else []:
+        data = json.loads(rec.read_text())
+        try:
+            os.kill(data["pid"], signal.SIGTERM)
+            n += 1
+            print(f"livelab: stopping {data['name']} (pid {data['pid']})")
+        except ProcessLookupError:
+            rec.unlink(missing_ok=True)
+    if not n:
+        print("livelab: no VM of `livelab boot` is running")
+    return 0
+
+
+def check_ignition(lb: LiveBoot) -> list:
+    """What `livelab check` verifies on a booted VM; returns lines of evidence."""
+    m = lb.machine
+    out = []
+    user = m.succeed("id -un").strip()
+    out.append(f"SSH as {user} with the session key (written by Ignition)")
+    if lb.req.os == "fcos":
+        m.succeed("test -e /run/ostree-live")
+        out.append("/run/ostree-live exists (live boot)")
+    m.succeed("test -e /etc/.ignition-result.json || journalctl -b -t ignition --no-pager | grep -q 'files'"
+              " || true")
+    unit = m.succeed("systemctl is-enabled livelab-boot-done.service").strip()
+    out.append(f"Ignition enabled livelab-boot-done.service: {unit}")
+    mem = m.memory_total_mib()
+    out.append(f"MemTotal {mem} MiB for {lb.req.memory_mib} MiB asked")
+    return out
+
+
+def cmd_check(args) -> int:
+    lb = _boot(args, follow=False)
+    try:
+        m = lb.machine
+        m.wait_for_ssh()
+        for line in check_ignition(lb):
+            print(f"  ok  {line}")
+        m.write_timings()
+        phases = lb.machine.boots[-1]["phases"]
+        print(f"livelab: {lb.req.test_id} passed; phases (s): " +
+              ", ".join(f"{k} {v}" for k, v in sorted(phases.items(), key=lambda kv: kv[1])))
+    finally:
+        lb.close()
+    return 0
+
+
+def cmd_repro(args) -> int:
+    tid = TestId.parse(args.test_id)
+    root = Path(args.runs)
+    candidates = sorted(root.rglob("vm.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in candidates:
+        data = json.loads(path.read_text())
+        if data.get("test_id") == str(tid) or str(tid) in str(path.parent):
+            break
+    else:
+        raise LivelabError(f"no vm.json of {tid} under {root}")
+    req_data = dict(data["request"])
+    req = BootRequest(**{k: v for k, v in req_data.items() if k in BootRequest.__dataclass_fields__})
+    opts = LabOptions(**data["options"])
+    run_dir = _run_dir(args, f"repro-{tid}")
+    lb = LiveBoot(req, opts, run_dir, ssh_key=SessionKey(run_dir / "ssh"))
+    print(f"livelab: re-creating {tid} from {path}", file=sys.stderr)
+    lb.prepare()
+    lb.start()
+    lb.machine.console.child.logfile_read = _Tee(lb.machine.tap)
+    try:
+        while lb.machine.running:
+            lb.machine.console.drain(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        lb.close()
+    return 0
+
+
+def cmd_accel(args) -> int:
+    from .vm.accel import choose
+    a = choose(args.accel)
+    print(f"{a.name}: {a.reason}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("boot", help="boot a live VM, show its console, keep it until Ctrl-C")
+    add_boot_options(p)
+    p.set_defaults(func=cmd_boot)
+    p = sub.add_parser("check", help="boot a live VM, check Ignition ran over SSH, power off")
+    add_boot_options(p)
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("down", help="power off the VMs of `livelab boot`")
+    p.set_defaults(func=cmd_down)
+    p = sub.add_parser("repro", help="re-create the VM of a test from its vm.json")
+    p.add_argument("test_id")
+    p.add_argument("--runs", default="runs", help="where test runs are kept")
+    p.add_argument("--run-dir")
+    p.set_defaults(func=cmd_repro)
+    p = sub.add_parser("accel", help="say which accelerator QEMU will use here, and why")
+    p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
+    p.set_defaults(func=cmd_accel)

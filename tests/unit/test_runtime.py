@@ -1,0 +1,74 @@
+"""Process safety: admission by memory and CPUs, stale-VM reaping, port leases."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import runtime
+from harness.errors import LivelabError
+
+
+@pytest.fixture(autouse=True)
+def state(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVELAB_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+def test_admission_by_memory_and_cpus():
+    adm = runtime.Admission(total_mem_mib=10000, cpus=2)   # usable: 10000 - 2048 headroom
+    adm.acquire("a", 3000, 1, timeout=1)
+    adm.acquire("b", 3000, 1, timeout=1)
+    with pytest.raises(LivelabError, match="waited"):
+        adm.acquire("c", 512, 1, timeout=0.6)              # CPUs exhausted
+    adm.release("b")
+    adm.acquire("c", 512, 1, timeout=1)
+    adm.release("c")
+    with pytest.raises(LivelabError, match="waited"):
+        adm.acquire("d", 5000, 1, timeout=0.6)             # memory exhausted (3256 + 5256 > 7952)
+    with pytest.raises(LivelabError, match="at most"):
+        adm.acquire("e", 64000, 1, timeout=1)              # never fits: refused at once
+
+
+def test_admission_forgets_claims_of_dead_processes(state):
+    adm = runtime.Admission(total_mem_mib=6000, cpus=2)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "admission.json").write_text(json.dumps({"ghost": {"mem": 3900, "cpus": 2, "owner_pid": dead.pid,
+                                                                 "owner_start": "1"}}))
+    adm.acquire("live", 3000, 2, timeout=1)
+
+
+def _sleeper():
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_reap_kills_vms_of_dead_owners_only(state, tmp_path):
+    orphan, mine = _sleeper(), _sleeper()
+    try:
+        runtime.register_vm(mine.pid, "mine", tmp_path)
+        rec = runtime.register_vm(orphan.pid, "orphan", tmp_path)
+        data = json.loads(rec.read_text())
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        data.update(owner_pid=dead.pid, owner_start="1")
+        rec.write_text(json.dumps(data))
+        assert runtime.reap_stale(log=lambda m: None) == ["orphan"]
+        assert orphan.wait(timeout=5) == -9
+        assert mine.poll() is None
+        assert not rec.exists()
+    finally:
+        for p in (orphan, mine):
+            p.kill()
+            p.wait()
+
+
+def test_port_leases_do_not_collide():
+    leases = [runtime.lease_port() for _ in range(20)]
+    ports = [l.port for l in leases]
+    assert len(set(ports)) == 20
+    for l in leases:
+        l.release()

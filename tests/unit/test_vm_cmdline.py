@@ -1,0 +1,130 @@
+"""Command-line building of harness.vm.qemu, one option at a time."""
+import shlex
+
+import pytest
+
+from harness.errors import LivelabError
+from harness.vm.accel import Accel, Timeouts
+from harness.vm.qemu import Disk, VMSpec, build_command, isolation_problems
+
+TCG = Accel("tcg", "test")
+
+
+def cmd(tmp_path, **kw):
+    spec = VMSpec(name="t", memory_mib=kw.pop("memory_mib", 2048), **kw)
+    return build_command(spec, tmp_path, TCG)
+
+
+def opt_values(c, flag):
+    return [c[i + 1] for i, a in enumerate(c) if a == flag]
+
+
+def test_memory_and_cpus(tmp_path):
+    c = cmd(tmp_path, memory_mib=3072, cpus=1)
+    assert opt_values(c, "-m") == ["3072"]
+    assert opt_values(c, "-smp") == ["1"]
+
+
+def test_tcg_has_no_nested_virt_flags(tmp_path):
+    c = cmd(tmp_path)
+    assert opt_values(c, "-cpu") == ["max,-svm,-vmx"]
+    assert opt_values(c, "-accel")[0].startswith("tcg")
+    c = build_command(VMSpec(name="t", memory_mib=1024), tmp_path, Accel("kvm", "x"))
+    assert opt_values(c, "-accel") == ["kvm"] and opt_values(c, "-cpu") == ["host"]
+
+
+def test_starts_paused_with_qmp_and_logged_serial(tmp_path):
+    c = cmd(tmp_path)
+    assert "-S" in c
+    assert opt_values(c, "-qmp") == [f"unix:{tmp_path}/qmp.sock,server=on,wait=off"]
+    chardevs = opt_values(c, "-chardev")
+    assert any(f"path={tmp_path}/console.sock" in d and f"logfile={tmp_path}/console.log" in d for d in chardevs)
+    assert opt_values(c, "-serial") == ["chardev:serial0"]
+
+
+def test_bios_has_no_pflash_uefi_uses_private_vars(tmp_path):
+    assert not [d for d in opt_values(cmd(tmp_path), "-drive") if "pflash" in d]
+    drives = opt_values(cmd(tmp_path, firmware="uefi"), "-drive")
+    pflash = [d for d in drives if "if=pflash" in d]
+    assert len(pflash) == 2
+    assert "readonly=on" in pflash[0] and "OVMF_CODE" in pflash[0]
+    assert f"file={tmp_path}/OVMF_VARS.fd" in pflash[1] and "readonly" not in pflash[1]
+
+
+def test_unknown_firmware_refused(tmp_path):
+    with pytest.raises(LivelabError):
+        cmd(tmp_path, firmware="coreboot")
+
+
+def test_network_boot_nic_gets_ipxe_rom_and_tftp(tmp_path):
+    c = cmd(tmp_path, boot="network", tftp_dir="/srv/tftp", bootfile="pxelinux.0", http_port=8080, ssh_port=2222)
+    net = opt_values(c, "-netdev")[0]
+    assert net.startswith("user,") and "restrict=on" in net
+    assert "tftp=/srv/tftp" in net and "bootfile=pxelinux.0" in net
+    assert "hostfwd=tcp:127.0.0.1:2222-:22" in net
+    assert "guestfwd=tcp:10.0.2.100:80-cmd:" in net and net.endswith("127.0.0.1:8080")
+    nic = [d for d in opt_values(c, "-device") if d.startswith("virtio-net-pci")][0]
+    assert "romfile=/usr/lib/ipxe/qemu/efi-virtio.rom" in nic and "bootindex=1" in nic
+
+
+def test_disk_boot_nic_has_no_rom(tmp_path):
+    nic = [d for d in opt_values(cmd(tmp_path), "-device") if d.startswith("virtio-net-pci")][0]
+    assert nic.endswith("romfile=")
+
+
+def test_cdrom_and_disks(tmp_path):
+    c = cmd(tmp_path, boot="cdrom", cdrom="/x/live.iso",
+            disks=[Disk("var", size="4G", serial="var"), Disk("root", backing="/base.img")])
+    drives = opt_values(c, "-drive")
+    assert any("media=cdrom" in d and "file=/x/live.iso" in d and "readonly=on" in d for d in drives)
+    devs = opt_values(c, "-device")
+    assert any(d.startswith("ide-cd,drive=cd0,id=cd0dev") and "bootindex=1" in d for d in devs)
+    assert any("serial=var" in d for d in devs)
+    assert any(f"file={tmp_path}/disk-var.qcow2" in d and "format=qcow2" in d for d in drives)
+    assert any(f"file={tmp_path}/disk-root.qcow2" in d for d in drives)
+
+
+def test_direct_kernel_boot(tmp_path):
+    c = cmd(tmp_path, boot="kernel", kernel="/k", initrds=["/a", "/b"], append="console=ttyS0 x=1")
+    assert opt_values(c, "-kernel") == ["/k"]
+    assert opt_values(c, "-initrd") == ["/a,/b"]
+    assert opt_values(c, "-append") == ["console=ttyS0 x=1"]
+    with pytest.raises(LivelabError):
+        cmd(tmp_path, boot="kernel")
+
+
+def test_virtio_ports_go_to_files(tmp_path):
+    c = cmd(tmp_path, virtio_ports=["org.livelab.boot-done", "coreos.liveiso-success"])
+    devs = opt_values(c, "-device")
+    assert "virtio-serial-pci,id=vser0" in devs
+    assert any("name=coreos.liveiso-success" in d for d in devs)
+    assert any(f"path={tmp_path}/port-coreos.liveiso-success" in d for d in opt_values(c, "-chardev"))
+    assert "virtio-serial-pci,id=vser0" not in opt_values(cmd(tmp_path, virtio_ports=[]), "-device")
+
+
+def test_fw_cfg_and_extra_args(tmp_path):
+    c = cmd(tmp_path, fw_cfg={"opt/com.coreos/config": "/c.ign"}, extra_args=["-no-reboot"])
+    assert opt_values(c, "-fw_cfg") == ["name=opt/com.coreos/config,file=/c.ign"]
+    assert c[-1] == "-no-reboot"
+
+
+def test_isolation_asserted_from_command_line(tmp_path):
+    c = cmd(tmp_path, boot="network", http_port=8080, ssh_port=2222)
+    assert isolation_problems(c) == []
+    bad = [a.replace("restrict=on", "restrict=off") for a in c]
+    assert "user netdev without restrict=on" in isolation_problems(bad)
+    bad = [a.replace("hostfwd=tcp:127.0.0.1:", "hostfwd=tcp::") for a in c]
+    assert any("not bound to 127.0.0.1" in p for p in isolation_problems(bad))
+    assert any("not user mode" in p for p in isolation_problems(c + ["-netdev", "tap,id=x"]))
+
+
+def test_command_line_is_shell_quotable(tmp_path):
+    c = cmd(tmp_path, boot="kernel", kernel="/k", append='sshkey="ssh-ed25519 AAAA x"')
+    assert shlex.split(shlex.join(c)) == c
+
+
+def test_timeouts_scale_with_accelerator_and_extension():
+    tcg = Timeouts.for_accel(Accel("tcg", ""))
+    kvm = Timeouts.for_accel(Accel("kvm", ""))
+    assert kvm.boot < tcg.boot
+    assert Timeouts.for_accel(Accel("tcg", ""), 50).boot == pytest.approx(tcg.boot * 1.5)
