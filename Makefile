@@ -29,8 +29,13 @@ venv: $(STAMPS)/venv
 images: $(STAMPS)/venv
 	$(BIN)/python images/build.py
 
+# the stand-in, served as fcos/flatcar from its local mirror, trusted through its build key
+STANDIN := --mirror images/out/mirror --keyring images/out/keyring.gpg --ignition-spec-table images/out/ignition-specs.json
+
 demo: images
-	$(BIN)/livelab demo
+	$(BIN)/livelab check fcos --stream stable --via pxe $(STANDIN)
+	$(BIN)/livelab check flatcar --channel beta --via ipxe $(STANDIN)
+	$(BIN)/livelab check fcos --stream next --via iso-fromram --firmware uefi $(STANDIN)
 
 test-unit: $(STAMPS)/venv
 	$(BIN)/pytest tests/unit -q

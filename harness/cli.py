@@ -18,7 +18,9 @@ _VERB_MODULES = (
     "harness.ignition.cli",    # butane
     "harness.boot.cli",        # iso customize|show|reset, pxe ignition-wrap
     "harness.images_cli",      # images build
-    "harness.run_cli",         # boot, down, repro, min-ram, matrix, accel
+    "harness.run_cli",         # boot, check, down, repro, accel
+    "harness.minram",          # min-ram
+    "harness.matrix_cli",
 )
 
 

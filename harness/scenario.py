@@ -34,7 +34,7 @@ from typing import Dict, List, Optional
 
 import yaml
 
-from .errors import LivelabError
+from .errors import BootFailure, LivelabError
 from .lab import BootRequest
 from .vm.qemu import Disk
 from .vocab import FIRMWARES, OS_METHODS, STREAMS
@@ -43,7 +43,7 @@ SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 _KEYS = {"description", "butane", "applies", "memory", "cpus", "disks", "ci", "boots", "completion",
          "user_config", "kargs", "first_boot_kargs", "slow", "oem_config", "below_minimum", "expect_failure"}
 _CHECK_KEYS = {"ssh", "console", "console_cmd", "status", "output", "not_output", "name", "timeout", "only"}
-_BOOT_KEYS = {"how", "checks", "add_kargs", "remove_kargs"}
+_BOOT_KEYS = {"how", "checks", "add_kargs", "remove_kargs", "expect_failure"}
 
 
 @dataclass
@@ -70,6 +70,7 @@ class Boot:
     checks: List[Check] = field(default_factory=list)
     add_kargs: List[str] = field(default_factory=list)
     remove_kargs: List[str] = field(default_factory=list)
+    expect_failure: Optional[str] = None   # this boot must fail fast with this reason (e.g. "Ignition failed")
 
 
 @dataclass
@@ -179,7 +180,8 @@ def load(path: Path) -> Scenario:
         if (raw.get("add_kargs") or raw.get("remove_kargs")) and how != "power-cycle":
             raise _err(path, f"boots[{i}]: changing kernel arguments needs how: power-cycle")
         boots.append(Boot(how, [_check(path, f"boots[{i}].checks[{j}]", c) for j, c in enumerate(raw.get("checks") or [])],
-                          list(raw.get("add_kargs") or []), list(raw.get("remove_kargs") or [])))
+                          list(raw.get("add_kargs") or []), list(raw.get("remove_kargs") or []),
+                          raw.get("expect_failure")))
     return Scenario(name=path.stem, path=path, description=data.get("description", ""), butane=butane,
                     applies=applies, boots=boots, memory=data.get("memory"), cpus=data.get("cpus", 2),
                     disks=data.get("disks") or [], ci=list(data.get("ci") or []),
@@ -235,9 +237,17 @@ def run_scenario(scenario: Scenario, lb) -> List[str]:
             lb.machine.reset()
         else:
             lb.power_cycle(add=boot.add_kargs, remove=boot.remove_kargs)
-        if boot.checks and all(c.kind == "console" for c in boot.checks) and not (lb.config and lb.req.ssh):
-            pass
-        else:
+        if boot.expect_failure:
+            try:
+                wait_ready(lb)
+            except BootFailure as exc:
+                reason = str(exc).split("\n", 1)[0]
+                if boot.expect_failure not in reason:
+                    raise
+                log.append(f"boot {i + 1}: failed fast as expected: {reason}")
+                continue
+            raise AssertionError(f"boot {i + 1} was expected to fail with {boot.expect_failure!r} but came up")
+        if not (boot.checks and all(c.kind == "console" for c in boot.checks)):
             wait_ready(lb)
         for check in boot.checks:
             if not check.applies_to(lb.req):

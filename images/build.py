@@ -153,8 +153,11 @@ class Progress:
 
 def run(cmd, *, cwd=None, env=None, input=None, log=None, check=True, capture=False):
     """Run a command; on failure raise BuildError with the tail of its output."""
-    res = subprocess.run(cmd, cwd=cwd, env=env, input=input,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        res = subprocess.run(cmd, cwd=cwd, env=env, input=input,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    except OSError as e:
+        raise BuildError(f"cannot run {cmd[0]}: {e.strerror}") from None
     out = res.stdout or b""
     if log is not None:
         with open(log, "ab") as f:
@@ -455,7 +458,7 @@ class Builder:
                 "fs/gfs2", "fs/nfs", "fs/nfsd", "fs/smb", "fs/cifs", "fs/ntfs3", "fs/jfs", "fs/reiserfs"]
         for d in drop:
             shutil.rmtree(mods / d, ignore_errors=True)
-        self.sh(["depmod", "-b", str(r), self.kver])
+        self.chroot("depmod", "-a", self.kver)
         for f in (r / "var/log").rglob("*"):
             if f.is_file():
                 f.unlink()

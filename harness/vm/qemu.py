@@ -98,6 +98,32 @@ def _set_pdeathsig():
     os.setpgid(0, 0)               # own process group: a Ctrl-C to pytest reaches us through cleanup
 
 
+def netdev_arg(spec: VMSpec) -> str:
+    """The ``-netdev`` value: user mode, restricted; only the harness's services are reachable
+    (shared by the QEMU and the libvirt backends)."""
+    net = ["user", "id=net0", "restrict=on", "ipv6=off"]
+    if spec.tftp_dir:
+        net.append(f"tftp={spec.tftp_dir}")
+    if spec.bootfile:
+        net.append(f"bootfile={spec.bootfile}")
+    if spec.ssh_port:
+        net.append(f"hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22")
+    if spec.http_port:
+        net.append(f"guestfwd=tcp:{GUEST_HTTP_IP}:{GUEST_HTTP_PORT}-cmd:{relay_command(spec.http_port)}")
+    return ",".join(net)
+
+
+def nic_arg(spec: VMSpec) -> str:
+    """The NIC ``-device`` value: the iPXE ROM and bootindex=1 only for a network boot."""
+    nic = f"{spec.nic_model},netdev=net0,id=nic0"
+    rom = spec.nic_rom if spec.nic_rom is not None else IPXE_ROM.get(spec.nic_model)
+    if spec.boot == "network" and rom:
+        nic += f",romfile={rom},bootindex=1"
+    else:
+        nic += ",romfile="
+    return nic
+
+
 def build_command(spec: VMSpec, run_dir: Path, accel: Accel, qemu: str = "qemu-system-x86_64") -> List[str]:
     """The QEMU command line for ``spec`` (pure: no side effects)."""
     rd = Path(run_dir)
@@ -123,23 +149,7 @@ def build_command(spec: VMSpec, run_dir: Path, accel: Accel, qemu: str = "qemu-s
             cmd += ["-chardev", f"file,id=vport{i},path={rd / ('port-' + port)}",
                     "-device", f"virtserialport,bus=vser0.0,chardev=vport{i},name={port}"]
     # network: user mode, restricted; only the harness's services are reachable
-    net = ["user", "id=net0", "restrict=on", "ipv6=off"]
-    if spec.tftp_dir:
-        net.append(f"tftp={spec.tftp_dir}")
-    if spec.bootfile:
-        net.append(f"bootfile={spec.bootfile}")
-    if spec.ssh_port:
-        net.append(f"hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22")
-    if spec.http_port:
-        net.append(f"guestfwd=tcp:{GUEST_HTTP_IP}:{GUEST_HTTP_PORT}-cmd:{relay_command(spec.http_port)}")
-    cmd += ["-netdev", ",".join(net)]
-    nic = f"{spec.nic_model},netdev=net0,id=nic0"
-    rom = spec.nic_rom if spec.nic_rom is not None else IPXE_ROM.get(spec.nic_model)
-    if spec.boot == "network" and rom:
-        nic += f",romfile={rom},bootindex=1"
-    else:
-        nic += ",romfile="
-    cmd += ["-device", nic]
+    cmd += ["-netdev", netdev_arg(spec), "-device", nic_arg(spec)]
     # media
     if spec.cdrom:
         cmd += ["-drive", f"if=none,id=cd0,media=cdrom,format=raw,readonly=on,file={spec.cdrom}",

@@ -23,3 +23,8 @@ def test_scenario(live_vm, livelab, scenario, os_id, stream, method, firmware):
     lb = live_vm(req, start=False, below_minimum=scenario.below_minimum)
     for line in sc.run_scenario(scenario, lb):
         print(line)
+    m = lb.machine
+    if lb.config and req.ssh and m.running and m.ssh is not None:
+        # the memory asked for (the documented minimum by default) is what the guest has
+        total = m.memory_total_mib()
+        assert 0.85 * req.memory_mib <= total <= req.memory_mib, (total, req.memory_mib)

@@ -64,7 +64,7 @@ if [ "$MODE" = iso ]; then
         umount /run/media/iso || fail "cannot unmount the ISO"
         rmdir /run/media/iso
         # release the media: no mount, no loop, tray unlocked
-        case "$(readlink -f "$dev")" in /dev/sr*) eject -i off "$dev" >/dev/null 2>&1 ;; esac
+        # last close of the drive lets the kernel unlock the tray (nothing keeps it open now)
         img=/rootfs.img
     fi
     squash="$img" ; sqopts="ro,loop,offset=124"

@@ -15,7 +15,7 @@ installkernel() {
 install() {
     inst_multiple bash sh dd sha256sum stat cat cp mkdir rm ln mount umount losetup blkid \
         curl ip sleep seq grep sed head tr cut tail ls chmod chown mv touch truncate \
-        mkfs.btrfs mktemp modprobe udevadm systemctl journalctl busybox eject systemd-detect-virt
+        mkfs.btrfs mktemp modprobe udevadm systemctl journalctl busybox systemd-detect-virt
     inst_script "$moddir/livelab-live-rootfs.sh" /usr/sbin/livelab-live-rootfs
     inst_script "$moddir/livelab-stream-hash" /usr/sbin/livelab-stream-hash
     inst_script "$moddir/livelab-netup" /usr/sbin/livelab-netup
@@ -28,7 +28,7 @@ install() {
     inst_script "$moddir/setfiles" /usr/sbin/setfiles
     # Replace Debian's ignition-generator with ours (flavour-aware first-boot gating,
     # platform defaults, live root mount units).
-    install -m 0755 "$moddir/livelab-generator" "$initdir/$systemdutildir/system-generators/ignition-generator"
+    command install -m 0755 "$moddir/livelab-generator" "$initdir/$systemdutildir/system-generators/ignition-generator"
     for u in livelab-live-rootfs.service livelab-ignition-setup.service \
              livelab-ignition-neednet.service livelab-finish.service; do
         inst_simple "$moddir/$u" "$systemdsystemunitdir/$u"

@@ -1,0 +1,289 @@
+"""The nightly matrix: validate a request, build its test ids, run them under pytest-xdist, classify.
+
+A matrix is ``<os> x streams x methods x firmware x scenarios``; each cell is one case of
+``tests/e2e/test_scenarios.py`` (``test_scenario[<os>.<stream>.<method>.<firmware>.<scenario>]``).
+Every value is checked against :mod:`harness.vocab` before anything runs.  Cells that fail can be
+re-run (``rerun``); a cell that fails and then passes is *flaky*, never a plain pass.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+from . import runtime
+from . import scenario as sc
+from .errors import LivelabError
+from .vocab import FIRMWARES, OS_METHODS, STREAMS, check_firmware, check_method, check_os, check_stream, memory_minimum
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_FILE = "tests/e2e/test_scenarios.py"
+TEST_FUNC = "test_scenario"
+_CASE_RE = re.compile(rf"^{TEST_FUNC}\[(?P<id>[^\]]+)\]$")
+
+
+@dataclass(frozen=True)
+class Cell:
+    id: str
+    os: str
+    stream: str
+    method: str
+    firmware: str
+    scenario: str
+    memory_mib: int
+
+
+@dataclass
+class Matrix:
+    os: str
+    streams: List[str]
+    methods: List[str]
+    firmware: List[str]
+    scenarios: List[str]
+    cells: List[Cell]
+    dropped: List[str] = field(default_factory=list)   # requested cells no scenario applies to
+
+    @property
+    def ids(self) -> List[str]:
+        return [c.id for c in self.cells]
+
+    def meta(self) -> dict:
+        return {"os": self.os, "streams": self.streams, "methods": self.methods,
+                "firmware": self.firmware, "scenarios": self.scenarios}
+
+
+def split_list(text) -> List[str]:
+    """``"a, b,a"`` (or a list of such) -> ``["a", "b"]``: order kept, duplicates dropped."""
+    items = text if isinstance(text, (list, tuple)) else [text]
+    out: List[str] = []
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if part and part not in out:
+                out.append(part)
+    return out
+
+
+def build_matrix(os_id: str, streams=None, methods=None, firmware=None, scenarios=None,
+                 scenario_dir: Path = sc.SCENARIO_DIR) -> Matrix:
+    """Validate a request and list its cells (defaults: every stream, method and firmware; ``base``)."""
+    check_os(os_id)
+    streams = split_list(streams) if streams else list(STREAMS[os_id])
+    methods = split_list(methods) if methods else list(OS_METHODS[os_id])
+    firmware = split_list(firmware) if firmware else list(FIRMWARES)
+    scenarios = split_list(scenarios) if scenarios else ["base"]
+    for s in streams:
+        check_stream(os_id, s)
+    for m in methods:
+        check_method(os_id, m)
+    for f in firmware:
+        check_firmware(f)
+    loaded = []
+    for name in scenarios:
+        path = Path(scenario_dir) / f"{name}.yaml"
+        if not path.is_file():
+            known = ", ".join(p.stem for p in sorted(Path(scenario_dir).glob("*.yaml")))
+            raise LivelabError(f"unknown scenario {name!r}: expected one of {known}")
+        loaded.append(sc.load(path))
+    cells, dropped = [], []
+    for scen in loaded:
+        offered = {case[0] for case in scen.cases()}
+        for stream in streams:
+            for method in methods:
+                for fw in firmware:
+                    tid = f"{os_id}.{stream}.{method}.{fw}.{scen.name}"
+                    if tid not in offered:
+                        dropped.append(tid)
+                        continue
+                    mem = scen.memory or memory_minimum(os_id, method).mib
+                    cells.append(Cell(tid, os_id, stream, method, fw, scen.name, mem))
+    if not cells:
+        raise LivelabError(f"no cell of this matrix is offered by scenario(s) {', '.join(scenarios)} "
+                           f"(e.g. {dropped[0]})")
+    return Matrix(os_id, streams, methods, firmware, scenarios, cells, dropped)
+
+
+def compute_workers(memories: Sequence[int], requested=None, mem_available: Optional[int] = None,
+                    cpus: Optional[int] = None) -> int:
+    """pytest-xdist workers: ``requested``, or what memory and CPUs allow (never more than cells).
+
+    auto = max(1, min(CPUs, (MemAvailable - headroom) // (largest VM + QEMU overhead))).  The VM
+    core's Admission ledger still gates every VM start, so asking for too many only queues.
+    """
+    n_cells = max(1, len(memories))
+    if requested not in (None, "", "auto"):
+        try:
+            n = int(requested)
+        except (TypeError, ValueError):
+            n = 0
+        if n < 1:
+            raise LivelabError(f"--workers {requested!r}: expected a positive number or 'auto'")
+        return min(n, n_cells)
+    if mem_available is None or cpus is None:
+        avail, ncpu = runtime.host_resources()
+        mem_available = avail if mem_available is None else mem_available
+        cpus = ncpu if cpus is None else cpus
+    per_vm = max(memories or [0]) + runtime.Admission.OVERHEAD_MIB
+    by_mem = (mem_available - runtime.Admission.HEADROOM_MIB) // per_vm
+    return min(max(1, min(cpus // 1, by_mem)), n_cells)
+
+
+def node_id(test_id: str) -> str:
+    return f"{TEST_FILE}::{TEST_FUNC}[{test_id}]"
+
+
+def run_dir_name(test_id: str) -> str:
+    """The directory the pytest plugin gives a test's VM (``LivelabSession.run_dir_for``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{TEST_FUNC}[{test_id}]")
+
+
+def pytest_command(ids: Iterable[str], junit: Path, run_dir: Path, workers: int,
+                   options: Optional[dict] = None, extra: Sequence[str] = ()) -> List[str]:
+    """The pytest invocation for ``ids``; ``options``: mirror, keyring, ignition_spec_table, extend_timeout."""
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", str(workers),
+           "--junitxml", str(junit), "--run-dir", str(run_dir), "-rfE"]
+    for key, value in (options or {}).items():
+        if value not in (None, "", 0, 0.0):
+            cmd += [f"--{key.replace('_', '-')}", str(value)]
+    return cmd + list(extra) + [node_id(i) for i in ids]
+
+
+# ---------------------------------------------------------------- results of one pytest run
+
+@dataclass
+class Attempt:
+    result: str                        # pass | fail | skip
+    duration: float = 0.0
+    run_dirs: List[str] = field(default_factory=list)
+    message: str = ""
+
+
+def _first_line(text: Optional[str]) -> str:
+    for line in (text or "").splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def parse_junit(path: Path, run_root: Optional[Path] = None) -> Dict[str, Attempt]:
+    """Test id -> Attempt for every ``test_scenario[...]`` case of a pytest JUnit file."""
+    out: Dict[str, Attempt] = {}
+    if not Path(path).is_file():
+        return out
+    for case in ET.parse(path).getroot().iter("testcase"):
+        m = _CASE_RE.match(case.get("name", ""))
+        if not m:
+            continue
+        tid = m.group("id")
+        bad = case.find("failure")
+        if bad is None:
+            bad = case.find("error")
+        skipped = case.find("skipped")
+        if bad is not None:
+            result, message = "fail", _first_line(bad.get("message")) or _first_line(bad.text)
+        elif skipped is not None:
+            result, message = "skip", _first_line(skipped.get("message"))
+        else:
+            result, message = "pass", ""
+        dirs = [p.get("value") for p in case.iter("property") if p.get("name") == "livelab_run_dir"]
+        if not dirs and run_root is not None and (Path(run_root) / run_dir_name(tid)).is_dir():
+            dirs = [str(Path(run_root) / run_dir_name(tid))]
+        out[tid] = Attempt(result, float(case.get("time") or 0.0), dirs, message)
+    return out
+
+
+def classify(attempts: Sequence[Attempt]) -> str:
+    """pass (first try), flaky (failed, then passed), skip, or fail (never passed)."""
+    results = [a.result for a in attempts]
+    if "pass" in results:
+        return "pass" if results.index("pass") == 0 else "flaky"
+    if results and all(r == "skip" for r in results):
+        return "skip"
+    return "fail"
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return os.path.relpath(path, base) if Path(path).resolve().is_relative_to(base.resolve()) else str(path)
+    except (OSError, ValueError):
+        return str(path)
+
+
+def _artifacts(run_dir: Optional[str], output_dir: Path) -> dict:
+    if not run_dir:
+        return {"run_dir": None, "console_log": None}
+    rd = Path(run_dir)
+    console = rd / "console.log"
+    return {"run_dir": _rel(rd, output_dir), "console_log": _rel(console, output_dir) if console.is_file() else None}
+
+
+def make_cell(cell: Cell, attempts: Sequence[Attempt], output_dir: Path) -> dict:
+    """The summary.json record of one cell from its attempts (in order)."""
+    output_dir = Path(output_dir)
+    result = classify(attempts)
+    final = next((a for a in attempts if a.result == "pass"), attempts[-1]) if attempts else Attempt("fail")
+    timings = None
+    if final.run_dirs and (Path(final.run_dirs[0]) / "timings.json").is_file():
+        try:
+            timings = json.loads((Path(final.run_dirs[0]) / "timings.json").read_text())
+        except ValueError:
+            timings = None
+    failed = [a for a in attempts if a.result == "fail"]
+    history = [{"attempt": i + 1, "result": a.result, "duration": round(a.duration, 2), "message": a.message,
+                **_artifacts(a.run_dirs[0] if a.run_dirs else None, output_dir)} for i, a in enumerate(attempts)]
+    return {"id": cell.id, "os": cell.os, "stream": cell.stream, "method": cell.method,
+            "firmware": cell.firmware, "scenario": cell.scenario, "result": result,
+            "attempts": len(attempts), "duration": round(sum(a.duration for a in attempts), 2),
+            **_artifacts(final.run_dirs[0] if final.run_dirs else None, output_dir),
+            "timings": timings,
+            "message": (failed[0].message or "failed") if failed and result in ("fail", "flaky") else "",
+            "history": history}
+
+
+# ---------------------------------------------------------------- the run
+
+Runner = Callable[[List[str]], int]
+
+
+def _subprocess_runner(cmd: List[str]) -> int:
+    if not (REPO / TEST_FILE).is_file():
+        raise LivelabError(f"{TEST_FILE} not found under {REPO}: run the matrix from a livelab checkout")
+    return subprocess.run(cmd, cwd=REPO).returncode
+
+
+def run_matrix(matrix: Matrix, output_dir: Path, workers: int, rerun: int = 0, options: Optional[dict] = None,
+               extra: Sequence[str] = (), runner: Runner = _subprocess_runner, log=print) -> List[dict]:
+    """Run every cell (then re-run failures up to ``rerun`` times); return the summary cells.
+
+    Attempt n writes ``attempts/junit-<n>.xml`` and its VMs under ``runs`` (n = 1) or ``runs-rerun<n-1>``.
+    """
+    output_dir = Path(output_dir).resolve()
+    (output_dir / "attempts").mkdir(parents=True, exist_ok=True)
+    (output_dir / "ids.txt").write_text("".join(f"{node_id(i)}\n" for i in matrix.ids))
+    attempts: Dict[str, List[Attempt]] = {i: [] for i in matrix.ids}
+    todo = list(matrix.ids)
+    for n in range(1, max(0, rerun) + 2):
+        run_root = output_dir / ("runs" if n == 1 else f"runs-rerun{n - 1}")
+        junit = output_dir / "attempts" / f"junit-{n}.xml"
+        w = min(workers, len(todo))
+        log(f"livelab: matrix attempt {n}: {len(todo)} cell(s), {w} worker(s)")
+        rc = runner(pytest_command(todo, junit, run_root, w, options, extra))
+        got = parse_junit(junit, run_root)
+        for tid in todo:
+            attempts[tid].append(got.get(tid) or Attempt("fail", message=f"no result: pytest exited {rc}"))
+        todo = [t for t in todo if attempts[t][-1].result == "fail"]
+        if not todo:
+            break
+    by_id = {c.id: c for c in matrix.cells}
+    return [make_cell(by_id[t], attempts[t], output_dir) for t in matrix.ids]
+
+
+def attempt_files(output_dir: Path) -> List[Path]:
+    files = list((Path(output_dir) / "attempts").glob("junit-*.xml"))
+    return sorted(files, key=lambda p: int(p.stem.split("-")[1]))

@@ -1,0 +1,322 @@
+"""Matrix outputs: ``summary.json``, ``report.html`` (one self-contained file) and the merged ``junit.xml``.
+
+Plain functions: ``build_report(output_dir, cells)`` writes the summary and the HTML from summary
+cells (see :func:`harness.matrix.make_cell`); ``merge_junit`` folds pytest's per-attempt JUnit
+files into one.  The HTML is XHTML-compatible (parses as XML), uses inline CSS and inline SVG,
+needs no JavaScript and fetches nothing; its links are relative paths into the output directory.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+import xml.etree.ElementTree as ET
+from html import escape
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+from urllib.parse import quote
+
+SCHEMA = "livelab.matrix/1"
+RESULTS = ("pass", "flaky", "fail", "skip")
+COLOURS = {"pass": "#2e7d32", "flaky": "#ef8f00", "fail": "#c62828", "skip": "#757575"}
+# timeline phases: (name, label, colour, end markers in order of preference); each starts where the last ended
+PHASES = (
+    ("firmware", "firmware", "#8d6e63", ("kernel_start", "first_console")),
+    ("kernel", "kernel", "#1565c0", ("ignition_done", "switch_root")),
+    ("initramfs", "initramfs/Ignition", "#6a1b9a", ("switch_root",)),
+    ("login", "login", "#00838f", ("login_prompt",)),
+    ("ssh", "SSH", "#2e7d32", ("ssh_ready",)),
+)
+ARTIFACTS = ("console.log", "qemu-cmdline.txt", "config.ign", "vm.json", "timings.json")
+
+
+# ---------------------------------------------------------------- summary.json
+
+def totals(cells: Sequence[dict]) -> dict:
+    out = {"cells": len(cells), **{r: 0 for r in RESULTS}}
+    for c in cells:
+        out[c["result"]] = out.get(c["result"], 0) + 1
+    out["duration"] = round(sum(c.get("duration") or 0 for c in cells), 2)
+    return out
+
+
+def _unique(values) -> list:
+    out = []
+    for v in values:
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def summarize(cells: Sequence[dict], meta: Optional[dict] = None) -> dict:
+    """The summary.json document; ``meta`` (os, streams, methods, firmware, scenarios) defaults from the cells."""
+    meta = dict(meta or {})
+    derived = {"os": cells[0]["os"] if cells else None,
+               "streams": _unique(c["stream"] for c in cells), "methods": _unique(c["method"] for c in cells),
+               "firmware": _unique(c["firmware"] for c in cells), "scenarios": _unique(c["scenario"] for c in cells)}
+    accel = next((c["timings"].get("accel") for c in cells if c.get("timings") and c["timings"].get("accel")), None)
+    doc = {"schema": SCHEMA}
+    for key in ("os", "streams", "methods", "firmware", "scenarios"):
+        doc[key] = meta.get(key) or derived[key]
+    doc.update({"generated": meta.get("generated") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "accel": meta.get("accel") or accel, "cells": list(cells), "totals": totals(cells)})
+    return doc
+
+
+def load_summary(output_dir: Path) -> dict:
+    from .errors import LivelabError
+    path = Path(output_dir) / "summary.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LivelabError(f"{path} not found: not a matrix output directory")
+    except ValueError as exc:
+        raise LivelabError(f"{path}: not valid JSON ({exc})")
+
+
+# ---------------------------------------------------------------- timelines
+
+def segments(phases: dict) -> List[tuple]:
+    """(name, label, colour, start, end) of each phase a boot reached, in order."""
+    out, t = [], float(phases.get("qemu_start") or 0.0)
+    for name, label, colour, ends in PHASES:
+        end = next((float(phases[e]) for e in ends if phases.get(e) is not None), None)
+        if end is None or end <= t:
+            continue
+        out.append((name, label, colour, t, end))
+        t = end
+    return out
+
+
+def _max_time(cells: Sequence[dict]) -> float:
+    best = 1.0
+    for c in cells:
+        for boot in (c.get("timings") or {}).get("boots") or []:
+            for v in (boot.get("phases") or {}).values():
+                if isinstance(v, (int, float)):
+                    best = max(best, float(v))
+    return best
+
+
+def _tick_step(span: float) -> float:
+    for step in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600):
+        if span / step <= 8:
+            return step
+    return 7200
+
+
+def timeline_svg(timings: dict, scale: Optional[float] = None, width: int = 860) -> str:
+    """Inline SVG: one bar per boot, one coloured segment per phase, on a shared time axis."""
+    boots = timings.get("boots") or []
+    scale = scale or _max_time([{"timings": timings}])
+    left, row, top = 70, 24, 8
+    bar_w = width - left - 10
+    height = top + row * len(boots) + 24
+    x = lambda t: left + bar_w * t / scale  # noqa: E731
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="boot timeline">']
+    for i, boot in enumerate(boots):
+        y = top + i * row
+        parts.append(f'<text x="4" y="{y + 15}" font-size="12" fill="#333">boot {escape(str(boot.get("boot", i + 1)))}</text>')
+        parts.append(f'<rect x="{left}" y="{y + 2}" width="{bar_w}" height="{row - 6}" fill="#f2f2f2"/>')
+        for name, label, colour, start, end in segments(boot.get("phases") or {}):
+            w = max(1.0, x(end) - x(start))
+            parts.append(f'<g class="phase phase-{name}"><rect x="{x(start):.1f}" y="{y + 2}" width="{w:.1f}" '
+                         f'height="{row - 6}" fill="{colour}"><title>{escape(label)}: {start:.1f} s to {end:.1f} s '
+                         f'({end - start:.1f} s)</title></rect>')
+            if w > 8 * len(label) + 6:
+                parts.append(f'<text x="{x(start) + 4:.1f}" y="{y + 15}" font-size="11" fill="#fff">'
+                             f'{escape(label)} {end - start:.0f}s</text>')
+            parts.append('</g>')
+    axis_y = top + row * len(boots) + 4
+    parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + bar_w}" y2="{axis_y}" stroke="#999"/>')
+    step = _tick_step(scale)
+    t = 0.0
+    while t <= scale + 1e-9:
+        parts.append(f'<line x1="{x(t):.1f}" y1="{axis_y}" x2="{x(t):.1f}" y2="{axis_y + 4}" stroke="#999"/>'
+                     f'<text x="{x(t):.1f}" y="{axis_y + 16}" font-size="10" fill="#555" text-anchor="middle">{t:g}s</text>')
+        t += step
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------- report.html
+
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.5em}h3{font-size:1em;margin:.2em 0}
+table.matrix{border-collapse:collapse;margin:1em 0}
+table.matrix th,table.matrix td{border:1px solid #bbb;padding:.35em .7em;text-align:left}
+table.matrix thead th{background:#eee}
+td.cell{min-width:9em}td.cell a{color:inherit}
+.pass{background:#c8e6c9}.fail{background:#ffcdd2}.flaky{background:#ffe0b2}.skip{background:#e0e0e0}
+.none{background:#fafafa;color:#aaa}
+.badge{display:inline-block;padding:0 .5em;border-radius:.6em;color:#fff;font-weight:600}
+.badge.pass{background:#2e7d32}.badge.fail{background:#c62828}.badge.flaky{background:#ef8f00}.badge.skip{background:#757575}
+section.vm{border-left:6px solid #bbb;padding:.3em .8em;margin:1em 0;background:#fff}
+section.vm.pass{border-color:#2e7d32}section.vm.fail{border-color:#c62828}section.vm.flaky{border-color:#ef8f00}
+pre.message{background:#fff3f3;border:1px solid #e6b3b3;padding:.5em;white-space:pre-wrap;margin:.3em 0}
+.legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:1em;height:.8em;margin-right:.3em}
+.muted{color:#777}
+"""
+
+
+def _href(rel: str) -> str:
+    return escape(quote(rel.replace("\\", "/")), quote=True)
+
+
+def _link(output_dir: Path, rel: Optional[str], text: str) -> str:
+    """A relative link, only when the file exists (so every href of the report resolves)."""
+    if not rel or not (output_dir / rel).is_file():
+        return ""
+    return f'<a href="{_href(rel)}">{escape(text)}</a>'
+
+
+def _cell_text(c: dict) -> str:
+    text = c["result"]
+    if c.get("attempts", 1) > 1:
+        text += f" ({c['attempts']} attempts)"
+    return text
+
+
+def _matrix_table(cells: Sequence[dict], summary: dict, output_dir: Path) -> str:
+    firmware = summary.get("firmware") or _unique(c["firmware"] for c in cells)
+    multi = len(_unique(c["scenario"] for c in cells)) > 1
+    rows = _unique((c["stream"], c["method"], c["scenario"]) for c in cells)
+    by_key = {(c["stream"], c["method"], c["scenario"], c["firmware"]): c for c in cells}
+    kind = "channel" if summary.get("os") == "flatcar" else "stream"
+    head = f"<th>{kind}</th><th>method</th>" + ("<th>scenario</th>" if multi else "")
+    head += "".join(f"<th>{escape(f)}</th>" for f in firmware)
+    body = []
+    for stream, method, scen in rows:
+        tds = [f"<th>{escape(stream)}</th><th>{escape(method)}</th>" + (f"<th>{escape(scen)}</th>" if multi else "")]
+        for fw in firmware:
+            c = by_key.get((stream, method, scen, fw))
+            if c is None:
+                tds.append('<td class="cell none">&#8212;</td>')
+                continue
+            console = _link(output_dir, c.get("console_log"), "console.log")
+            tds.append(f'<td class="cell {escape(c["result"])}" data-id="{escape(c["id"])}" title="{escape(c["id"])}">'
+                       f'<a href="#vm-{escape(c["id"])}">{escape(_cell_text(c))}</a>'
+                       + (f' &#183; {console}' if console else "") + "</td>")
+        body.append("<tr>" + "".join(tds) + "</tr>")
+    return (f'<table class="matrix" id="matrix"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
+
+
+def _vm_section(c: dict, output_dir: Path, scale: float) -> str:
+    out = [f'<section class="vm {escape(c["result"])}" id="vm-{escape(c["id"])}">',
+           f'<h3>{escape(c["id"])} <span class="badge {escape(c["result"])}">{escape(_cell_text(c))}</span></h3>']
+    facts = [f'{c.get("duration") or 0:.1f} s']
+    if c.get("run_dir"):
+        for name in ARTIFACTS:
+            link = _link(output_dir, f'{c["run_dir"]}/{name}', name)
+            if link:
+                facts.append(link)
+    for h in c.get("history") or []:
+        if h.get("result") == "fail" and h.get("attempt") != c.get("attempts"):
+            link = _link(output_dir, h.get("console_log"), f'attempt {h["attempt"]} console.log')
+            facts.append(link or f'attempt {h["attempt"]} failed')
+    out.append(f'<p>{" &#183; ".join(facts)}</p>')
+    if c.get("message"):
+        out.append(f'<pre class="message">{escape(c["message"])}</pre>')
+    timings = c.get("timings")
+    if timings and timings.get("boots"):
+        out.append(timeline_svg(timings, scale))
+    else:
+        out.append('<p class="muted">no timings recorded</p>')
+    out.append("</section>")
+    return "".join(out)
+
+
+def render_html(summary: dict, output_dir: Path) -> str:
+    output_dir = Path(output_dir)
+    cells = summary.get("cells") or []
+    t = summary.get("totals") or totals(cells)
+    title = f"livelab matrix: {summary.get('os') or ''}"
+    counts = " ".join(f'<span class="badge {r}">{t.get(r, 0)} {r}</span>' for r in RESULTS)
+    legend = "".join(f'<span><i style="background:{colour}"></i>{escape(label)}</span>'
+                     for _, label, colour, _ in PHASES)
+    scale = _max_time(cells)
+    accel = summary.get("accel") or "unknown"
+    junit = _link(output_dir, "junit.xml", "junit.xml")
+    sjson = _link(output_dir, "summary.json", "summary.json")
+    return "".join([
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/>',
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        f'<p>{t.get("cells", len(cells))} cells {counts} &#183; accelerator: <b>{escape(accel)}</b> &#183; '
+        f'generated {escape(str(summary.get("generated", "")))}'
+        + "".join(f" &#183; {link}" for link in (junit, sjson) if link) + "</p>",
+        "<h2>Matrix</h2>", _matrix_table(cells, summary, output_dir),
+        f'<h2>Boot timelines</h2><p class="legend">{legend}</p>',
+        "".join(_vm_section(c, output_dir, scale) for c in cells),
+        "</body></html>\n"])
+
+
+def build_report(output_dir: Path, cells: Sequence[dict], meta: Optional[dict] = None) -> Dict[str, Path]:
+    """Write ``summary.json`` and ``report.html`` into ``output_dir``; return their paths."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    summary = summarize(cells, meta)
+    paths = {"summary": output_dir / "summary.json", "html": output_dir / "report.html"}
+    paths["summary"].write_text(json.dumps(summary, indent=2) + "\n")
+    paths["html"].write_text(render_html(summary, output_dir))
+    if (output_dir / "junit.xml").is_file():
+        paths["junit"] = output_dir / "junit.xml"
+    return paths
+
+
+# ---------------------------------------------------------------- junit.xml
+
+def _case_id(case: ET.Element) -> Optional[str]:
+    name = case.get("name", "")
+    return name[name.index("[") + 1:-1] if "[" in name and name.endswith("]") else None
+
+
+def _set_property(case: ET.Element, name: str, value: str) -> None:
+    props = case.find("properties")
+    if props is None:
+        props = ET.Element("properties")
+        case.insert(0, props)
+    ET.SubElement(props, "property", name=name, value=value)
+
+
+def merge_junit(attempt_files: Sequence[Path], cells: Sequence[dict], out: Path) -> Path:
+    """One JUnit file: per cell the final attempt's testcase, with properties ``attempts``,
+    ``result`` and ``flaky``; a cell pytest gave no result for gets an ``error``."""
+    final: Dict[str, ET.Element] = {}
+    for path in attempt_files:
+        if not Path(path).is_file():
+            continue
+        for case in ET.parse(path).getroot().iter("testcase"):
+            tid = _case_id(case)
+            if tid:
+                final[tid] = case
+    suite = ET.Element("testsuite", name="livelab-matrix", timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    total_time = 0.0
+    for c in cells:
+        case = copy.deepcopy(final[c["id"]]) if c["id"] in final else None
+        if case is None:
+            case = ET.Element("testcase", classname="tests.e2e.test_scenarios", name=f'test_scenario[{c["id"]}]',
+                              time="0")
+            ET.SubElement(case, "error", message=c.get("message") or "no result")
+        _set_property(case, "attempts", str(c.get("attempts", 1)))
+        _set_property(case, "result", c["result"])
+        if c["result"] == "flaky":
+            _set_property(case, "flaky", "true")
+        counts["tests"] += 1
+        counts["failures"] += case.find("failure") is not None
+        counts["errors"] += case.find("error") is not None and case.find("failure") is None
+        counts["skipped"] += case.find("skipped") is not None
+        total_time += float(case.get("time") or 0)
+        suite.append(case)
+    for k, v in counts.items():
+        suite.set(k, str(v))
+    suite.set("time", f"{total_time:.3f}")
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    ET.ElementTree(root).write(out, encoding="utf-8", xml_declaration=True)
+    return Path(out)

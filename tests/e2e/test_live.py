@@ -1,0 +1,175 @@
+"""Across reboots and media: fromram, live login without a config, Flatcar root modes, sshkey,
+autologin, OEM config, RAM minimums.  Runbook style over harness classes; ids carry the config."""
+import json
+import re
+import time
+
+import pytest
+
+from harness.errors import BootFailure, LivelabError
+from harness.lab import BootRequest
+from harness.vm.qemu import LIVEISO_SUCCESS_PORT, Disk
+
+pytestmark = pytest.mark.e2e
+EMPTY = {"ignition": {"version": "3.3.0"}}
+
+
+def _eject_error(reply):
+    return (reply.get("error") or {}).get("desc")
+
+
+@pytest.mark.ci
+@pytest.mark.parametrize("firmware", ["bios"])
+def test_fromram_releases_the_media(live_vm, firmware):
+    """fcos.stable.iso-fromram.<fw>: no mount refers to the CD, a QMP eject WITHOUT force succeeds,
+    the backing file can be overwritten, and the system keeps working after dropping caches."""
+    lb = live_vm(BootRequest("fcos", "stable", "iso-fromram", firmware, ignition=EMPTY,
+                             name=f"fcos.stable.iso-fromram.{firmware}"))
+    m = lb.machine
+    m.wait_for_ssh()
+    assert "coreos.liveiso.fromram" in m.succeed("cat /proc/cmdline")
+    mounts = m.succeed("findmnt -rn -o SOURCE,FSTYPE,TARGET")
+    assert "iso9660" not in mounts and "/dev/sr0" not in mounts, mounts
+    assert "sr0" not in m.succeed("sudo losetup -a; true")
+    reply = m.eject(force=False)
+    assert _eject_error(reply) is None, reply
+    # the backing file is free to be overwritten: do it, then make the guest re-read everything
+    iso = lb.run_dir / "live.iso"
+    with open(iso, "r+b") as f:
+        f.write(b"\0" * (1 << 20))
+    m.succeed("sudo sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches'")
+    m.succeed("sudo find /usr/bin /usr/lib -type f -exec cat {} + > /dev/null")
+    assert "No medium found" in m.execute("sudo dd if=/dev/sr0 of=/dev/null bs=2048 count=1")[2]
+    assert m.succeed("echo still-alive").strip() == "still-alive"
+
+
+@pytest.mark.ci
+def test_iso_without_fromram_keeps_the_media(live_vm):
+    """fcos.stable.iso.bios: the contrast: the CD stays mounted and a QMP eject without force is
+    refused (the tray is locked)."""
+    lb = live_vm(BootRequest("fcos", "stable", "iso", "bios", ignition=EMPTY, name="fcos.stable.iso.bios.media"))
+    m = lb.machine
+    m.wait_for_ssh()
+    assert "coreos.liveiso=" in m.succeed("cat /proc/cmdline")
+    mounts = m.succeed("findmnt -rn -o SOURCE,FSTYPE,TARGET")
+    assert "iso9660" in mounts, mounts
+    err = _eject_error(m.eject(force=False))
+    assert err and "locked" in err.lower(), err
+
+
+@pytest.mark.ci
+def test_live_iso_without_config_autologin_and_success_token(live_vm):
+    """fcos.stable.iso.bios.live-login (kola's live-login): no user config at all: serial
+    autologin as core, and coreos-liveiso-success on its virtio port."""
+    lb = live_vm(BootRequest("fcos", "stable", "iso", "bios", user_config=False,
+                             name="fcos.stable.iso.bios.live-login"))
+    m = lb.machine
+    assert lb.config is None and m.spec.virtio_ports == [LIVEISO_SUCCESS_PORT]
+    m.console.take_shell(m.timeouts.boot)
+    status, out = m.console.run("id -un", m.timeouts.command)
+    assert (status, out.strip()) == (0, "core")
+    m.wait_for_port_token("coreos-liveiso-success", port=LIVEISO_SUCCESS_PORT)
+
+
+@pytest.mark.ci
+@pytest.mark.parametrize("rootfstype,expect", [("tmpfs", "tmpfs"), ("btrfs", "btrfs")])
+def test_flatcar_rootfstype(live_vm, rootfstype, expect):
+    """flatcar.stable.ipxe.bios.rootfs-<type>: the root filesystem type follows rootfstype=."""
+    lb = live_vm(BootRequest("flatcar", "stable", "ipxe", "bios", ignition=EMPTY, kargs=[f"rootfstype={rootfstype}"],
+                             name=f"flatcar.stable.ipxe.bios.rootfs-{rootfstype}"))
+    lb.machine.wait_for_ssh()
+    assert lb.machine.succeed("findmnt -n -o FSTYPE /").strip() == expect
+
+
+@pytest.mark.ci
+def test_flatcar_root_on_disk_kept_across_reboot(live_vm):
+    """flatcar.stable.pxe.bios.root-disk: root= on a local disk; flatcar.first_boot only on boot 1;
+    the state written on boot 1 is there on boot 2 (Ignition did not run again)."""
+    butane = """
+variant: flatcar
+version: 1.0.0
+storage:
+  filesystems:
+    - device: /dev/disk/by-id/virtio-root
+      format: ext4
+      label: ROOT
+      wipe_filesystem: true
+"""
+    lb = live_vm(BootRequest("flatcar", "stable", "pxe", "bios", butane=butane, kargs=["root=LABEL=ROOT"],
+                             disks=[Disk("root", size="4G", serial="root")], name="flatcar.stable.pxe.bios.root-disk"))
+    m = lb.machine
+    m.wait_for_ssh()
+    assert m.succeed("findmnt -n -o SOURCE,FSTYPE /").split()[1] == "ext4"
+    m.succeed("sudo sh -c 'echo kept > /etc/livelab-state'")
+    lb.power_cycle(remove=["flatcar.first_boot"])
+    m.wait_for_ssh()   # the key Ignition wrote on boot 1 lives on the disk root
+    assert m.succeed("cat /etc/livelab-state").strip() == "kept"
+    assert "flatcar.first_boot" not in m.succeed("cat /proc/cmdline")
+
+
+@pytest.mark.ci
+def test_flatcar_sshkey_karg_and_autologin(live_vm, livelab):
+    """flatcar.beta.pxe.bios.sshkey-autologin: sshkey="..." lets SSH in with no Ignition config,
+    flatcar.autologin=ttyS0 gives a shell on the serial console without a password, and no
+    flatcar.first_boot means Ignition did not run."""
+    key = livelab.ssh_key.public
+    lb = live_vm(BootRequest("flatcar", "beta", "pxe", "bios", user_config=False,
+                             kargs=[f'sshkey="{key}"', "flatcar.autologin=ttyS0"],
+                             first_boot_only=[], name="flatcar.beta.pxe.bios.sshkey-autologin"))
+    m = lb.machine
+    m.console.take_shell(m.timeouts.boot)
+    status, out = m.console.run("id -un; cat /proc/cmdline", m.timeouts.command)
+    assert status == 0 and out.splitlines()[0] == "core"
+    m.wait_for_ssh()
+    assert m.succeed("cat ~/.ssh/authorized_keys ~/.ssh/authorized_keys.d/* 2>/dev/null").count("livelab") >= 1
+
+
+@pytest.mark.ci
+def test_flatcar_no_first_boot_means_no_ignition(live_vm):
+    """flatcar.stable.ipxe.bios.no-first-boot: with flatcar.first_boot absent, Ignition does not run."""
+    lb = live_vm(BootRequest("flatcar", "stable", "ipxe", "bios", completion=False,
+                             kargs=["flatcar.autologin=ttyS0"], name="flatcar.stable.ipxe.bios.no-first-boot"),
+                 start=False)
+    lb.prepare()
+    lb.boot_kargs.clear()
+    lb._prepare_boot(1, [a for a in lb.kargs_for_boot(1) if not a.startswith("flatcar.first_boot")])
+    lb.start()
+    m = lb.machine
+    m.console.take_shell(m.timeouts.boot)
+    status, out = m.console.run("test -e /etc/.ignition-result.json && echo ran || echo not-run; "
+                                "cat ~core/.ssh/authorized_keys.d/ignition 2>/dev/null | wc -l", m.timeouts.command)
+    assert out.splitlines()[0] == "not-run", out
+
+
+@pytest.mark.ci
+def test_flatcar_oem_config_from_extra_initrd(live_vm):
+    """flatcar.stable.pxe.bios.oem: /usr/share/oem/config.ign from an extra initrd is applied."""
+    oem = {"ignition": {"version": "3.3.0"},
+           "storage": {"files": [{"path": "/etc/livelab-oem", "mode": 420,
+                                  "contents": {"source": "data:,from-oem"}}]}}
+    lb = live_vm(BootRequest("flatcar", "stable", "pxe", "bios", user_config=False, oem_config=oem,
+                             kargs=["flatcar.autologin=ttyS0"], name="flatcar.stable.pxe.bios.oem"))
+    m = lb.machine
+    m.console.take_shell(m.timeouts.boot)
+    status, out = m.console.run("cat /etc/livelab-oem", m.timeouts.command)
+    assert (status, out.strip()) == (0, "from-oem")
+
+
+def test_below_minimum_refused_before_boot(live_vm):
+    """fcos.stable.pxe.bios: asking for less than the documented minimum is refused at once."""
+    with pytest.raises(LivelabError, match=r"below the minimum of 4096 MiB .*FCOS live-booting docs"):
+        live_vm(BootRequest("fcos", "stable", "pxe", "bios", memory_mib=2048))
+
+
+@pytest.mark.ci
+def test_out_of_memory_fails_fast_and_memory_is_what_was_asked(live_vm):
+    """fcos.stable.pxe.bios.oom: with the rootfs appended and far too little RAM, the boot fails
+    fast with an out-of-memory reason (not a timeout); a VM's MemTotal matches what was asked."""
+    t0 = time.monotonic()
+    lb = live_vm(BootRequest("fcos", "stable", "pxe", "bios", memory_mib=256, ignition=EMPTY,
+                             name="fcos.stable.pxe.bios.oom"), below_minimum=True)
+    with pytest.raises(BootFailure) as exc:
+        lb.machine.wait_for_ssh()
+    first = str(exc.value).splitlines()[0]
+    assert re.search(r"out of (memory|RAM-disk space)|kernel panic", first), first
+    assert time.monotonic() - t0 < lb.machine.timeouts.boot / 2
