@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import LivelabError
+from .errors import BootFailure, LivelabError
 
 # modules that add verbs; each has register(subparsers)
 _VERB_MODULES = (
@@ -44,6 +44,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except BootFailure as exc:   # the reason, then the console evidence
+        print(f"livelab: boot failed: {exc}", file=sys.stderr)
+        return exc.exit_status
     except LivelabError as exc:
         print(f"livelab: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_status

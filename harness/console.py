@@ -1,8 +1,9 @@
 """The serial console of a VM, driven with pexpect.
 
 QEMU exposes the guest's first serial port as a unix socket (and writes every byte to
-``console.log`` itself, so the log is complete even if the harness dies).  ``Console`` wraps
-that socket in ``pexpect.fdpexpect``; every chunk read goes through a ``ConsoleTap`` that
+``console.log`` itself, so the log is complete even if the harness dies).  ``Console`` reads that
+socket in a thread (the guest's UART never stalls on an idle harness) and offers pexpect's
+``expect`` over what it read; every chunk goes at once through a ``ConsoleTap`` that
 
 - records the phase timings (kernel start, Ignition done, switch-root, login prompt), and
 - watches for the lines that mean a boot is lost (kernel panic, emergency mode, Ignition
@@ -11,15 +12,17 @@ that socket in ``pexpect.fdpexpect``; every chunk read goes through a ``ConsoleT
 """
 from __future__ import annotations
 
+import codecs
 import collections
 import re
+import threading
 import socket
 import time
 import uuid
 from typing import Callable, Iterable, List, Optional, Pattern, Union
 
 import pexpect
-import pexpect.fdpexpect
+import pexpect.spawnbase
 
 from .errors import BootFailure
 
@@ -30,6 +33,7 @@ FAIL_PATTERNS = [
     ("out of RAM-disk space", re.compile(r".*No space left on device.*")),
     ("Ignition failed", re.compile(r".*(Ignition failed|Failed to start .*Ignition|ignition\[\d+\]: .*CRITICAL.*).*")),
     ("live rootfs refused", re.compile(r".*(Found initramfs version .* but rootfs version.*|No rootfs image found.*|[Rr]ootfs (image )?hash mismatch.*|coreos-livepxe-rootfs.*[Ff]ail.*)")),
+    ("no bootable device", re.compile(r".*(No bootable device|No more network devices|PXE-E\w+:|Could not boot image).*")),
     ("dracut initqueue timeout", re.compile(r".*dracut-initqueue.*timeout.*|.*Could not boot\..*")),
     ("emergency mode", re.compile(r".*(You are in emergency mode|Entering emergency mode|emergency shell).*")),
 ]
@@ -46,7 +50,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 
 
 class ConsoleTap:
-    """Receives every chunk read from the console (pexpect's ``logfile_read``)."""
+    """Receives every chunk read from the console, as it arrives."""
 
     def __init__(self, t0: float, fail_patterns=FAIL_PATTERNS, keep_lines: int = 200):
         self.t0 = t0
@@ -56,6 +60,7 @@ class ConsoleTap:
         self.failure: Optional[tuple] = None      # (reason, line, monotonic time seen)
         self._partial = ""
         self.ignored_failures: List[str] = []
+        self.listeners: List[Callable[[str], None]] = []   # e.g. echo the console live
 
     def new_boot(self, t0: float) -> None:
         self.t0 = t0
@@ -65,6 +70,8 @@ class ConsoleTap:
     def write(self, data: str) -> None:
         if not data:
             return
+        for listener in self.listeners:
+            listener(data)
         if "first_console" not in self.phases:
             self.phases["first_console"] = round(time.monotonic() - self.t0, 2)
         text = self._partial + _ANSI.sub("", data)
@@ -99,8 +106,66 @@ class ConsoleTap:
         return "\n".join(lines)
 
 
+class _BufferSpawn(pexpect.spawnbase.SpawnBase):
+    """pexpect over bytes a reader thread collects (so the guest's serial port never blocks)."""
+
+    def __init__(self, sock: socket.socket, **kw):
+        super().__init__(timeout=1, **kw)
+        self.sock = sock
+        self.child_fd = -1
+        self._cond = threading.Condition()
+        self._chunks: collections.deque = collections.deque()
+        self._closed = False
+
+    def feed(self, data: bytes) -> None:
+        with self._cond:
+            self._chunks.append(data)
+            self._cond.notify_all()
+
+    def feed_eof(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def read_nonblocking(self, size=1, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        with self._cond:
+            while not self._chunks:
+                if self._closed:
+                    self.flag_eof = True
+                    raise pexpect.EOF("console closed")
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise pexpect.TIMEOUT("no console output")
+                self._cond.wait(left)
+            data = self._chunks.popleft()
+            if len(data) > size:
+                self._chunks.appendleft(data[size:])
+                data = data[:size]
+        text = self._decoder.decode(data, final=False)
+        self._log(text, "read")
+        return text
+
+    def send(self, s):
+        b = self._encoder.encode(s, final=False) if isinstance(s, str) else s
+        self.sock.sendall(b)
+        return len(b)
+
+    def sendline(self, s=""):
+        return self.send(s + self.linesep)
+
+    def isalive(self):
+        return not self._closed
+
+    def close(self):
+        self.feed_eof()
+
+
 class Console:
-    """pexpect on a VM's serial console socket."""
+    """pexpect on a VM's serial console socket.
+
+    A reader thread drains the socket continuously: it feeds the ``ConsoleTap`` (phase timings and
+    fatal-line watchers, in real time) and a buffer that pexpect's ``expect`` consumes."""
 
     def __init__(self, sock_path: str, tap: ConsoleTap, name: str = "vm",
                  alive: Optional[Callable[[], Optional[str]]] = None, connect_timeout: float = 10.0):
@@ -118,10 +183,23 @@ class Console:
                 if time.monotonic() > deadline:
                     raise BootFailure(f"{name}: serial console socket {sock_path} never appeared")
                 time.sleep(0.05)
-        self.child = pexpect.fdpexpect.fdspawn(self.sock.fileno(), encoding="utf-8", codec_errors="replace",
-                                               timeout=1)
-        self.child.logfile_read = tap
+        self.child = _BufferSpawn(self.sock, encoding="utf-8", codec_errors="replace")
         self.child.delaybeforesend = None
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._reader = threading.Thread(target=self._read_loop, name=f"console-{name}", daemon=True)
+        self._reader.start()
+
+    def _read_loop(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                self.child.feed_eof()
+                return
+            self.tap.write(self._decoder.decode(data))
+            self.child.feed(data)
 
     # ------------------------------------------------------------------ failure checks
     def check(self) -> None:
@@ -135,18 +213,14 @@ class Console:
             raise BootFailure(f"{self.name}: {dead}\n--- last 50 console lines ---\n{self.tap.last_lines(50)}")
 
     def drain(self, seconds: float = 0.0) -> None:
-        """Read whatever the console has printed (so watchers see it), for up to ``seconds``."""
+        """Let ``seconds`` pass while watching the console (the reader thread does the reading)."""
         end = time.monotonic() + seconds
         while True:
-            try:
-                self.child.read_nonblocking(65536, timeout=max(0.0, min(0.5, end - time.monotonic())))
-            except pexpect.TIMEOUT:
-                pass
-            except pexpect.EOF:
-                break
-            if time.monotonic() >= end:
-                break
-        self.check()
+            self.check()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(0.1, left))
 
     # ------------------------------------------------------------------ waits
     def wait_for(self, pattern: Union[str, Pattern], timeout: float, regex: bool = False) -> re.Match:
@@ -220,10 +294,12 @@ class Console:
 
     def close(self) -> None:
         try:
-            self.child.close()
-        except Exception:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
             pass
         try:
             self.sock.close()
         except OSError:
             pass
+        self.child.close()
+        self._reader.join(timeout=2)

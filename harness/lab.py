@@ -50,6 +50,8 @@ class LabOptions:
     ignition_max_spec: Optional[str] = None
     below_minimum: bool = False
     metadata: Optional[str] = None
+    backend: str = "qemu"                 # qemu | libvirt (harness/vm/libvirt.py)
+    libvirt_uri: Optional[str] = None     # libvirt backend: default qemu:///system
 
 
 @dataclass
@@ -199,11 +201,25 @@ class LiveBoot:
             self.paths[kind] = key
         if self.config:
             self.http.publish("config.ign", json.dumps(self.config).encode())
-        self.machine = Machine(spec, self.run_dir, self.accel, self.timeouts, ssh_key=self.ssh_key)
+        self.machine = self._machine_class()(spec, self.run_dir, self.accel, self.timeouts, ssh_key=self.ssh_key,
+                                             **self._machine_kwargs())
         self.machine.boots_kargs = self.boot_kargs
         self._prepare_boot(1)
         self.machine.write_vm_json(self.vm_record())
         return self.machine
+
+    def _machine_class(self):
+        if self.opts.backend == "libvirt":
+            from .vm.libvirt import LibvirtMachine
+            return LibvirtMachine
+        if self.opts.backend != "qemu":
+            raise LivelabError(f"unknown backend {self.opts.backend!r}: expected qemu or libvirt")
+        return Machine
+
+    def _machine_kwargs(self) -> dict:
+        if self.opts.backend == "libvirt" and self.opts.libvirt_uri:
+            return {"uri": self.opts.libvirt_uri}
+        return {}
 
     def kargs_for_boot(self, boot: int) -> List[str]:
         r = self.req

@@ -30,6 +30,9 @@ def pytest_addoption(parser):
     g.addoption("--channel", action="append", default=None, help="Flatcar channels to run (stable, beta, alpha, lts)")
     g.addoption("--firmware", action="append", default=None, help="firmware to run (bios, uefi)")
     g.addoption("--accel", default="auto", choices=("auto", "kvm", "tcg"), help="QEMU accelerator (auto probes KVM)")
+    g.addoption("--backend", default="qemu", choices=("qemu", "libvirt"),
+                help="run VMs with QEMU directly or through libvirt (harness/vm/libvirt.py)")
+    g.addoption("--libvirt-uri", default=None, metavar="URI", help="libvirt connection (default qemu:///system)")
     g.addoption("--mirror", default=None, help="mirror base URL (or directory) for upstream artifact URLs; 'none' for upstream")
     g.addoption("--keyring", default=None, help="OpenPGP keyring trusted for artifact signatures")
     g.addoption("--ignition-spec-table", default=None, help="extra Ignition spec table (JSON)")
@@ -82,7 +85,8 @@ class LivelabSession:
             accel=opt("--accel"), extend_timeout=opt("--extend-timeout"),
             ignition_spec_table=opt("--ignition-spec-table") or (
                 _ini_path(config, "livelab_ignition_spec_table") if mirror else None),
-            ignition_max_spec=opt("--ignition-max-spec"), below_minimum=opt("--below-minimum"))
+            ignition_max_spec=opt("--ignition-max-spec"), below_minimum=opt("--below-minimum"),
+            backend=opt("--backend"), libvirt_uri=opt("--libvirt-uri"))
         root = opt("--run-dir") or os.environ.get("LIVELAB_RUN_DIR")
         if not root:
             stamp = os.environ.setdefault("LIVELAB_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))

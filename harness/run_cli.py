@@ -45,6 +45,8 @@ def add_boot_options(p, positional_os: bool = True) -> None:
     p.add_argument("--karg", action="append", default=[], help="extra kernel argument")
     p.add_argument("--below-minimum", action="store_true")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
+    p.add_argument("--backend", default="qemu", choices=("qemu", "libvirt"), help="QEMU directly or through libvirt")
+    p.add_argument("--libvirt-uri", metavar="URI", help="libvirt connection (default qemu:///system)")
     p.add_argument("--extend-timeout", type=float, default=0.0, metavar="PCT")
     p.add_argument("--run-dir", help="directory for the VM's artifacts")
     add_artifact_options(p)
@@ -65,7 +67,8 @@ def options_of(args) -> LabOptions:
                       cache_dir=args.cache_dir, accel=getattr(args, "accel", "auto"),
                       extend_timeout=getattr(args, "extend_timeout", 0.0),
                       ignition_spec_table=args.ignition_spec_table, ignition_max_spec=args.ignition_max_spec,
-                      below_minimum=getattr(args, "below_minimum", False))
+                      below_minimum=getattr(args, "below_minimum", False),
+                      backend=getattr(args, "backend", "qemu"), libvirt_uri=getattr(args, "libvirt_uri", None))
 
 
 def request_of(args) -> BootRequest:
@@ -98,21 +101,19 @@ def _boot(args, follow: bool) -> LiveBoot:
     print(f"livelab: artifacts {lb.release.version} verified; run dir {run_dir}", file=sys.stderr)
     lb.start()
     if follow:
-        lb.machine.console.child.logfile_read = _Tee(lb.machine.tap)
+        _follow(lb)
     return lb
 
 
-class _Tee:
-    def __init__(self, tap):
-        self.tap = tap
+def _follow(lb: LiveBoot) -> None:
+    """Show the console live: what was printed so far, then every new chunk."""
+    sys.stdout.write(lb.machine.tap.last_lines(200) + "\n")
 
-    def write(self, data):
-        self.tap.write(data)
+    def echo(data: str) -> None:
         sys.stdout.write(data)
         sys.stdout.flush()
 
-    def flush(self):
-        sys.stdout.flush()
+    lb.machine.tap.listeners.append(echo)
 
 
 def cmd_boot(args) -> int:
@@ -207,7 +208,7 @@ def cmd_repro(args) -> int:
     print(f"livelab: re-creating {tid} from {path}", file=sys.stderr)
     lb.prepare()
     lb.start()
-    lb.machine.console.child.logfile_read = _Tee(lb.machine.tap)
+    _follow(lb)
     try:
         while lb.machine.running:
             lb.machine.console.drain(0.5)

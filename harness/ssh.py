@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-import io
+import logging
 import os
 import socket
 import time
@@ -20,6 +20,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .errors import BootFailure
+
+# paramiko logs every refused early connection attempt; our own errors say what matters
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 class SessionKey:
@@ -94,7 +97,8 @@ class SSH:
         while True:
             check()
             try:
-                self.client = self._connect(timeout=min(20.0, max(2.0, deadline - time.monotonic())))
+                # short attempts: between them the console watchers get a say
+                self.client = self._connect(timeout=min(4.0, max(1.0, deadline - time.monotonic())))
                 return time.monotonic() - start
             except (paramiko.SSHException, socket.error, EOFError) as exc:
                 last = f"{type(exc).__name__}: {exc}"

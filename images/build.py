@@ -495,6 +495,9 @@ class Builder:
         with open(w / "initramfs-fcos.img", "wb") as f:
             with open(zst, "rb") as src:
                 shutil.copyfileobj(src, f, 1 << 20)
+            # the kernel only takes an uncompressed cpio that starts 4-byte aligned
+            if f.tell() % 4:
+                f.write(b"\0" * (4 - f.tell() % 4))
             c = NewcWriter(f)
             c.add_dir("etc")
             c.add_bytes("etc/livelab-flavour", b"fcos\n")

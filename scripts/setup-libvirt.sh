@@ -7,7 +7,9 @@
 #     driver refuses to load without them, whatever qemu.conf says);
 #   - writes /etc/libvirt/qemu.conf settings so QEMU runs as root with no security driver and no
 #     dynamic ownership: the harness's run directories (console socket, qcow2 overlays, TFTP dir)
-#     stay owned by the test's user and readable by QEMU.  Only keys not already set that way are
+#     stay owned by the test's user and readable by QEMU; and `seccomp_sandbox = 0`, since libvirt's
+#     default `-sandbox ...,spawn=deny` would stop the guestfwd relay (`-cmd:socat ...`).
+#     Only keys not already set that way are
 #     changed; an existing file keeps everything else;
 #   - creates /var/log/libvirt and starts `virtlogd -d` (needed before a domain with a serial
 #     log starts) and `libvirtd -d` (serves qemu:///system).
@@ -32,7 +34,8 @@ conf_ok() {
     grep -qE '^\s*user\s*=\s*"root"' "$CONF" &&
     grep -qE '^\s*group\s*=\s*"root"' "$CONF" &&
     grep -qE '^\s*security_driver\s*=\s*"none"' "$CONF" &&
-    grep -qE '^\s*dynamic_ownership\s*=\s*0' "$CONF"
+    grep -qE '^\s*dynamic_ownership\s*=\s*0' "$CONF" &&
+    grep -qE '^\s*seccomp_sandbox\s*=\s*0' "$CONF"
 }
 
 running() { pgrep -x "$1" >/dev/null 2>&1; }
@@ -55,9 +58,11 @@ restart=0
 if ! conf_ok; then
   $SUDO touch "$CONF"
   # comment out conflicting settings, then append ours
-  $SUDO sed -i -E 's/^(\s*(user|group|security_driver|dynamic_ownership)\s*=)/# livelab: \1/' "$CONF"
+  $SUDO sed -i -E 's/^(\s*(user|group|security_driver|dynamic_ownership|seccomp_sandbox)\s*=)/# livelab: \1/' "$CONF"
   printf '%s\n' '# livelab (scripts/setup-libvirt.sh): QEMU runs as root, no relabelling of run dirs' \
-    'user = "root"' 'group = "root"' 'security_driver = "none"' 'dynamic_ownership = 0' | $SUDO tee -a "$CONF" >/dev/null
+    'user = "root"' 'group = "root"' 'security_driver = "none"' 'dynamic_ownership = 0' \
+    '# guestfwd=...-cmd: spawns a relay per guest connection: QEMU'"'"'s -sandbox spawn=deny would stop it' \
+    'seccomp_sandbox = 0' | $SUDO tee -a "$CONF" >/dev/null
   restart=1
 fi
 

@@ -301,7 +301,15 @@ def fetch_artifact(art: Artifact, *, root: Path, keyring=None, insecure: bool = 
                         if offline:
                             raise LivelabError(f"offline: signature of {art.filename} is not in the cache ({sig})")
                         _fetch_signature(art, sig, timeout, retries, backoff)
-                    signers = _verify.gpgv_verify(final, sig, keyring, art.filename)
+                    try:
+                        signers = _verify.gpgv_verify(final, sig, keyring, art.filename)
+                    except LivelabError:
+                        if offline:
+                            raise
+                        # the cached signature may be stale (same bytes re-signed, e.g. a key
+                        # rotation): fetch the current one and check again
+                        _fetch_signature(art, sig, timeout, retries, backoff)
+                        signers = _verify.gpgv_verify(final, sig, keyring, art.filename)
                 rec = _write_record(final, art, digests, signers, keyring, insecure, meta)
                 return _local(art, final, rec, downloaded=False)
         if offline:

@@ -54,6 +54,9 @@ def load_override(table_override) -> dict:
                 doc = yaml.safe_load(text)
             except yaml.YAMLError:
                 raise LivelabError(f"--ignition-spec-table {table_override} is neither JSON nor YAML") from None
+    if isinstance(doc, dict):
+        # "_comment" and other "_"-keys are notes; "accepted" lists what the table's Ignition reads
+        doc = {k: v for k, v in doc.items() if not k.startswith("_") and k != "accepted"}
     if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
         raise LivelabError(f"--ignition-spec-table {table_override}: expected "
                            '{"fcos": {"<version>": "<max spec>"}, "flatcar": {...}}')

@@ -37,10 +37,10 @@ from .accel import Accel, Timeouts, qemu_binary
 
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
-IPXE_ROM = {  # Debian's ipxe-qemu: one ROM with the BIOS and the EFI iPXE images
-    "virtio-net-pci": "/usr/lib/ipxe/qemu/efi-virtio.rom",
-    "e1000": "/usr/lib/ipxe/qemu/efi-e1000.rom",
-}
+# Network boots use the NIC's own QEMU ROM: Debian's ipxe-qemu (efi-<nic>.rom, BIOS and EFI iPXE
+# in one), found by QEMU in its data path.  (Naming the same file with romfile= made SeaBIOS skip
+# it in QEMU 7.2 here, so the default is kept; non-network boots get romfile= and no ROM.)
+IPXE_ROM_DIR = "/usr/lib/ipxe/qemu"
 COMPLETION_PORT = "org.livelab.boot-done"
 COMPLETION_TOKEN = "livelab-boot-done"
 LIVEISO_SUCCESS_PORT = "coreos.liveiso-success"
@@ -71,7 +71,7 @@ class VMSpec:
     append: Optional[str] = None
     boot: str = "disk"                    # network | cdrom | disk | kernel
     nic_model: str = "virtio-net-pci"
-    nic_rom: Optional[str] = None         # None: the iPXE ROM of the NIC model
+    nic_rom: Optional[str] = None         # None: QEMU's ROM for the NIC model (Debian: iPXE)
     tftp_dir: Optional[str] = None
     bootfile: Optional[str] = None
     http_port: Optional[int] = None       # harness HTTP server on 127.0.0.1, reached at 10.0.2.100:80
@@ -116,9 +116,10 @@ def netdev_arg(spec: VMSpec) -> str:
 def nic_arg(spec: VMSpec) -> str:
     """The NIC ``-device`` value: the iPXE ROM and bootindex=1 only for a network boot."""
     nic = f"{spec.nic_model},netdev=net0,id=nic0"
-    rom = spec.nic_rom if spec.nic_rom is not None else IPXE_ROM.get(spec.nic_model)
-    if spec.boot == "network" and rom:
-        nic += f",romfile={rom},bootindex=1"
+    if spec.boot == "network":
+        if spec.nic_rom:
+            nic += f",romfile={spec.nic_rom}"
+        nic += ",bootindex=1"
     else:
         nic += ",romfile="
     return nic
