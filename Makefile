@@ -42,6 +42,7 @@ test-unit: $(STAMPS)/venv
 
 test: images
 	$(BIN)/pytest tests/unit -q -p no:cacheprovider
+	./scripts/setup-libvirt.sh
 	$(BIN)/pytest tests/e2e -m ci -v -p no:cacheprovider --junitxml=runs/junit-ci.xml $(PYTEST_ARGS)
 
 test-e2e: images

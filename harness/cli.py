@@ -7,6 +7,7 @@ every handler is a function ``(args) -> int``.  Errors the user can fix are rais
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -22,6 +23,10 @@ _VERB_MODULES = (
     "harness.minram",          # min-ram
     "harness.matrix_cli",
 )
+
+
+# OSErrors that describe the host (its disks), reported as one line instead of a traceback
+_HOST_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +55,13 @@ def main(argv=None) -> int:
     except LivelabError as exc:
         print(f"livelab: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_status
+    except OSError as exc:
+        # the host's disk, not a bug: a full or read-only filesystem is one line like any input error
+        if exc.errno not in _HOST_ERRNOS:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"livelab: error: {exc.strerror or errno.errorcode.get(exc.errno, exc)}{where}", file=sys.stderr)
+        return LivelabError.exit_status
     except KeyboardInterrupt:
         print("livelab: interrupted", file=sys.stderr)
         return 130

@@ -15,7 +15,7 @@ installkernel() {
 install() {
     inst_multiple bash sh dd sha256sum stat cat cp mkdir rm ln mount umount losetup blkid \
         curl ip sleep seq grep sed head tr cut tail ls chmod chown mv touch truncate \
-        mkfs.btrfs mktemp modprobe udevadm systemctl journalctl busybox systemd-detect-virt
+        mkfs.btrfs mktemp modprobe udevadm systemctl journalctl busybox networkctl systemd-detect-virt
     inst_script "$moddir/livelab-live-rootfs.sh" /usr/sbin/livelab-live-rootfs
     inst_script "$moddir/livelab-stream-hash" /usr/sbin/livelab-stream-hash
     inst_script "$moddir/livelab-netup" /usr/sbin/livelab-netup
@@ -45,10 +45,11 @@ install() {
         inst_simple "$moddir/ignition-report.conf" "$systemdsystemunitdir/ignition-$s.service.d/10-livelab-report.conf"
     done
     inst_hook cmdline 10 "$moddir/parse-livelab.sh"
-    # dhcp is done by livelab-netup (busybox udhcpc) only when Ignition or the rootfs fetch
-    # needs the network; dracut's network units stay out of the way.
-    for u in systemd-networkd.service systemd-networkd.socket systemd-networkd-wait-online.service \
-             NetworkManager.service nm-initrd.service; do
-        ln -sf /dev/null "$initdir/etc/systemd/system/$u"
-    done
+    # DHCP on every NIC with systemd-networkd from the start of the initramfs (in parallel
+    # with everything else); livelab-netup only waits for a default route when Ignition or
+    # the rootfs fetch needs the network.
+    inst_simple "$moddir/50-livelab-dhcp.network" /etc/systemd/network/50-livelab-dhcp.network
+    mkdir -p "$initdir/$systemdsystemunitdir/initrd.target.wants"
+    ln_r "$systemdsystemunitdir/systemd-networkd.service" "$systemdsystemunitdir/initrd.target.wants/systemd-networkd.service"
+    ln -sf /dev/null "$initdir/etc/systemd/system/systemd-networkd-wait-online.service"
 }
