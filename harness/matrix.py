@@ -278,7 +278,7 @@ def run_matrix(matrix: Matrix, output_dir: Path, workers: int, rerun: int = 0, o
         for tid in todo:
             attempts[tid].append(got.get(tid) or Attempt("fail", message=f"no result: pytest exited {rc}"))
         todo = [t for t in todo if attempts[t][-1].result == "fail"]
-        if not todo:
+        if not todo or (not got and rc not in (0, 1)):   # pytest itself failed: a rerun would too
             break
     by_id = {c.id: c for c in matrix.cells}
     return [make_cell(by_id[t], attempts[t], output_dir) for t in matrix.ids]

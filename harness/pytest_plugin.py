@@ -168,7 +168,10 @@ def pytest_runtest_makereport(item, call):
     if not dirs or report.when != "call":
         return
     for d in dirs:
-        report.user_properties.append(("livelab_run_dir", str(d)))
+        # junitxml writes the item's properties (the call report's list is a copy)
+        if ("livelab_run_dir", str(d)) not in item.user_properties:
+            item.user_properties.append(("livelab_run_dir", str(d)))
+            report.user_properties.append(("livelab_run_dir", str(d)))
     if not report.failed:
         return
     for d in dirs:

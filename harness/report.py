@@ -302,6 +302,8 @@ def merge_junit(attempt_files: Sequence[Path], cells: Sequence[dict], out: Path)
             case = ET.Element("testcase", classname="tests.e2e.test_scenarios", name=f'test_scenario[{c["id"]}]',
                               time="0")
             ET.SubElement(case, "error", message=c.get("message") or "no result")
+        if c.get("run_dir") and not any(p.get("name") == "livelab_run_dir" for p in case.iter("property")):
+            _set_property(case, "livelab_run_dir", c["run_dir"])
         _set_property(case, "attempts", str(c.get("attempts", 1)))
         _set_property(case, "result", c["result"])
         if c["result"] == "flaky":

@@ -160,6 +160,7 @@ def test_run_matrix_reruns_failures_and_reports_flaky(tmp_path):
              for case in suite.iter("testcase")}
     assert props[f"test_scenario[{b}]"]["flaky"] == "true"
     assert props[f"test_scenario[{c}]"]["attempts"] == "3" and "flaky" not in props[f"test_scenario[{c}]"]
+    assert props[f"test_scenario[{b}]"]["livelab_run_dir"] == f"runs-rerun1/{mx.run_dir_name(b)}"
 
 
 def test_cells_pytest_gave_no_result_for_fail(tmp_path):
@@ -203,3 +204,10 @@ def test_cli_runs_and_reports(tmp_path, monkeypatch, capsys):
     assert main(["matrix", "report", str(tmp_path)]) == 0
     assert "flatcar.stable.pxe.uefi.base" in (tmp_path / "report.html").read_text()
     assert main(["matrix", "report", str(tmp_path / "nope")]) == 2
+
+
+def test_no_rerun_when_pytest_itself_failed(tmp_path):
+    calls = []
+    m = mx.build_matrix("fcos", "stable", "pxe", "bios")
+    cells = mx.run_matrix(m, tmp_path, 1, rerun=3, runner=lambda cmd: calls.append(cmd) or 2, log=lambda _: None)
+    assert len(calls) == 1 and cells[0]["attempts"] == 1 and cells[0]["result"] == "fail"

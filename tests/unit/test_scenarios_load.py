@@ -1,0 +1,40 @@
+"""Every scenario in scenarios/ loads, its Butane translates and validates for its target."""
+import pytest
+
+from harness import scenario as sc
+from harness.errors import LivelabError
+from harness.ignition import butane_to_ignition, validate_or_raise, check_target
+
+SCENARIOS = sc.load_all()
+
+
+@pytest.mark.parametrize("s", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_scenario_loads_and_butane_validates(s):
+    assert s.cases(), f"{s.name} applies to no cell"
+    for os_id, f in s.butane.items():
+        if not f:
+            continue
+        t = butane_to_ignition((s.path.parent / f).read_text(), files_dir=str(s.path.parent))
+        validate_or_raise(t.config)
+        check_target(t.config, "3.3.0")    # the stand-in's Ignition 2.14 reads up to 3.3.0
+    ids = {c[0].rsplit(".", 1)[0] for c in s.cases()}
+    assert set(s.ci) <= ids, f"ci ids not in the scenario's matrix: {set(s.ci) - ids}"
+
+
+def test_bad_scenario_is_one_clear_error(tmp_path):
+    (tmp_path / "x.yaml").write_text("boots:\n  - how: sideways\n")
+    with pytest.raises(LivelabError, match=r"x.yaml: boots\[0\].how"):
+        sc.load(tmp_path / "x.yaml")
+    (tmp_path / "y.yaml").write_text("description: a: b\n")
+    with pytest.raises(LivelabError, match="not valid YAML"):
+        sc.load(tmp_path / "y.yaml")
+    (tmp_path / "z.yaml").write_text("bootz: []\n")
+    with pytest.raises(LivelabError, match="bootz: unknown key"):
+        sc.load(tmp_path / "z.yaml")
+
+
+def test_selection_by_keyword():
+    ids = [c[0] for s in SCENARIOS for c in s.cases()]
+    assert any(".pxe." in i for i in ids) and any(i.startswith("flatcar.") for i in ids)
+    assert all(i.split(".")[3] in ("bios", "uefi") for i in ids)
+    assert any(i.endswith(".persist-var") and ".iso-fromram." in i for i in ids)
