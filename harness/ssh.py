@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -89,27 +90,45 @@ class SSH:
         return client
 
     def wait(self, timeout: float, check: Callable[[], None] = lambda: None) -> float:
-        """Wait until the guest accepts our key; ``check`` raises if the boot failed meanwhile."""
+        """Wait until the guest accepts our key; ``check`` raises if the boot failed meanwhile.
+
+        Each attempt runs in a helper thread while this one keeps calling ``check`` every 0.1 s,
+        so a failed boot is reported at once even while an attempt waits for sshd's banner."""
         start = time.monotonic()
         deadline = start + timeout
         delay = 0.5
         last = "no attempt"
         while True:
             check()
-            try:
-                # short attempts: between them the console watchers get a say
-                self.client = self._connect(timeout=min(4.0, max(1.0, deadline - time.monotonic())))
+            result: dict = {}
+
+            def attempt():
+                try:
+                    result["client"] = self._connect(timeout=min(10.0, max(1.0, deadline - time.monotonic())))
+                except (paramiko.SSHException, socket.error, EOFError) as exc:
+                    result["error"] = f"{type(exc).__name__}: {exc}"
+
+            worker = threading.Thread(target=attempt, name=f"ssh-wait-{self.name}", daemon=True)
+            worker.start()
+            while worker.is_alive():
+                try:
+                    check()
+                except BaseException:
+                    worker.join(0)   # the attempt ends by itself (its own timeout); we report now
+                    raise
+                worker.join(0.1)
+            if "client" in result:
+                self.client = result["client"]
                 return time.monotonic() - start
-            except (paramiko.SSHException, socket.error, EOFError) as exc:
-                last = f"{type(exc).__name__}: {exc}"
+            last = result.get("error", last)
             if time.monotonic() + delay > deadline:
                 raise BootFailure(f"{self.name}: SSH to {self.user}@{self.host}:{self.port} not ready "
                                   f"after {timeout:.0f} s (last error: {last})")
-            check_deadline = time.monotonic() + delay
-            while time.monotonic() < check_deadline:
+            pause_until = time.monotonic() + delay
+            while time.monotonic() < pause_until:
                 check()
-                time.sleep(min(0.25, max(0.0, check_deadline - time.monotonic())))
-            delay = min(delay * 1.5, 3.0)
+                time.sleep(min(0.1, max(0.0, pause_until - time.monotonic())))
+            delay = min(delay * 1.5, 2.0)
 
     def _client(self) -> paramiko.SSHClient:
         if self.client is None or not self.client.get_transport() or not self.client.get_transport().is_active():
