@@ -394,16 +394,7 @@ class LibvirtMachine(Machine):
     def start(self) -> None:
         """Create the transient domain paused, attach console, register, resume."""
         libvirt, _ = _libvirt()
-        if self.proc is not None:
-            raise LivelabError(f"{self.spec.name} is already running")
-        if not self._admitted:
-            self.admission.acquire(f"{self.spec.name}-{os.getpid()}-{id(self)}", self.spec.memory_mib,
-                                   self.spec.cpus, timeout=self.timeouts(1800))
-            self._admitted = True
-        if self.spec.ssh_port is None:
-            self._ssh_lease = runtime.lease_port()
-            self.spec.ssh_port = self._ssh_lease.port
-        self._prepare_disks()
+        self._admit_and_prepare()
         (self.run_dir / "console.sock").unlink(missing_ok=True)
         xml = self.xml()
         self._starts += 1

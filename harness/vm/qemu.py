@@ -250,11 +250,8 @@ class Machine:
                 raise LivelabError(f"UEFI firmware {OVMF_CODE} missing: apt-get install ovmf")
             shutil.copyfile(OVMF_VARS, self.run_dir / "OVMF_VARS.fd")
 
-    def command(self) -> List[str]:
-        return build_command(self.spec, self.run_dir, self.accel, qemu_binary())
-
-    def start(self) -> None:
-        """Start QEMU (admitted by memory and CPUs), connect QMP and console, resume the guest."""
+    def _admit_and_prepare(self) -> None:
+        """Before a start (any backend): wait for admission, lease the SSH port, make the disks."""
         if self.proc is not None:
             raise LivelabError(f"{self.spec.name} is already running")
         if not self._admitted:
@@ -265,6 +262,13 @@ class Machine:
             self._ssh_lease = runtime.lease_port()
             self.spec.ssh_port = self._ssh_lease.port
         self._prepare_disks()
+
+    def command(self) -> List[str]:
+        return build_command(self.spec, self.run_dir, self.accel, qemu_binary())
+
+    def start(self) -> None:
+        """Start QEMU (admitted by memory and CPUs), connect QMP and console, resume the guest."""
+        self._admit_and_prepare()
         for sock in ("console.sock", "qmp.sock"):
             (self.run_dir / sock).unlink(missing_ok=True)
         cmd = self.command()
