@@ -32,7 +32,7 @@ FAIL_PATTERNS = [
     ("out of memory", re.compile(r"(Out of memory: Kill(ed)? process.*|oom-kill:.*|Kernel panic.*[Oo]ut of memory.*)")),
     ("out of RAM-disk space", re.compile(r".*No space left on device.*")),
     ("Ignition failed", re.compile(r".*(Ignition failed|Failed to start .*Ignition|ignition\[\d+\]: .*CRITICAL.*).*")),
-    ("live rootfs refused", re.compile(r".*(Found initramfs version .* but rootfs version.*|No rootfs image found.*|[Rr]ootfs (image )?hash mismatch.*|coreos-livepxe-rootfs.*[Ff]ail.*)")),
+    ("live rootfs refused", re.compile(r".*(Found initramfs version .* but rootfs version.*|No rootfs image found.*|Couldn't fetch, verify, and unpack image.*|[Rr]ootfs (image )?hash mismatch.*|coreos-livepxe-rootfs.*[Ff]ail.*)")),
     ("no bootable device", re.compile(r".*(No bootable device|No more network devices|PXE-E\w+:|Could not boot image).*")),
     ("dracut initqueue timeout", re.compile(r".*dracut-initqueue.*timeout.*|.*Could not boot\..*")),
     ("emergency mode", re.compile(r".*(You are in emergency mode|Entering emergency mode|emergency shell).*")),

@@ -63,7 +63,7 @@ from urllib.parse import urlparse
 from .. import runtime
 from ..console import Console
 from ..errors import LivelabError
-from .accel import Accel, Timeouts, qemu_binary
+from .accel import TCG_CPU, Accel, Timeouts, qemu_binary
 from .qemu import OVMF_CODE, OVMF_VARS, Machine, VMSpec, netdev_arg, nic_arg
 
 DEFAULT_URI = "qemu:///system"
@@ -154,10 +154,12 @@ def domain_xml(spec: VMSpec, run_dir: Path, accel: Accel, name: Optional[str] = 
     if accel.name == "kvm":
         _sub(dom, "cpu", mode="host-passthrough", check="none")
     else:
-        # as -cpu max,-svm,-vmx: no nested virtualisation flags under TCG
-        cpu = _sub(dom, "cpu", mode="maximum", check="none")
-        _sub(cpu, "feature", policy="disable", name="svm")
-        _sub(cpu, "feature", policy="disable", name="vmx")
+        # as accel.TCG_CPU: no nested virtualisation flags under TCG
+        cpu = _sub(dom, "cpu", mode="custom", match="exact", check="none")
+        model, *flags = TCG_CPU.split(",")
+        _sub(cpu, "model", model, fallback="forbid")
+        for flag in flags:
+            _sub(cpu, "feature", policy="require" if flag[0] == "+" else "disable", name=flag[1:])
     _sub(dom, "clock", offset="utc")
     _sub(dom, "on_poweroff", "destroy")
     _sub(dom, "on_reboot", "restart")

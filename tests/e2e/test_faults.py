@@ -7,10 +7,12 @@ here SIGKILL runs only in the 20-trial loop (``slow``).
 """
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,11 +58,14 @@ def _interrupt_mid_boot(run_dir: Path, sig: int, log: Path) -> dict:
     try:
         # artifacts are cached after the first boot; a VM may queue in admission behind others
         deadline = time.monotonic() + 900
-        while not _qemus_of(run_dir):
+        while True:
+            seen = _qemus_of(run_dir)
+            if seen:
+                break
             assert child.poll() is None, f"child pytest ended before QEMU started:\n{log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, "QEMU never started"
             time.sleep(0.2)
-        cmdline = _qemus_of(run_dir)[0]
+        cmdline = seen[0]
         http_port = int(re.search(r"TCP:127\.0\.0\.1:(\d+)", cmdline).group(1))
         ssh_port = int(re.search(r"hostfwd=tcp:127\.0\.0\.1:(\d+)-", cmdline).group(1))
         time.sleep(3)                          # mid-boot
@@ -101,8 +106,12 @@ def test_signal_to_pytest_mid_boot_leaves_nothing(tmp_path, sig, trials):
     """fcos.stable.pxe-rootfs-url.bios.base in a child pytest, signalled a few seconds into the
     boot: it ends, and no QEMU of its run dir, no relay and no listening HTTP server remain."""
     for trial in range(trials):
-        run_dir = tmp_path / f"trial-{trial}"
-        left = _interrupt_mid_boot(run_dir, sig, tmp_path / f"child-{trial}.log")
+        # short: QEMU's console/QMP unix socket paths must stay under 108 bytes
+        run_dir = Path(tempfile.mkdtemp(prefix=f"llf-{sig.name}-", dir="/tmp"))
+        try:
+            left = _interrupt_mid_boot(run_dir, sig, tmp_path / f"child-{trial}.log")
+        finally:
+            shutil.rmtree(run_dir, ignore_errors=True)
         where = f"{sig.name} trial {trial + 1}/{trials}"
         assert left["rc"] in EXIT[sig], f"{where}: child pytest exit status {left['rc']}"
         assert left["qemu"] == [], f"{where}: QEMU survived: {left['qemu']}"

@@ -16,6 +16,8 @@ from harness.console import ConsoleTap
     ("[ 3.1] Out of memory: Killed process 1 (systemd)", "out of memory"),
     ("cpio: write error: No space left on device", "out of RAM-disk space"),
     ("Found initramfs version 1 but rootfs version 2", "live rootfs refused"),
+    ("Couldn't fetch, verify, and unpack image specified by coreos.live.rootfs_url=http://x", "live rootfs refused"),
+    ("No bootable device.", "no bootable device"),
 ])
 def test_fatal_lines(line, reason):
     tap = ConsoleTap(time.monotonic())

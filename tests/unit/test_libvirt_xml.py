@@ -36,8 +36,9 @@ def test_basics_tcg_and_kvm(tmp_path):
     assert root.findtext("vcpu") == "1"
     assert root.find("os/type").get("machine") == "q35"
     cpu = root.find("cpu")
-    assert cpu.get("mode") == "maximum"
-    assert {(f.get("name"), f.get("policy")) for f in cpu.findall("feature")} == {("svm", "disable"), ("vmx", "disable")}
+    assert cpu.get("mode") == "custom" and cpu.find("model").text == "qemu64"
+    feats = {(f.get("name"), f.get("policy")) for f in cpu.findall("feature")}
+    assert {("svm", "disable"), ("vmx", "disable"), ("sse4.2", "require")} <= feats
     kvm = dom(tmp_path, accel=Accel("kvm", "x"))
     assert kvm.get("type") == "kvm" and kvm.find("cpu").get("mode") == "host-passthrough"
 

@@ -27,7 +27,8 @@ def test_memory_and_cpus(tmp_path):
 
 def test_tcg_has_no_nested_virt_flags(tmp_path):
     c = cmd(tmp_path)
-    assert opt_values(c, "-cpu") == ["max,-svm,-vmx"]
+    cpu = opt_values(c, "-cpu")[0]
+    assert "-svm" in cpu and "-vmx" in cpu and not cpu.startswith("max")
     assert opt_values(c, "-accel")[0].startswith("tcg")
     c = build_command(VMSpec(name="t", memory_mib=1024), tmp_path, Accel("kvm", "x"))
     assert opt_values(c, "-accel") == ["kvm"] and opt_values(c, "-cpu") == ["host"]
