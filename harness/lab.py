@@ -29,7 +29,7 @@ from .boot import pxe as _pxe
 from .errors import LivelabError
 from .serve import HttpServer, guest_url
 from .ssh import SessionKey
-from .vm.accel import Accel, Timeouts, choose
+from .vm.accel import Accel, Timeouts, choose, qemu_binary
 from .vm.qemu import COMPLETION_PORT, COMPLETION_TOKEN, LIVEISO_SUCCESS_PORT, Disk, Machine, VMSpec
 from .vocab import check_firmware, check_method, check_stream, memory_minimum
 
@@ -141,6 +141,8 @@ class LiveBoot:
             raise LivelabError(f"{r.memory_mib} MiB is too little memory for any boot (at least 64 MiB)")
         if r.cpus < 1:
             raise LivelabError("a VM needs at least 1 CPU")
+        if self.opts.backend == "qemu":
+            qemu_binary()   # a missing QEMU is said before anything is downloaded
 
     def kinds(self) -> List[str]:
         m = self.req.method

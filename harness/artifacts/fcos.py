@@ -46,7 +46,19 @@ def _arch(doc: dict, arch: str, source: str) -> dict:
         raise LivelabError(f"{source} has no 'architectures' object")
     if arch not in arches:
         raise LivelabError(f"{source} has no architecture {arch!r}: it has {', '.join(sorted(arches)) or 'none'}")
-    return arches[arch]
+    entry = arches[arch]
+    if not isinstance(entry, dict):
+        raise LivelabError(f"{source}: architecture {arch!r} is not an object")
+    return entry
+
+
+def _obj(value, what: str, source: str) -> dict:
+    """``value`` if it is a JSON object (or absent: {}), else a one-line error."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise LivelabError(f"{source}: {what} is not an object")
+    return value
 
 
 def _entries(formats, release: str, source: str) -> Dict[str, dict]:
@@ -54,7 +66,7 @@ def _entries(formats, release: str, source: str) -> Dict[str, dict]:
         raise LivelabError(f"{source}: no metal artifacts")
     out = {}
     for kind, (fmt, key) in KINDS.items():
-        ent = (formats.get(fmt) or {}).get(key)
+        ent = _obj(formats.get(fmt), f"metal format {fmt}", source).get(key)
         if ent is None:
             continue
         if not isinstance(ent, dict) or not ent.get("location"):
@@ -68,7 +80,7 @@ def _entries(formats, release: str, source: str) -> Dict[str, dict]:
 
 def parse_stream(doc: dict, arch: str, source: str = "stream metadata") -> Tuple[str, Dict[str, dict]]:
     """(release version, {kind: {location, signature, sha256}}) from a stream JSON document."""
-    metal = (_arch(doc, arch, source).get("artifacts") or {}).get("metal")
+    metal = _obj(_arch(doc, arch, source).get("artifacts"), "artifacts", source).get("metal")
     if not isinstance(metal, dict) or not metal.get("release"):
         raise LivelabError(f"{source}: no metal artifacts for {arch}")
     return metal["release"], _entries(metal.get("formats"), metal["release"], source)
@@ -79,7 +91,7 @@ def parse_release(doc: dict, arch: str, source: str = "release.json") -> Tuple[s
     release = doc.get("release")
     if not release:
         raise LivelabError(f"{source} has no 'release' field")
-    metal = (_arch(doc, arch, source).get("media") or {}).get("metal")
+    metal = _obj(_arch(doc, arch, source).get("media"), "media", source).get("metal")
     if not isinstance(metal, dict):
         raise LivelabError(f"{source}: no metal media for {arch}")
     return release, _entries(metal.get("artifacts"), release, source)
