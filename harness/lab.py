@@ -143,6 +143,22 @@ class LiveBoot:
             raise LivelabError("a VM needs at least 1 CPU")
         if self.opts.backend == "qemu":
             qemu_binary()   # a missing QEMU is said before anything is downloaded
+        self.user_config = self._user_config()
+
+    def _user_config(self) -> Optional[dict]:
+        """The request's own config (Butane translated), checked before anything is downloaded."""
+        from . import ignition as ign
+        r = self.req
+        if not r.user_config:
+            return None
+        if r.butane is not None:
+            user = ign.butane_to_ignition(r.butane, files_dir=r.butane_dir).config
+        elif r.ignition is not None:
+            user = copy.deepcopy(r.ignition)
+        else:
+            return None
+        ign.validate_or_raise(user)
+        return user
 
     def kinds(self) -> List[str]:
         m = self.req.method
@@ -159,12 +175,7 @@ class LiveBoot:
         if not r.user_config:
             self.config = None
             return None
-        if r.butane is not None:
-            user = ign.butane_to_ignition(r.butane, files_dir=r.butane_dir).config
-        elif r.ignition is not None:
-            user = copy.deepcopy(r.ignition)
-        else:
-            user = None
+        user = self.user_config
         max_spec = _specs.max_spec(r.os, self.release.version, table_override=self.opts.ignition_spec_table,
                                    max_override=self.opts.ignition_max_spec)
         spec = user["ignition"]["version"] if user else _specs_default(max_spec)

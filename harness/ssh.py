@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import paramiko
+from filelock import FileLock
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -33,17 +34,20 @@ class SessionKey:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "id_ed25519"
-        if not self.path.exists():
-            key = Ed25519PrivateKey.generate()
-            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                    serialization.NoEncryption())
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(pem)
-            pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                                serialization.PublicFormat.OpenSSH)
-            (directory / "id_ed25519.pub").write_bytes(pub + b" livelab\n")
-        os.chmod(self.path, 0o600)
+        # pytest-xdist workers share the session key: one creates it, under a lock
+        with FileLock(str(directory / ".key.lock")):
+            if not (directory / "id_ed25519.pub").exists():
+                key = Ed25519PrivateKey.generate()
+                pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                        serialization.NoEncryption())
+                tmp = directory / f".id_ed25519.{os.getpid()}"
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(pem)
+                os.replace(tmp, self.path)
+                pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                    serialization.PublicFormat.OpenSSH)
+                (directory / "id_ed25519.pub").write_bytes(pub + b" livelab\n")
         self.pkey = paramiko.Ed25519Key.from_private_key_file(str(self.path))
         self.public = (directory / "id_ed25519.pub").read_text().strip()
 

@@ -441,7 +441,7 @@ class Builder:
                 "drivers/input/touchscreen", "drivers/input/misc", "drivers/input/joystick",
                 "drivers/input/tablet", "drivers/gnss", "drivers/comedi", "drivers/fpga", "drivers/spi",
                 "drivers/i2c", "drivers/edac", "drivers/xen", "drivers/hv", "drivers/target",
-                "drivers/scsi/lpfc", "drivers/scsi/qla2xxx", "drivers/scsi/qla4xxx", "drivers/scsi/mpt3sas",
+                "arch/x86/kvm", "drivers/scsi/lpfc", "drivers/scsi/qla2xxx", "drivers/scsi/qla4xxx", "drivers/scsi/mpt3sas",
                 "drivers/scsi/megaraid", "drivers/scsi/bfa", "drivers/scsi/be2iscsi", "drivers/scsi/aacraid",
                 "drivers/scsi/smartpqi", "drivers/scsi/qedf", "drivers/scsi/qedi", "drivers/scsi/bnx2fc",
                 "drivers/scsi/bnx2i", "drivers/scsi/cxgbi", "drivers/scsi/fnic", "drivers/scsi/pm8001",

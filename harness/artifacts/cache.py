@@ -15,7 +15,10 @@ run trusts the record when size and mtime_ns still match (no re-hash, no HTTP).
 from __future__ import annotations
 
 import json
+import errno
 import os
+import queue
+import threading
 import re
 import shutil
 import sys
@@ -209,6 +212,39 @@ class _Progress:
             self.bar.stop()
 
 
+class _HashPipe:
+    """Hash downloaded chunks in one thread per algorithm (hashlib releases the GIL), so reading
+    from the network, writing the file and hashing overlap: still one pass over the bytes."""
+
+    def __init__(self, hashers):
+        self._queues = []
+        self._threads = []
+        for h in hashers.values():
+            q: "queue.Queue" = queue.Queue(maxsize=16)
+            t = threading.Thread(target=self._run, args=(h, q), daemon=True)
+            t.start()
+            self._queues.append(q)
+            self._threads.append(t)
+
+    @staticmethod
+    def _run(hasher, q) -> None:
+        while True:
+            chunk = q.get()
+            if chunk is None:
+                return
+            hasher.update(chunk)
+
+    def feed(self, chunk: bytes) -> None:
+        for q in self._queues:
+            q.put(chunk)
+
+    def finish(self) -> None:
+        for q in self._queues:
+            q.put(None)
+        for t in self._threads:
+            t.join()
+
+
 def _stream_to_part(url: str, part: Path, algos, timeout: float, progress, name: str):
     """One attempt: resume ``part`` from its size, hashing prefix + new bytes (one pass)."""
     offset = part.stat().st_size if part.exists() else 0
@@ -230,15 +266,24 @@ def _stream_to_part(url: str, part: Path, algos, timeout: float, progress, name:
             with open(part, mode) as out:
                 if offset:
                     out.truncate(offset)
-                while True:
-                    chunk = resp.read(_verify.CHUNK)
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    for h in hashers.values():
-                        h.update(chunk)
-                    got += len(chunk)
-                    bar.set(got, total)
+                pipe = _HashPipe(hashers)
+                try:
+                    while True:
+                        chunk = resp.read(_verify.CHUNK)
+                        if not chunk:
+                            break
+                        try:
+                            out.write(chunk)
+                        except OSError as exc:
+                            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                                raise LivelabError(f"No space left on device: the cache at {part.parent} is full while "
+                                                   f"downloading {name} ({got} bytes written)") from None
+                            raise
+                        pipe.feed(chunk)
+                        got += len(chunk)
+                        bar.set(got, total)
+                finally:
+                    pipe.finish()
         finally:
             bar.close()
         if total is not None and got != total:

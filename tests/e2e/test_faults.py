@@ -69,7 +69,7 @@ def _interrupt_mid_boot(run_dir: Path, sig: int, log: Path) -> dict:
         http_port = int(re.search(r"TCP:127\.0\.0\.1:(\d+)", cmdline).group(1))
         ssh_port = int(re.search(r"hostfwd=tcp:127\.0\.0\.1:(\d+)-", cmdline).group(1))
         time.sleep(3)                          # mid-boot
-        assert child.poll() is None, "the boot ended before the signal"
+        assert child.poll() is None, f"the boot ended before the signal:\n{log.read_text()[-3000:]}"
         assert _listening_of(child.pid), "the child's HTTP server is not listening (test is blind)"
         child.send_signal(sig)
         try:

@@ -97,8 +97,8 @@ else
                 done ;;
         esac
         say "fetching and verifying $ROOTFS_URL"
-        if ! curl --silent --show-error --insecure --location --retry 5 --fail "$ROOTFS_URL" \
-                | /usr/sbin/livelab-stream-hash /etc/coreos-live-want-rootfs > /rootfs.img; then
+        if ! curl --silent --show-error --insecure --location --retry 5 --fail -o /rootfs.img "$ROOTFS_URL" \
+                || ! /usr/sbin/livelab-stream-hash /etc/coreos-live-want-rootfs /rootfs.img; then
             rm -f /rootfs.img
             fail "Couldn't fetch, verify, and unpack image specified by coreos.live.rootfs_url=$ROOTFS_URL"
         fi

@@ -1,0 +1,473 @@
+#!/usr/bin/env python3
+"""livelab benchmarks (``make bench``): every figure a ratio or latency measured in ONE run.
+
+    .venv/bin/python bench/run.py                 # all of them
+    .venv/bin/python bench/run.py --only c,d      # a subset: a b c d e
+    .venv/bin/python bench/run.py --only a --pairs 5
+
+(a) boot_to_ssh_ratio        harness (LiveBoot.start + wait_for_ssh) / bare QEMU (the exact command
+                             line the harness recorded in qemu-cmdline.txt, run from a plain
+                             subprocess, QMP qmp_capabilities + cont, `ssh ... true` every 0.5 s);
+                             fcos stable pxe-rootfs-url BIOS; interleaved pairs; median ratio.
+(b) failure_detection_s      emergency-mode console line (tailed from console.log) -> BootFailure.
+(c) warm_verify_s,           a 1 GiB signed artifact fetched twice through harness.artifacts: the
+    warm_bytes_fetched       warm fetch's time and the bytes the server sent for it.
+(d) download_throughput_ratio  harness.artifacts vs `curl -o`, same file, same loopback server;
+                             throughput = bytes / server-side transfer seconds; median of pairs.
+(e) matrix_efficiency        `pytest -n 2` over 1-vCPU cells: wall / (sum of boot times / workers).
+
+Each figure goes to bench/results/<name>.json with its raw samples and the machine (nproc, accel);
+the summary is printed and written to bench/results/summary.md.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+sys.path.insert(0, str(ROOT))
+
+from bench.mirror import SignedMirror  # noqa: E402
+from harness import artifacts  # noqa: E402
+from harness.console import FAIL_PATTERNS  # noqa: E402
+from harness.errors import BootFailure  # noqa: E402
+from harness.lab import BootRequest, LabOptions, LiveBoot  # noqa: E402
+from harness.ssh import SessionKey  # noqa: E402
+from harness.vm.accel import choose  # noqa: E402
+
+GIB = 1 << 30
+EMERGENCY = dict(FAIL_PATTERNS)["emergency mode"]
+
+
+# ---------------------------------------------------------------- common
+
+def machine_info(accel=None) -> dict:
+    info = {"nproc": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    try:
+        a = accel or choose("auto")
+        info["accel"] = a.name
+        info["accel_reason"] = a.reason
+    except Exception as exc:  # noqa: BLE001 - recorded, not fatal
+        info["accel"] = f"unknown ({exc})"
+    with open("/proc/meminfo") as f:
+        info["mem_total_mib"] = int(f.readline().split()[1]) // 1024
+    return info
+
+
+def write_result(name: str, figures: dict, samples, info: dict, notes: str = "") -> dict:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rec = {"benchmark": name, "figures": figures, "samples": samples, "machine": info, "notes": notes,
+           "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (RESULTS / f"{name}.json").write_text(json.dumps(rec, indent=2))
+    print(f"bench: {name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
+    return rec
+
+
+def lab_options(cache_dir: str) -> LabOptions:
+    out = ROOT / "images" / "out"
+    return LabOptions(mirror=str(out / "mirror"), keyring=str(out / "keyring.gpg"),
+                      ignition_spec_table=str(out / "ignition-specs.json"), cache_dir=cache_dir)
+
+
+def pre_admit(lb: LiveBoot) -> None:
+    """Take the VM's admission before the clock starts (a queue behind other VMs is not boot time).
+    Same key as Machine.start(), so Machine.close() releases it."""
+    m = lb.machine
+    m.admission.acquire(f"{m.spec.name}-{os.getpid()}-{id(m)}", m.spec.memory_mib, m.spec.cpus,
+                        timeout=m.timeouts(1800))
+    m._admitted = True
+
+
+def _pdeathsig():
+    ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
+    os.setpgid(0, 0)
+
+
+# ---------------------------------------------------------------- (a) boot to SSH
+
+def recorded_cmdline(run_dir: Path) -> list:
+    lines = [l for l in (run_dir / "qemu-cmdline.txt").read_text().splitlines() if l and not l.startswith("#")]
+    return shlex.split(lines[-1])
+
+
+def _qmp(sock_path: str, deadline: float, proc) -> None:
+    """qmp_capabilities then cont on QEMU's QMP socket (the recorded command line starts with -S)."""
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"bare QEMU exited {proc.returncode}")
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(sock_path)
+            break
+        except OSError:
+            s.close()
+            if time.monotonic() > deadline:
+                raise RuntimeError("bare QEMU: QMP socket never came up")
+            time.sleep(0.02)
+    f = s.makefile("rwb")
+    json.loads(f.readline())                     # greeting
+    for cmd in ("qmp_capabilities", "cont"):
+        f.write(json.dumps({"execute": cmd}).encode() + b"\n")
+        f.flush()
+        while True:
+            msg = json.loads(f.readline())
+            if "return" in msg or "error" in msg:
+                if "error" in msg:
+                    raise RuntimeError(f"QMP {cmd}: {msg['error']}")
+                break
+    s.close()
+
+
+def bare_boot(run_dir: Path, key_path: Path, timeout: float = 900) -> float:
+    """Run the harness's recorded QEMU command line from a plain script; seconds to SSH ready."""
+    cmd = recorded_cmdline(run_dir)
+    port = int(re.search(r"hostfwd=tcp:127\.0\.0\.1:(\d+)-:22", " ".join(cmd)).group(1))
+    for sock in ("console.sock", "qmp.sock"):
+        (run_dir / sock).unlink(missing_ok=True)
+    ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+           "-o", "ConnectTimeout=2", "-o", "LogLevel=ERROR", "-i", str(key_path), "-p", str(port),
+           "core@127.0.0.1", "true"]
+    log = open(run_dir / "bare-qemu.log", "ab")
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_pdeathsig)
+    log.close()
+    try:
+        _qmp(str(run_dir / "qmp.sock"), t0 + 15, proc)
+        while True:
+            if subprocess.run(ssh, stdin=subprocess.DEVNULL, capture_output=True).returncode == 0:
+                return time.monotonic() - t0
+            if proc.poll() is not None:
+                raise RuntimeError(f"bare QEMU exited {proc.returncode} before SSH")
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"bare QEMU: no SSH after {timeout} s")
+            time.sleep(0.5)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def bench_boot_to_ssh(work: Path, pairs: int, info: dict) -> dict:
+    opts = lab_options(str(work / "cache"))
+    key = SessionKey(work / "ssh")
+    accel = choose("auto")
+    samples, failures = [], []
+    i = 0
+    while len(samples) < pairs:
+        if len(failures) > 2:
+            raise RuntimeError(f"(a) gave up after {len(failures)} failed pairs: {failures}")
+        run_dir = work / f"a-{i}"
+        i += 1
+        try:
+            samples.append(_boot_pair(run_dir, opts, key, accel, len(samples)))
+        except Exception as exc:  # noqa: BLE001 - e.g. a QEMU killed by someone's pkill: retried, recorded
+            failures.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+            print(f"bench: a pair failed, retrying: {failures[-1]}", flush=True)
+    ratio = statistics.median(s["ratio"] for s in samples)
+    return write_result("boot_to_ssh", {"boot_to_ssh_ratio": round(ratio, 3), "pairs": len(samples),
+                                        "harness_median_s": statistics.median(s["harness_s"] for s in samples),
+                                        "bare_median_s": statistics.median(s["bare_s"] for s in samples)},
+                        samples, info, "fcos stable pxe-rootfs-url BIOS, 2 vCPUs; each pair: harness boot then "
+                        "the same recorded command line bare, same HTTP server, TFTP dir and port. "
+                        "Admission is taken before the clock starts for both. Failed pairs (retried): "
+                        f"{failures or 'none'}.")
+
+
+def _boot_pair(run_dir: Path, opts, key, accel, i: int) -> dict:
+    lb = LiveBoot(BootRequest("fcos", "stable", "pxe-rootfs-url", "bios", name=f"bench.boot-{i}"), opts,
+                  run_dir, ssh_key=key, accel=accel)
+    try:
+        lb.prepare()
+        pre_admit(lb)
+        t0 = time.monotonic()
+        lb.start()
+        lb.machine.wait_for_ssh()
+        harness_s = time.monotonic() - t0
+        # same files: the harness's HttpServer (lb.http), TFTP dir and SSH port lease stay
+        lb.machine.kill()
+        bare_s = bare_boot(run_dir, key.path)
+    finally:
+        lb.close()
+    print(f"bench: a pair {i}: harness {harness_s:.1f} s, bare {bare_s:.1f} s", flush=True)
+    return {"pair": i, "harness_s": round(harness_s, 2), "bare_s": round(bare_s, 2),
+            "ratio": round(harness_s / bare_s, 4)}
+
+
+
+
+# ---------------------------------------------------------------- (b) failure detection
+
+class _Tail(threading.Thread):
+    """Tails console.log; records when a line matching ``pattern`` first appears."""
+
+    def __init__(self, path: Path, pattern):
+        super().__init__(daemon=True)
+        self.path, self.pattern = path, pattern
+        self.seen = None
+        self.stop = False
+
+    def run(self):
+        pos, partial = 0, b""
+        while not self.stop and self.seen is None:
+            try:
+                with open(self.path, "rb") as f:
+                    f.seek(pos)
+                    data = f.read()
+            except FileNotFoundError:
+                data = b""
+            if data:
+                pos += len(data)
+                lines = (partial + data).split(b"\n")
+                partial = lines.pop()
+                for line in lines + [partial]:
+                    if self.pattern.search(line.decode(errors="replace")):
+                        self.seen = time.monotonic()
+                        break
+            time.sleep(0.02)
+
+
+def bench_failure_detection(work: Path, samples_n: int, info: dict) -> dict:
+    opts = lab_options(str(work / "cache"))
+    key = SessionKey(work / "ssh")
+    accel = choose("auto")
+    samples = []
+    for i in range(samples_n):
+        run_dir = work / f"b-{i}"
+        req = BootRequest("fcos", "stable", "pxe-rootfs-url", "bios", ignition={"ignition": {"version": "3.3.0"}},
+                          kargs=["systemd.unit=emergency.target"], name=f"bench.emergency-{i}")
+        lb = LiveBoot(req, opts, run_dir, ssh_key=key, accel=accel)
+        try:
+            lb.prepare()
+            pre_admit(lb)
+            tail = _Tail(run_dir / "console.log", EMERGENCY)
+            tail.start()
+            lb.start()
+            try:
+                lb.machine.wait_for_ssh()
+                raise RuntimeError("the emergency boot reached SSH")
+            except BootFailure as exc:
+                raised = time.monotonic()
+                reason = str(exc).splitlines()[0]
+            tail.join(5)
+            tail.stop = True
+        finally:
+            lb.close()
+        if tail.seen is None:
+            raise RuntimeError(f"BootFailure without an emergency line in console.log: {reason}")
+        samples.append({"sample": i, "latency_s": round(raised - tail.seen, 3), "reason": reason})
+        print(f"bench: b sample {i}: {raised - tail.seen:.2f} s ({reason})", flush=True)
+    worst = max(s["latency_s"] for s in samples)
+    return write_result("failure_detection", {"failure_detection_s": worst,
+                                              "median_s": statistics.median(s["latency_s"] for s in samples)},
+                        samples, info, "systemd.unit=emergency.target; from the emergency line appearing in "
+                        "console.log (tailed every 20 ms) to BootFailure raised by wait_for_ssh; the figure is the "
+                        "worst sample.")
+
+
+# ---------------------------------------------------------------- (c)+(d) downloads
+
+def _harness_fetch(m: SignedMirror, cache: Path):
+    rel = artifacts.resolve("fcos", "stable", mirror=m.url, cache_dir=cache)
+    m.server.reset()
+    t0 = time.monotonic()
+    files = artifacts.fetch(rel, kinds=["rootfs"], keyring=m.keyring, cache_dir=cache, progress=False)
+    return files["rootfs"], time.monotonic() - t0
+
+
+def _transfer(m: SignedMirror, path: str) -> dict:
+    reqs = [r for r in m.server.requests if r["path"] == path and r["method"] == "GET"]
+    r = reqs[-1]
+    return {"bytes": r["sent"], "server_s": round(r["seconds"], 3),
+            "mib_s": round(r["sent"] / max(r["seconds"], 1e-6) / (1 << 20), 1)}
+
+
+def bench_downloads(work: Path, size: int, pairs: int, info: dict, which: str) -> list:
+    out = []
+    m = SignedMirror(work / "mirror", {"rootfs": size, "kernel": 4096, "initramfs": 4096})
+    path = m.artifact_path("rootfs")
+    try:
+        if "c" in which:
+            cache = work / "cache-c"
+            la, cold_s = _harness_fetch(m, cache)
+            cold_bytes = m.server.bytes_sent
+            assert la.downloaded
+            runs = []
+            for _ in range(3):
+                la2, warm_s = _harness_fetch(m, cache)
+                runs.append({"warm_s": round(warm_s, 4), "bytes": m.server.bytes_sent,
+                             "requests": len(m.server.requests), "downloaded": la2.downloaded})
+            out.append(write_result("warm_cache", {
+                "warm_verify_s": max(r["warm_s"] for r in runs),
+                "warm_bytes_fetched": max(r["bytes"] for r in runs),
+                "cold_s": round(cold_s, 2), "cold_bytes_fetched": cold_bytes},
+                {"cold": {"s": round(cold_s, 2), "bytes": cold_bytes}, "warm": runs}, info,
+                f"{size} byte signed artifact on a loopback mirror; fetch() timed (resolve() of the stream JSON "
+                "is outside, done before each); bytes counted by the server; figure = worst of 3 warm runs."))
+        if "d" in which:
+            samples = []
+            for i in range(pairs):
+                cache = work / f"cache-d{i}"
+                shutil.rmtree(cache, ignore_errors=True)
+                la, fetch_s = _harness_fetch(m, cache)
+                h = _transfer(m, path)
+                h["fetch_wall_s"] = round(fetch_s, 2)
+                shutil.rmtree(cache, ignore_errors=True)
+                target = work / "curl.out"
+                m.server.reset()
+                t0 = time.monotonic()
+                subprocess.run(["curl", "-sS", "-f", "-o", str(target), m.url + path], check=True)
+                curl_s = time.monotonic() - t0
+                c = _transfer(m, path)
+                c["wall_s"] = round(curl_s, 2)
+                target.unlink()
+                assert h["bytes"] == c["bytes"] == size, (h, c)
+                samples.append({"pair": i, "harness": h, "curl": c, "ratio": round(h["mib_s"] / c["mib_s"], 4),
+                                "wall_ratio": round(curl_s / fetch_s, 4)})
+                print(f"bench: d pair {i}: harness {h['mib_s']} MiB/s (fetch {fetch_s:.2f} s incl. gpgv), "
+                      f"curl {c['mib_s']} MiB/s", flush=True)
+            out.append(write_result("download_throughput", {
+                "download_throughput_ratio": round(statistics.median(s["ratio"] for s in samples), 3),
+                "fetch_wall_ratio": round(statistics.median(s["wall_ratio"] for s in samples), 3),
+                "harness_mib_s": statistics.median(s["harness"]["mib_s"] for s in samples),
+                "curl_mib_s": statistics.median(s["curl"]["mib_s"] for s in samples)},
+                samples, info,
+                "throughput = bytes / server-side seconds of the artifact's GET (first to last byte sent), "
+                "same server and file for both clients, interleaved pairs, median ratio. fetch_wall_ratio = "
+                "curl wall / harness fetch() wall, the latter including the signature fetch and gpgv's pass."))
+    finally:
+        m.close()
+    return out
+
+
+# ---------------------------------------------------------------- (e) matrix under xdist
+
+def bench_matrix(work: Path, cells: str, info: dict) -> dict:
+    run_dir = work / "e-runs"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    # the session key made up front: two xdist workers creating it at once race (harness/ssh.py O_EXCL)
+    SessionKey(run_dir / "ssh")
+    env = dict(os.environ, BENCH_MATRIX_CELLS=cells)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2", str(BENCH / "matrix_cells.py"),
+           "--run-dir", str(run_dir), "--cache-dir", str(work / "cache")]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"matrix run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+    cells_rec = [json.loads(p.read_text()) for p in run_dir.rglob("cell.json")]
+    boots = [c["boot_s"] for c in cells_rec]
+    eff = wall / (sum(boots) / 2)
+    return write_result("matrix", {"matrix_efficiency": round(eff, 3), "wall_s": round(wall, 1),
+                                   "sum_boot_s": round(sum(boots), 1), "workers": 2, "cells": len(cells_rec)},
+                        cells_rec, info, "pytest -n 2 over 1-vCPU cells; boot = QEMU start -> SSH ready "
+                        "(timings.json ssh_ready); wall = the whole pytest command (collection, artifacts, "
+                        "admission queueing behind other VMs on the host included).")
+
+
+# ---------------------------------------------------------------- summary
+
+ROWS = [("a", "boot_to_ssh", "boot_to_ssh_ratio", "≤ 1.03"),
+        ("b", "failure_detection", "failure_detection_s", "≤ 5 s"),
+        ("c", "warm_cache", "warm_verify_s", "≤ 1 s"),
+        ("c", "warm_cache", "warm_bytes_fetched", "0"),
+        ("d", "download_throughput", "download_throughput_ratio", "≥ 0.9"),
+        ("e", "matrix", "matrix_efficiency", "≤ 1.25")]
+
+
+def summary() -> str:
+    lines = ["| | figure | measured | target | samples | machine |", "|---|---|---|---|---|---|"]
+    for letter, name, key, target in ROWS:
+        path = RESULTS / f"{name}.json"
+        if not path.exists():
+            lines.append(f"| {letter} | `{key}` | not measured | {target} | | |")
+            continue
+        rec = json.loads(path.read_text())
+        n = len(rec["samples"]) if isinstance(rec["samples"], list) else len(rec["samples"].get("warm", []))
+        mach = rec["machine"]
+        lines.append(f"| {letter} | `{key}` | {rec['figures'].get(key)} | {target} | {n} | "
+                     f"{mach.get('nproc')} CPUs, {mach.get('accel')}, {rec['measured_at']} |")
+    return "\n".join(lines)
+
+
+README_BEGIN = "<!-- bench:begin (bench/run.py rewrites this table) -->"
+README_END = "<!-- bench:end -->"
+
+
+def update_readme(table: str) -> None:
+    """Put the table in README.md's "## Benchmarks" section (appended at the end the first time)."""
+    readme = ROOT / "README.md"
+    text = readme.read_text() if readme.exists() else ""
+    block = f"{README_BEGIN}\n{table}\n{README_END}"
+    if README_BEGIN in text and README_END in text:
+        head, rest = text.split(README_BEGIN, 1)
+        text = head + block + rest.split(README_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n## Benchmarks\n\n`make bench` (`bench/run.py`; raw samples in " \
+            "`bench/results/*.json`).\n\n" + block + "\n"
+    readme.write_text(text)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap.add_argument("--only", default="a,b,c,d,e", help="comma list of a,b,c,d,e")
+    ap.add_argument("--pairs", type=int, default=5, help="(a) harness/bare pairs")
+    ap.add_argument("--failure-samples", type=int, default=2, help="(b) emergency boots")
+    ap.add_argument("--size", type=int, default=GIB, help="(c,d) artifact size in bytes")
+    ap.add_argument("--download-pairs", type=int, default=3, help="(d) harness/curl pairs")
+    ap.add_argument("--cells", default="fcos.stable,fcos.testing,fcos.next,fcos.stable-2", help="(e) matrix cells")
+    ap.add_argument("--no-readme", action="store_true", help="do not update README.md's Benchmarks table")
+    ap.add_argument("--work", help="scratch directory (default: a temp dir, removed at the end)")
+    args = ap.parse_args(argv)
+    which = {x.strip() for x in args.only.split(",") if x.strip()}
+    bad = which - set("abcde")
+    if bad:
+        ap.error(f"unknown benchmark(s) {', '.join(sorted(bad))}: expected a,b,c,d,e")
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="livelab-bench-", dir="/var/tmp"))
+    work.mkdir(parents=True, exist_ok=True)
+    info = machine_info()
+    print(f"bench: {', '.join(sorted(which))} in {work}; {info['nproc']} CPUs, accel {info['accel']}", flush=True)
+    failed = []
+    steps = [("c", lambda: bench_downloads(work, args.size, args.download_pairs, info, "".join(which & {"c", "d"}))),
+             ("b", lambda: bench_failure_detection(work, args.failure_samples, info)),
+             ("a", lambda: bench_boot_to_ssh(work, args.pairs, info)),
+             ("e", lambda: bench_matrix(work, args.cells, info))]
+    try:
+        for letter, fn in steps:
+            if letter == "c" and not which & {"c", "d"}:
+                continue
+            if letter != "c" and letter not in which:
+                continue
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - one failed figure does not hide the others
+                failed.append(letter)
+                print(f"bench: {letter} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    table = summary()
+    (RESULTS / "summary.md").write_text(table + "\n")
+    print(table)
+    if not args.no_readme:
+        update_readme(table)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
