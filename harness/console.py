@@ -61,6 +61,7 @@ class ConsoleTap:
         self._partial = ""
         self.ignored_failures: List[str] = []
         self.listeners: List[Callable[[str], None]] = []   # e.g. echo the console live
+        self.timed_log = None     # a file: every line with its seconds since QEMU start / reset
 
     def new_boot(self, t0: float) -> None:
         self.t0 = t0
@@ -88,6 +89,9 @@ class ConsoleTap:
     def _line(self, line: str) -> None:
         self.lines.append(line)
         now = time.monotonic()
+        if self.timed_log is not None:
+            self.timed_log.write(f"[{now - self.t0:8.2f}] {line}\n")
+            self.timed_log.flush()
         for name, pat in PHASE_PATTERNS:
             if name not in self.phases and pat.search(line):
                 self.phases[name] = round(now - self.t0, 2)

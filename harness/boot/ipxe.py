@@ -53,15 +53,13 @@ def flatcar_script(base_url: str, kargs: Sequence[str],
                       f"initrd ${{base-url}}/{image}", "boot", ""])
 
 
-def tftp_script(kernel: str, initrds: Sequence[str], kargs: Sequence[str]) -> str:
-    """A PXELINUX-equivalent script over TFTP (UEFI ``pxe``: the iPXE EFI ROM in place of PXELINUX)."""
-    lines = ["#!ipxe", ""]
-    names = []
-    for i, path in enumerate(initrds):
-        name = f"initrd{i}"
-        names.append(name)
-    lines.append(f"kernel tftp://10.0.2.2/{kernel} {' '.join([f'initrd={n}' for n in names] + list(kargs))}")
-    for name, path in zip(names, initrds):
-        lines.append(f"initrd --name {name} tftp://10.0.2.2/{path}")
+def pxe_script(kernel: str, initrds: Sequence[str], kargs: Sequence[str], base_url: str) -> str:
+    """The PXELINUX config's boot as an iPXE script (UEFI ``pxe``: the iPXE EFI ROM takes
+    PXELINUX's place; the script itself comes over TFTP, the files from ``base_url``)."""
+    base = base_url.rstrip("/") + "/"
+    names = [f"initrd{i}" for i in range(len(initrds))]
+    lines = ["#!ipxe", "",
+             f"kernel {base}{kernel} {' '.join([f'initrd={n}' for n in names] + list(kargs))}"]
+    lines += [f"initrd --name {n} {base}{path}" for n, path in zip(names, initrds)]
     lines += ["boot", ""]
     return "\n".join(lines)

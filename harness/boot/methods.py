@@ -3,8 +3,9 @@
 =================  ==========================================================================
 method             what the VM does
 =================  ==========================================================================
-``pxe``            BIOS: iPXE NIC ROM -> PXELINUX (``pxelinux.0``) over QEMU's TFTP ->
-                   ``pxelinux.cfg/default`` -> kernel + initramfs + rootfs (appended initrd).
+``pxe``            BIOS: iPXE NIC ROM -> PXELINUX (``lpxelinux.0``) over QEMU's TFTP ->
+                   ``pxelinux.cfg/default`` -> kernel + initramfs + rootfs (appended initrd),
+                   fetched over HTTP (TFTP under TCG is ~1 MB/s).
                    UEFI: the iPXE EFI ROM runs the same boot over TFTP (``boot.ipxe``): Debian's
                    OVMF has no PXELINUX, and GRUB netboot would need a grub-mknetdir image we
                    would have to build; iPXE is already the NIC's ROM and speaks TFTP.
@@ -53,23 +54,24 @@ def prepare(lab, kargs: List[str]) -> None:
     if method in ("iso", "iso-fromram"):
         return _prepare_iso(lab, kargs)
     spec.boot = "network"
-    files = {_name(lab, k): Path(lab.files[k].path) for k in lab.files}
     tftp = lab.run_dir / "tftp"
     oem = _oem_initrd(lab)
-    if oem:
-        files["oem.cpio.gz"] = lab.run_dir / "oem.cpio.gz"
     if method in ("pxe", "pxe-rootfs-url"):
         initrds = [_name(lab, "initramfs")]
         if method == "pxe" and lab.req.os == "fcos":
             initrds.append(_name(lab, "rootfs"))
         initrds += oem
+        # the boot program and its config over TFTP, the big files over HTTP (see boot/pxe.py)
+        names = {_name(lab, k): lab.paths[k] for k in lab.files}
+        names.update({o: o for o in oem})
+        initrd_paths = [names[i] for i in initrds]
         if fw == "bios":
-            cfg = _pxe.pxelinux_cfg(_name(lab, "kernel"), initrds, kargs)
-            spec.bootfile = _pxe.populate_tftp(tftp, files, cfg)
+            cfg = _pxe.pxelinux_cfg(lab.paths["kernel"], initrd_paths, kargs, base_url=guest_url(""))
+            spec.bootfile = _pxe.populate_tftp(tftp, {}, cfg)
             (lab.run_dir / "pxelinux.cfg").write_text(cfg)
         else:
-            _pxe.link_into(tftp, files)
-            script = _ipxe.tftp_script(_name(lab, "kernel"), initrds, kargs)
+            tftp.mkdir(parents=True, exist_ok=True)
+            script = _ipxe.pxe_script(lab.paths["kernel"], initrd_paths, kargs, base_url=guest_url(""))
             (tftp / BOOT_SCRIPT).write_text(script)
             (lab.run_dir / BOOT_SCRIPT).write_text(script)
             spec.bootfile = BOOT_SCRIPT

@@ -281,6 +281,8 @@ class Machine:
                                      preexec_fn=_set_pdeathsig, close_fds=True)
         stderr.close()
         runtime.register_vm(self.proc.pid, self.spec.name, self.run_dir)
+        if self.tap.timed_log is None:
+            self.tap.timed_log = open(self.run_dir / "console-timed.log", "a", errors="replace")
         try:
             self._connect_qmp()
             self._new_boot()
@@ -323,6 +325,8 @@ class Machine:
             self.boots[-1]["phases"] = dict(self.tap.phases)
         self.boot_index += 1
         self.t0 = time.monotonic()
+        if self.tap.timed_log is not None:
+            self.tap.timed_log.write(f"--- boot {self.boot_index} ---\n")
         self.tap.new_boot(self.t0)
         self.tap.phases["qemu_start"] = 0.0
         self.boots.append({"boot": self.boot_index, "append": self.spec.append, "phases": self.tap.phases})
@@ -365,6 +369,9 @@ class Machine:
         if self.ssh is not None:
             self.ssh.close()
         self.write_timings()
+        if self.tap.timed_log is not None:
+            self.tap.timed_log.close()
+            self.tap.timed_log = None
 
     def close(self) -> None:
         """Kill the VM and release admission and ports (the end of its life)."""
