@@ -50,6 +50,7 @@ class LabOptions:
     ignition_max_spec: Optional[str] = None
     below_minimum: bool = False
     metadata: Optional[str] = None
+    cpus: int = 2                         # vCPUs of a VM whose request names none
     backend: str = "qemu"                 # qemu | libvirt (harness/vm/libvirt.py)
     libvirt_uri: Optional[str] = None     # libvirt backend: default qemu:///system
 
@@ -61,7 +62,7 @@ class BootRequest:
     method: str
     firmware: str = "bios"
     memory_mib: Optional[int] = None
-    cpus: int = 2
+    cpus: Optional[int] = None            # None: the session default (LabOptions.cpus)
     version: Optional[str] = None
     butane: Optional[str] = None          # Butane text
     butane_dir: Optional[str] = None      # -d for local file contents
@@ -71,6 +72,7 @@ class BootRequest:
     ssh: bool = True                      # add the session SSH key for user core
     kargs: List[str] = field(default_factory=list)         # extra kernel arguments, every boot
     first_boot_only: List[str] = field(default_factory=list)  # kernel arguments of boot 1 only
+    without_kargs: List[str] = field(default_factory=list)    # harness defaults to leave out (by key)
     disks: List[Disk] = field(default_factory=list)
     oem_config: Optional[dict] = None     # Flatcar: /usr/share/oem/config.ign from an extra initrd
     name: Optional[str] = None
@@ -139,6 +141,8 @@ class LiveBoot:
                 f"({minimum.source}); pass --below-minimum to boot it anyway")
         if r.memory_mib < 64:
             raise LivelabError(f"{r.memory_mib} MiB is too little memory for any boot (at least 64 MiB)")
+        if r.cpus is None:
+            r.cpus = self.opts.cpus
         if r.cpus < 1:
             raise LivelabError("a VM needs at least 1 CPU")
         if self.opts.backend == "qemu":
@@ -251,6 +255,7 @@ class LiveBoot:
             if self.config:
                 args.append(f"ignition.config.url={guest_url('config.ign')}")
         args.append(CONSOLE_KARG)
+        args = [a for a in args if a.split("=", 1)[0] not in r.without_kargs]
         args += r.kargs
         if boot == 1:
             args += r.first_boot_only

@@ -43,6 +43,7 @@ def pytest_addoption(parser):
     g.addoption("--keep-vms", action="store_true", help="leave VMs running after their test (for debugging)")
     g.addoption("--extend-timeout", type=float, default=0.0, metavar="PCT", help="extend every timeout by PCT percent")
     g.addoption("--below-minimum", action="store_true", help="allow memory below the documented minimum")
+    g.addoption("--vm-cpus", type=int, default=2, help="vCPUs of each VM (with -n 2 on a 2-core host: 1)")
     g.addoption("--run-dir", default=None, help="where per-VM artifacts go (default: runs/<timestamp>)")
     for name, help_ in (("livelab_mirror", "default --mirror"), ("livelab_keyring", "default --keyring"),
                         ("livelab_ignition_spec_table", "default --ignition-spec-table")):
@@ -86,7 +87,7 @@ class LivelabSession:
             ignition_spec_table=opt("--ignition-spec-table") or (
                 _ini_path(config, "livelab_ignition_spec_table") if mirror else None),
             ignition_max_spec=opt("--ignition-max-spec"), below_minimum=opt("--below-minimum"),
-            backend=opt("--backend"), libvirt_uri=opt("--libvirt-uri"))
+            backend=opt("--backend"), libvirt_uri=opt("--libvirt-uri"), cpus=opt("--vm-cpus"))
         root = opt("--run-dir") or os.environ.get("LIVELAB_RUN_DIR")
         if not root:
             stamp = os.environ.setdefault("LIVELAB_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))

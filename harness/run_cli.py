@@ -40,7 +40,7 @@ def add_boot_options(p, positional_os: bool = True) -> None:
     p.add_argument("--via", required=True, choices=list(METHODS), help="boot method")
     p.add_argument("--firmware", default="bios", choices=FIRMWARES)
     p.add_argument("--memory", type=int, help="MiB (default: the documented minimum)")
-    p.add_argument("--cpus", type=int, default=2)
+    p.add_argument("--cpus", type=int, default=None, help="vCPUs (default 2)")
     p.add_argument("--butane", help="Butane config for the boot")
     p.add_argument("--karg", action="append", default=[], help="extra kernel argument")
     p.add_argument("--below-minimum", action="store_true")

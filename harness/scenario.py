@@ -82,7 +82,7 @@ class Scenario:
     applies: Dict[str, List[str]]
     boots: List[Boot]
     memory: Optional[int] = None
-    cpus: int = 2
+    cpus: Optional[int] = None
     disks: List[dict] = field(default_factory=list)
     ci: List[str] = field(default_factory=list)
     completion: bool = True
@@ -183,7 +183,7 @@ def load(path: Path) -> Scenario:
                           list(raw.get("add_kargs") or []), list(raw.get("remove_kargs") or []),
                           raw.get("expect_failure")))
     return Scenario(name=path.stem, path=path, description=data.get("description", ""), butane=butane,
-                    applies=applies, boots=boots, memory=data.get("memory"), cpus=data.get("cpus", 2),
+                    applies=applies, boots=boots, memory=data.get("memory"), cpus=data.get("cpus"),
                     disks=data.get("disks") or [], ci=list(data.get("ci") or []),
                     completion=data.get("completion", True), user_config=data.get("user_config", True),
                     kargs=list(data.get("kargs") or []), first_boot_kargs=list(data.get("first_boot_kargs") or []),
