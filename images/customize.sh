@@ -22,10 +22,25 @@ for u in systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.
          systemd-firstboot.service ldconfig.service systemd-journal-catalog-update.service \
          systemd-update-done.service systemd-pstore.service man-db.timer \
          systemd-timesyncd.service remote-fs.target xfs_scrub_all.timer btrfs-scrub@.timer \
-         systemd-networkd.socket; do
+         systemd-networkd.socket \
+         sys-kernel-debug.mount sys-kernel-tracing.mount sys-kernel-config.mount \
+         sys-fs-fuse-connections.mount dev-hugepages.mount proc-sys-fs-binfmt_misc.automount \
+         proc-sys-fs-binfmt_misc.mount systemd-binfmt.service modprobe@drm.service \
+         modprobe@dm_mod.service modprobe@fuse.service modprobe@configfs.service \
+         modprobe@loop.service modprobe@efi_pstore.service systemd-random-seed.service \
+         systemd-update-utmp.service systemd-update-utmp-runlevel.service \
+         systemd-boot-system-token.service systemd-repart.service; do
     systemctl mask "$u" >/dev/null 2>&1 || true
 done
 systemctl set-default multi-user.target >/dev/null
+# generators this live root has no use for (each is an exec from the squashfs at every boot
+# and daemon-reload); fstab, getty (serial console), debug stay
+mkdir -p /etc/systemd/system-generators
+for g in systemd-cryptsetup-generator systemd-gpt-auto-generator systemd-hibernate-resume-generator \
+         systemd-integritysetup-generator systemd-veritysetup-generator systemd-rc-local-generator \
+         systemd-system-update-generator systemd-sysv-generator systemd-run-generator; do
+    ln -sf /dev/null "/etc/systemd/system-generators/$g"
+done
 # networkd.socket masked -> networkd must not require it
 mkdir -p /etc/systemd/system/systemd-networkd.service.d
 printf '[Unit]\nRequires=\nWants=\n' > /etc/systemd/system/systemd-networkd.service.d/10-livelab.conf
