@@ -282,7 +282,10 @@ class Console:
     def take_shell(self, timeout: float) -> None:
         """Take over an (autologin) shell: wait for a prompt and install a known one."""
         self.wait_for(re.compile(r"[$#] ?$", re.M), timeout)
-        self.send_line(f"export PS1='{self.PROMPT}'; stty -echo 2>/dev/null; export TERM=dumb")
+        # the prompt is spelt split in the command so that its echo cannot match the prompt
+        half = len(self.PROMPT) // 2
+        self.send_line(f"bind 'set enable-bracketed-paste off' 2>/dev/null; stty -echo 2>/dev/null; "
+                       f"export TERM=dumb PS1='{self.PROMPT[:half]}''{self.PROMPT[half:]}'")
         self.wait_for(self.PROMPT, timeout)
 
     def run(self, command: str, timeout: float) -> tuple:
@@ -290,9 +293,9 @@ class Console:
         token = uuid.uuid4().hex[:8]
         self.send_line(f"{command}; echo \"__LL_{token}_RC=$?__\"")
         m = self.wait_for(re.compile(rf"__LL_{token}_RC=(\d+)__"), timeout)
-        output = self.child.before
+        output = _ANSI.sub("", self.child.before).replace(self.PROMPT, "")
         # drop the echoed command line if the terminal echoed it
-        lines = [l for l in output.replace("\r", "").split("\n") if f"__LL_{token}_RC" not in l]
+        lines = [l for l in output.split("\n") if f"__LL_{token}_RC" not in l]
         self.wait_for(self.PROMPT, timeout)
         return int(m.group(1)), "\n".join(lines).strip("\n")
 
