@@ -84,11 +84,11 @@ class SSH:
         self.close()
         self.pinned_host_key = None
 
-    def _connect(self, timeout: float) -> paramiko.SSHClient:
+    def _connect(self, timeout: float, banner_timeout: Optional[float] = None) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(_PinPerBoot(self))
         client.connect(self.host, port=self.port, username=self.user, pkey=self.key.pkey,
-                       timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+                       timeout=timeout, banner_timeout=banner_timeout or timeout, auth_timeout=timeout,
                        allow_agent=False, look_for_keys=False)
         client.get_transport().set_keepalive(15)
         return client
@@ -108,7 +108,10 @@ class SSH:
 
             def attempt():
                 try:
-                    result["client"] = self._connect(timeout=min(10.0, max(1.0, deadline - time.monotonic())))
+                    # QEMU's user net accepts the TCP connection before sshd listens: a short
+                    # banner wait, retried often, notices sshd within a second of its start
+                    result["client"] = self._connect(timeout=min(15.0, max(1.0, deadline - time.monotonic())),
+                                                     banner_timeout=2.0)
                 except (paramiko.SSHException, socket.error, EOFError) as exc:
                     result["error"] = f"{type(exc).__name__}: {exc}"
 
@@ -132,7 +135,7 @@ class SSH:
             while time.monotonic() < pause_until:
                 check()
                 time.sleep(min(0.1, max(0.0, pause_until - time.monotonic())))
-            delay = min(delay * 1.5, 2.0)
+            delay = min(delay * 1.5, 1.0)
 
     def _client(self) -> paramiko.SSHClient:
         if self.client is None or not self.client.get_transport() or not self.client.get_transport().is_active():

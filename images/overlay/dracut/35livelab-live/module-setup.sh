@@ -52,4 +52,8 @@ install() {
     mkdir -p "$initdir/$systemdsystemunitdir/initrd.target.wants"
     ln_r "$systemdsystemunitdir/systemd-networkd.service" "$systemdsystemunitdir/initrd.target.wants/systemd-networkd.service"
     ln -sf /dev/null "$initdir/etc/systemd/system/systemd-networkd-wait-online.service"
+    # Boot speed: dracut-pre-udev (only ifname= rules) held udevd back behind the slow shell
+    # cmdline hooks; dracut-pre-pivot ran only 85-write-ifcfg.sh (no ifcfg in this root).
+    ln -sf /dev/null "$initdir/etc/systemd/system/dracut-pre-udev.service"
+    ln -sf /dev/null "$initdir/etc/systemd/system/dracut-pre-pivot.service"
 }
