@@ -102,6 +102,7 @@ class SSH:
         deadline = start + timeout
         delay = 0.5
         last = "no attempt"
+        banner = 2.0
         while True:
             check()
             result: dict = {}
@@ -111,7 +112,7 @@ class SSH:
                     # QEMU's user net accepts the TCP connection before sshd listens: a short
                     # banner wait, retried often, notices sshd within a second of its start
                     result["client"] = self._connect(timeout=min(15.0, max(1.0, deadline - time.monotonic())),
-                                                     banner_timeout=2.0)
+                                                     banner_timeout=banner)
                 except (paramiko.SSHException, socket.error, EOFError) as exc:
                     result["error"] = f"{type(exc).__name__}: {exc}"
 
@@ -136,6 +137,8 @@ class SSH:
                 check()
                 time.sleep(min(0.1, max(0.0, pause_until - time.monotonic())))
             delay = min(delay * 1.5, 1.0)
+            if "banner" in last.lower():
+                banner = min(banner * 1.5, 10.0)   # a loaded host may answer slowly: wait longer
 
     def _client(self) -> paramiko.SSHClient:
         if self.client is None or not self.client.get_transport() or not self.client.get_transport().is_active():
