@@ -138,7 +138,7 @@ class SSH:
                 time.sleep(min(0.1, max(0.0, pause_until - time.monotonic())))
             delay = min(delay * 1.5, 1.0)
             if "banner" in last.lower():
-                banner = min(banner * 1.5, 10.0)   # a loaded host may answer slowly: wait longer
+                banner = min(banner * 1.5, 4.0)   # a loaded host may answer slowly: wait longer
 
     def _client(self) -> paramiko.SSHClient:
         if self.client is None or not self.client.get_transport() or not self.client.get_transport().is_active():
