@@ -13,7 +13,7 @@ installkernel() {
 }
 
 install() {
-    inst_multiple bash sh dd sha256sum stat cat cp mkdir rm ln mount umount losetup blkid \
+    inst_multiple bash sh dd sha256sum stat cat cp mkdir rmdir rm ln mount umount losetup blkid \
         curl ip sleep seq grep sed head tr cut tail ls chmod chown mv touch truncate \
         mkfs.btrfs mktemp split xargs sort wc modprobe udevadm systemctl journalctl busybox networkctl systemd-detect-virt
     inst_script "$moddir/livelab-live-rootfs.sh" /usr/sbin/livelab-live-rootfs
