@@ -48,6 +48,7 @@ ldconfig
 rm -f /etc/udev/hwdb.bin /usr/lib/udev/hwdb.bin /lib/udev/hwdb.bin
 rm -rf /usr/lib/udev/hwdb.d /lib/udev/hwdb.d
 echo localhost > /etc/hostname
+printf "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" > /etc/hosts
 : > /etc/machine-id
 rm -f /var/lib/dbus/machine-id
 touch /etc/.updated /var/.updated

@@ -537,9 +537,4 @@ class LibvirtMachine(Machine):
         _names_in_use.discard(self.domain_name)
 
     # ------------------------------------------------------------------ media
-    def eject(self, force: bool = False) -> dict:
-        """QMP eject of the CD (libvirt alias ``ua-cd0dev``); returns QMP's answer."""
-        return self.qmp.cmd_raw("eject", {"id": CD_ALIAS, "force": force})
-
-    def change_media(self, path: str) -> dict:
-        return self.qmp.cmd_raw("blockdev-change-medium", {"id": CD_ALIAS, "filename": str(path), "format": "raw"})
+    CD_ID = CD_ALIAS   # Machine.eject / change_media / tray_open use the libvirt alias

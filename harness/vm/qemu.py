@@ -508,12 +508,34 @@ class Machine:
             prepare(self)
         self.start()
 
-    def eject(self, force: bool = False) -> dict:
-        """QMP eject of the CD; returns QMP's answer (``{"error": ...}`` when refused)."""
-        return self.qmp.cmd_raw("eject", {"id": "cd0dev", "force": force})
+    CD_ID = "cd0dev"
+
+    def tray_open(self) -> Optional[bool]:
+        for dev in self.qmp.cmd("query-block"):
+            if dev.get("qdev", "").endswith(self.CD_ID) or dev.get("qdev") == self.CD_ID:
+                return dev.get("tray_open")
+        return None
+
+    def eject(self, force: bool = False, wait: float = 10.0) -> dict:
+        """QMP eject of the CD, as a person pressing the drive's button; returns QMP's answer.
+
+        A guest locks the tray (udev's cdrom_id) and QEMU answers a non-forced eject of a locked
+        tray by asking the guest to open it ("wait for tray to open and try again"): a guest that
+        no longer uses the media lets it go, one that has it mounted cannot.  So: ask, wait up to
+        ``wait`` s for the tray to open, ask again.  ``{"error": ...}`` means the guest kept it."""
+        reply = self.qmp.cmd_raw("eject", {"id": self.CD_ID, "force": force})
+        desc = (reply.get("error") or {}).get("desc", "")
+        if force or "locked" not in desc:
+            return reply
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.tray_open():
+                return self.qmp.cmd_raw("eject", {"id": self.CD_ID, "force": False})
+            time.sleep(0.25)
+        return self.qmp.cmd_raw("eject", {"id": self.CD_ID, "force": False})
 
     def change_media(self, path: str) -> dict:
-        return self.qmp.cmd_raw("blockdev-change-medium", {"id": "cd0dev", "filename": str(path), "format": "raw"})
+        return self.qmp.cmd_raw("blockdev-change-medium", {"id": self.CD_ID, "filename": str(path), "format": "raw"})
 
     def memory_total_mib(self) -> int:
         out = self.succeed("grep MemTotal /proc/meminfo")

@@ -63,6 +63,8 @@ if [ "$MODE" = iso ]; then
         cp "$img" /rootfs.img || fail "copying rootfs.img to RAM failed"
         umount /run/media/iso || fail "cannot unmount the ISO"
         rmdir /run/media/iso
+        # released: unlock the tray (udev locked it at coldplug) so the media can be ejected
+        /usr/lib/udev/cdrom_id --unlock-media "$(readlink -f "$dev")" >/dev/null 2>&1 || true
         # release the media: no mount, no loop, tray unlocked
         # last close of the drive lets the kernel unlock the tray (nothing keeps it open now)
         img=/rootfs.img

@@ -16,6 +16,9 @@ install() {
     inst_multiple bash sh dd sha256sum stat cat cp mkdir rmdir rm ln mount umount losetup blkid \
         curl ip sleep seq grep sed head tr cut tail ls chmod chown mv touch truncate \
         mkfs.btrfs mktemp split xargs sort wc modprobe udevadm systemctl journalctl busybox networkctl systemd-detect-virt
+    # the tray rules of the real root (fromram: unlocked) and the tool to unlock it after umount
+    inst_multiple -o /usr/lib/udev/cdrom_id
+    inst_simple /etc/udev/rules.d/60-cdrom_id.rules /etc/udev/rules.d/60-cdrom_id.rules
     inst_script "$moddir/livelab-live-rootfs.sh" /usr/sbin/livelab-live-rootfs
     inst_script "$moddir/livelab-stream-hash" /usr/sbin/livelab-stream-hash
     inst_script "$moddir/livelab-netup" /usr/sbin/livelab-netup
