@@ -49,6 +49,18 @@ def owner_record() -> dict:
     return {"owner_pid": pid, "owner_start": _proc_start_time(pid)}
 
 
+def socket_dir(run_dir: Path) -> Path:
+    """Where a VM's unix sockets live: its run dir, unless that path is too long for a socket
+    (108 bytes on Linux); then a short directory in the state dir named by a hash of it."""
+    run_dir = Path(run_dir)
+    if len(str(run_dir / "console.sock")) < 100:
+        return run_dir
+    import hashlib
+    short = state_dir() / "sock" / hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
+    short.mkdir(parents=True, exist_ok=True)
+    return short
+
+
 # ---------------------------------------------------------------- VM registry and reaping
 
 def register_vm(qemu_pid: int, name: str, run_dir: Path) -> Path:

@@ -191,7 +191,7 @@ def domain_xml(spec: VMSpec, run_dir: Path, accel: Accel, name: Optional[str] = 
     _sub(dev, "controller", type="usb", model="none")
     # serial console: a socket for pexpect, every byte also logged (by virtlogd)
     ser = _sub(dev, "serial", type="unix")
-    _sub(ser, "source", mode="bind", path=rd / "console.sock")
+    _sub(ser, "source", mode="bind", path=runtime.socket_dir(rd) / "console.sock")
     _sub(ser, "log", file=rd / "console.log", append="on")
     tgt = _sub(ser, "target", type="isa-serial", port=0)
     _sub(tgt, "model", name="isa-serial")
@@ -397,7 +397,7 @@ class LibvirtMachine(Machine):
         """Create the transient domain paused, attach console, register, resume."""
         libvirt, _ = _libvirt()
         self._admit_and_prepare()
-        (self.run_dir / "console.sock").unlink(missing_ok=True)
+        (runtime.socket_dir(self.run_dir) / "console.sock").unlink(missing_ok=True)
         xml = self.xml()
         self._starts += 1
         (self.run_dir / "domain.xml").write_text(xml)
@@ -420,7 +420,7 @@ class LibvirtMachine(Machine):
                         f"{subprocess.list2cmdline(self.command())}\n")
             self.qmp = LibvirtQMP(self.dom)
             self._new_boot()
-            self.console = Console(str(self.run_dir / "console.sock"), self.tap, name=self.spec.name,
+            self.console = Console(str(runtime.socket_dir(self.run_dir) / "console.sock"), self.tap, name=self.spec.name,
                                    alive=self._dead_reason)
             self.dom.resume()
         except BaseException:

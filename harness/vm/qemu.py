@@ -128,6 +128,7 @@ def nic_arg(spec: VMSpec) -> str:
 def build_command(spec: VMSpec, run_dir: Path, accel: Accel, qemu: str = "qemu-system-x86_64") -> List[str]:
     """The QEMU command line for ``spec`` (pure: no side effects)."""
     rd = Path(run_dir)
+    sd = runtime.socket_dir(rd)
     cmd = [qemu, "-name", f"livelab-{spec.name},process=livelab-{spec.name}",
            "-machine", f"{spec.machine}", *accel.qemu_args(),
            "-m", str(spec.memory_mib), "-smp", str(spec.cpus),
@@ -139,10 +140,10 @@ def build_command(spec: VMSpec, run_dir: Path, accel: Accel, qemu: str = "qemu-s
     elif spec.firmware != "bios":
         raise LivelabError(f"unknown firmware {spec.firmware!r}")
     # serial console: a socket for pexpect, every byte also logged by QEMU itself
-    cmd += ["-chardev", f"socket,id=serial0,path={rd / 'console.sock'},server=on,wait=off,"
+    cmd += ["-chardev", f"socket,id=serial0,path={sd / 'console.sock'},server=on,wait=off,"
                         f"logfile={rd / 'console.log'},logappend=on",
             "-serial", "chardev:serial0"]
-    cmd += ["-qmp", f"unix:{rd / 'qmp.sock'},server=on,wait=off"]
+    cmd += ["-qmp", f"unix:{sd / 'qmp.sock'},server=on,wait=off"]
     # virtio-serial ports (completion token, coreos.liveiso-success): each to a file
     if spec.virtio_ports:
         cmd += ["-device", "virtio-serial-pci,id=vser0"]
@@ -270,7 +271,7 @@ class Machine:
         """Start QEMU (admitted by memory and CPUs), connect QMP and console, resume the guest."""
         self._admit_and_prepare()
         for sock in ("console.sock", "qmp.sock"):
-            (self.run_dir / sock).unlink(missing_ok=True)
+            (runtime.socket_dir(self.run_dir) / sock).unlink(missing_ok=True)
         cmd = self.command()
         self._starts += 1
         with open(self.run_dir / "qemu-cmdline.txt", "a") as f:
@@ -286,7 +287,7 @@ class Machine:
         try:
             self._connect_qmp()
             self._new_boot()
-            self.console = Console(str(self.run_dir / "console.sock"), self.tap, name=self.spec.name,
+            self.console = Console(str(runtime.socket_dir(self.run_dir) / "console.sock"), self.tap, name=self.spec.name,
                                    alive=self._dead_reason)
             self.qmp.cmd("cont")
         except BaseException:
@@ -304,7 +305,7 @@ class Machine:
 
     def _connect_qmp(self) -> None:
         deadline = time.monotonic() + 15
-        sock = str(self.run_dir / "qmp.sock")
+        sock = str(runtime.socket_dir(self.run_dir) / "qmp.sock")
         while True:
             dead = self._dead_reason()
             if dead:

@@ -129,3 +129,14 @@ def test_timeouts_scale_with_accelerator_and_extension():
     kvm = Timeouts.for_accel(Accel("kvm", ""))
     assert kvm.boot < tcg.boot
     assert Timeouts.for_accel(Accel("tcg", ""), 50).boot == pytest.approx(tcg.boot * 1.5)
+
+
+def test_long_run_dirs_get_short_socket_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVELAB_STATE_DIR", str(tmp_path / "st"))
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    c = cmd(deep)
+    socks = [a for a in c if "console.sock" in a or "qmp.sock" in a]
+    for a in socks:
+        path = a.split("path=")[-1].split(",")[0] if "path=" in a else a.split("unix:")[-1].split(",")[0]
+        assert len(path) < 108 and str(deep) not in path
+    assert any(f"logfile={deep}/console.log" in a for a in c)   # the log stays in the run dir
