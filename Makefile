@@ -40,13 +40,17 @@ demo: images
 test-unit: $(STAMPS)/venv
 	$(BIN)/pytest tests/unit -q
 
+# the tests use an artifact cache of their own checkout (a fresh clone starts cold, as CI does)
+TEST_ENV := LIVELAB_CACHE_DIR=$(CURDIR)/runs/artifact-cache
+
 test: images
 	$(BIN)/pytest tests/unit -q -p no:cacheprovider
 	./scripts/setup-libvirt.sh
-	$(BIN)/pytest tests/e2e -m ci -v -p no:cacheprovider --junitxml=runs/junit-ci.xml $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest tests/e2e -m ci -v -p no:cacheprovider --junitxml=runs/junit-ci.xml $(PYTEST_ARGS)
 
 test-e2e: images
-	$(BIN)/pytest tests -v -n 2 --junitxml=runs/junit-e2e.xml $(PYTEST_ARGS)
+	./scripts/setup-libvirt.sh
+	$(TEST_ENV) $(BIN)/pytest tests -v -n 2 --vm-cpus 1 --junitxml=runs/junit-e2e.xml $(PYTEST_ARGS)
 
 bench: images
 	$(BIN)/python bench/run.py

@@ -146,7 +146,7 @@ def resolve(stream: str, arch: str = "x86_64", version: Optional[str] = None, mi
                                              timeout=timeout), idx_url)
         rel_url = find_in_index(idx, version, stream, idx_url)
         data = _cache.get_metadata(rel_url, mirror, cache_dir=cache_dir, offline=offline, timeout=timeout,
-                                   immutable=True)
+                                   immutable=False)
         rel_doc = _load_json(data, rel_url)
         got, entries = parse_release(rel_doc, arch, rel_url)
         if got != version:

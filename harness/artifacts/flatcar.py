@@ -77,7 +77,7 @@ def resolve(channel: str, arch: str = "x86_64", version: Optional[str] = None, m
         digests, dsrc = {}, None
         dig_up = up + ".DIGESTS"
         raw = _cache.get_metadata(dig_up, mirror, cache_dir=cache_dir, offline=offline, timeout=timeout,
-                                  immutable=True, optional=True)
+                                  optional=True)   # re-read online: a re-published mirror stays consistent
         if raw is not None:
             parsed = parse_digests(raw.decode("utf-8", errors="replace"), name, source=dig_up)
             digests, dsrc = {"sha512": parsed["sha512"]}, dig_up
