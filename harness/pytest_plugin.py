@@ -43,6 +43,8 @@ def pytest_addoption(parser):
     g.addoption("--keep-vms", action="store_true", help="leave VMs running after their test (for debugging)")
     g.addoption("--extend-timeout", type=float, default=0.0, metavar="PCT", help="extend every timeout by PCT percent")
     g.addoption("--below-minimum", action="store_true", help="allow memory below the documented minimum")
+    g.addoption("--real", action="store_true",
+                help="run tests marked `real` against the real FCOS/Flatcar servers (needs the internet)")
     g.addoption("--vm-cpus", type=int, default=2, help="vCPUs of each VM (with -n 2 on a 2-core host: 1)")
     g.addoption("--run-dir", default=None, help="where per-VM artifacts go (default: runs/<timestamp>)")
     for name, help_ in (("livelab_mirror", "default --mirror"), ("livelab_keyring", "default --keyring"),
@@ -55,6 +57,15 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "e2e: boots VMs")
     config.addinivalue_line("markers", "real: needs real FCOS/Flatcar artifacts (skips with a reason when unreachable)")
     config.addinivalue_line("markers", "slow: long end-to-end test (make test-e2e)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--real"):
+        return
+    skip = pytest.mark.skip(reason="opt-in: tests marked `real` reach the real FCOS/Flatcar servers; run with --real")
+    for item in items:
+        if "real" in item.keywords:
+            item.add_marker(skip)
 
 
 def pytest_sessionstart(session):
