@@ -505,12 +505,7 @@ class LibvirtMachine(Machine):
         self.kill()
 
     def kill(self) -> None:
-        if self.console is not None:
-            self.console.close()
-            self.console = None
-        if self.qmp is not None:
-            self.qmp.close()
-            self.qmp = None
+        self._close_channels()
         self._destroy()
         if self.proc is not None:
             try:

@@ -350,8 +350,8 @@ class Machine:
             pass
         self.kill()
 
-    def kill(self) -> None:
-        """Kill QEMU at once (SIGKILL) and release everything it held."""
+    def _close_channels(self) -> None:
+        """Drop the console and QMP connections (any backend)."""
         if self.console is not None:
             self.console.close()
             self.console = None
@@ -361,6 +361,10 @@ class Machine:
             except Exception:
                 pass
             self.qmp = None
+
+    def kill(self) -> None:
+        """Kill QEMU at once (SIGKILL) and release everything it held."""
+        self._close_channels()
         if self.proc is not None:
             if self.proc.poll() is None:
                 self.proc.kill()
