@@ -292,7 +292,7 @@ class LiveBoot:
         boot = self.machine.boot_index + 1
         kargs = [a for a in self.kargs_for_boot(boot) if a.split("=", 1)[0] not in remove and a not in remove]
         kargs += list(add)
-        self.machine.stop()
+        self.machine.shutdown()
         self._prepare_boot(boot, kargs)
         self.machine.write_vm_json(self.vm_record())
         self.machine.start()

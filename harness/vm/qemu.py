@@ -362,6 +362,18 @@ class Machine:
                 pass
             self.qmp = None
 
+    def shutdown(self, timeout: Optional[float] = None) -> None:
+        """Clean power-off: the ACPI power button (QMP ``system_powerdown``), so the guest syncs
+        its disks and powers off; QEMU is stopped the hard way only if it has not ended in time."""
+        if self.proc is None:
+            return
+        try:
+            self.qmp.cmd("system_powerdown")
+            self.proc.wait(timeout=timeout or self.timeouts.shutdown)
+        except Exception:
+            pass
+        self.stop()
+
     def kill(self) -> None:
         """Kill QEMU at once (SIGKILL) and release everything it held."""
         self._close_channels()
@@ -506,7 +518,7 @@ class Machine:
         Direct-kernel boots take ``append``; network boots regenerate their boot config in
         ``prepare`` (e.g. pxelinux.cfg / boot.ipxe with other arguments).  Disks (overlays) keep
         their contents."""
-        self.stop()
+        self.shutdown()
         if append is not None:
             self.spec.append = append
         if prepare is not None:
