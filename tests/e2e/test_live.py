@@ -165,3 +165,24 @@ def test_out_of_memory_fails_fast_and_memory_is_what_was_asked(live_vm):
     first = str(exc.value).splitlines()[0]
     assert re.search(r"out of (memory|RAM-disk space)|kernel panic", first), first
     assert time.monotonic() - t0 < lb.machine.timeouts.boot / 2
+
+
+@pytest.mark.ci
+def test_tampered_rootfs_is_refused_with_its_console_message(live_vm, tmp_path):
+    """fcos.stable.pxe-rootfs-url.bios.tampered: the guest checks the rootfs it fetches against
+    the hash list in its initramfs; a tampered image stops the boot with a clear console line,
+    reported at once (the harness serves the verified cache, so the test tampers a copy)."""
+    lb = live_vm(BootRequest("fcos", "stable", "pxe-rootfs-url", "bios", ignition=EMPTY,
+                             name="fcos.stable.pxe-rootfs-url.bios.tampered"), start=False)
+    lb.prepare()
+    tampered = tmp_path / "rootfs.img"
+    data = bytearray(open(lb.files["rootfs"].path, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    lb.http.publish(lb.paths["rootfs"], tampered)
+    t0 = time.monotonic()
+    lb.start()
+    with pytest.raises(BootFailure) as exc:
+        lb.machine.wait_for_ssh()
+    assert "live rootfs refused" in str(exc.value).splitlines()[0], str(exc.value)[:500]
+    assert time.monotonic() - t0 < lb.machine.timeouts.boot / 2
