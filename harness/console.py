@@ -67,6 +67,7 @@ class ConsoleTap:
         self.t0 = t0
         self.phases = {}
         self.failure = None
+        self._partial = ""
 
     def write(self, data: str) -> None:
         if not data:

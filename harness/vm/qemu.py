@@ -419,8 +419,9 @@ class Machine:
                 data = json.loads(path.read_text())
             except ValueError:
                 data = {}
-        data.update({"spec": self.spec.to_dict(), "accel": {"name": self.accel.name, "reason": self.accel.reason},
-                     "kernel_args_per_boot": [b.get("append") for b in self.boots] or [self.spec.append]})
+        data.update({"spec": self.spec.to_dict(), "accel": {"name": self.accel.name, "reason": self.accel.reason}})
+        if self.spec.kernel:   # direct kernel boot: the arguments are the machine's own
+            data["kernel_args_per_boot"] = [b.get("append") for b in self.boots] or [self.spec.append]
         if extra:
             data.update(extra)
         path.write_text(json.dumps(data, indent=2, sort_keys=True))
