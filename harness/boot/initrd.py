@@ -168,33 +168,27 @@ def xz_crc32(data: bytes) -> bytes:
     return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, preset=9)
 
 
+def _stream(blob: bytes, dec, error, kind: str) -> bytes:
+    """Decode one compressed stream with ``dec``; more streams after it (initramfs style,
+    zero padding allowed between them) are decoded too."""
+    try:
+        out = dec.decompress(blob)
+    except error as exc:
+        raise LivelabError(f"corrupt {kind} data: {exc}") from None
+    if not dec.eof:
+        raise LivelabError(f"corrupt {kind} data: truncated stream")
+    rest = dec.unused_data
+    if rest.strip(b"\0"):
+        out += decompress(rest.lstrip(b"\0"))
+    return out
+
+
 def decompress(blob: bytes) -> bytes:
     """Decompress xz (trailing zero padding allowed), gzip, or return raw cpio as is."""
     if blob.startswith(XZ_MAGIC):
-        dec = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
-        try:
-            out = dec.decompress(blob)
-        except lzma.LZMAError as exc:
-            raise LivelabError(f"corrupt xz data: {exc}") from None
-        if not dec.eof:
-            raise LivelabError("corrupt xz data: truncated stream")
-        rest = dec.unused_data
-        if rest.strip(b"\0"):
-            # another stream concatenated (initramfs style): decode the rest as well
-            out += decompress(rest.lstrip(b"\0"))
-        return out
+        return _stream(blob, lzma.LZMADecompressor(format=lzma.FORMAT_XZ), lzma.LZMAError, "xz")
     if blob.startswith(GZIP_MAGIC):
-        dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            out = dec.decompress(blob)
-        except zlib.error as exc:
-            raise LivelabError(f"corrupt gzip data: {exc}") from None
-        if not dec.eof:
-            raise LivelabError("corrupt gzip data: truncated stream")
-        rest = dec.unused_data
-        if rest.strip(b"\0"):
-            out += decompress(rest.lstrip(b"\0"))
-        return out
+        return _stream(blob, zlib.decompressobj(16 + zlib.MAX_WBITS), zlib.error, "gzip")
     return blob
 
 

@@ -28,30 +28,28 @@ def shell_socket(tmp_path):
     proc.wait()
 
 
-def test_take_shell_and_run(shell_socket):
-    tap = ConsoleTap(time.monotonic())
-    con = Console(str(shell_socket), tap, name="t")
+@pytest.fixture
+def shell(shell_socket):
+    """A Console attached to the shell, prompt taken over."""
+    con = Console(str(shell_socket), ConsoleTap(time.monotonic()), name="t")
     try:
         con.send_line("")
         con.take_shell(10)
-        assert con.run("echo hello; true", 10) == (0, "hello")
-        status, out = con.run("printf 'a\\nb\\n'; exit_code() { return 3; }; exit_code", 10)
-        assert status == 3 and out.splitlines() == ["a", "b"]
+        yield con
     finally:
         con.close()
 
 
-def test_fatal_console_line_fails_the_wait_at_once(shell_socket):
-    tap = ConsoleTap(time.monotonic())
-    con = Console(str(shell_socket), tap, name="t")
-    try:
-        con.send_line("")
-        con.take_shell(10)
-        con.send_line("echo 'Kernel panic - not syncing: ''test'")
-        t0 = time.monotonic()
-        with pytest.raises(BootFailure, match="kernel panic") as exc:
-            con.wait_for("this never comes", 30)
-        assert time.monotonic() - t0 < 2
-        assert "--- last 50 console lines ---" in str(exc.value)
-    finally:
-        con.close()
+def test_take_shell_and_run(shell):
+    assert shell.run("echo hello; true", 10) == (0, "hello")
+    status, out = shell.run("printf 'a\\nb\\n'; exit_code() { return 3; }; exit_code", 10)
+    assert status == 3 and out.splitlines() == ["a", "b"]
+
+
+def test_fatal_console_line_fails_the_wait_at_once(shell):
+    shell.send_line("echo 'Kernel panic - not syncing: ''test'")
+    t0 = time.monotonic()
+    with pytest.raises(BootFailure, match="kernel panic") as exc:
+        shell.wait_for("this never comes", 30)
+    assert time.monotonic() - t0 < 2
+    assert "--- last 50 console lines ---" in str(exc.value)
