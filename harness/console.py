@@ -46,6 +46,12 @@ PHASE_PATTERNS = [
     ("login_prompt", re.compile(r"login: ?$|login:")),
 ]
 
+def _compile(pattern: Union[str, Pattern], regex: bool) -> Pattern:
+    if isinstance(pattern, str):
+        return re.compile(pattern if regex else re.escape(pattern))
+    return pattern
+
+
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 
 
@@ -230,10 +236,17 @@ class Console:
     # ------------------------------------------------------------------ waits
     def wait_for(self, pattern: Union[str, Pattern], timeout: float, regex: bool = False) -> re.Match:
         """Wait for text (or a regex with ``regex=True`` / a compiled pattern) on the console."""
-        if isinstance(pattern, str):
-            pat = re.compile(pattern if regex else re.escape(pattern))
-        else:
-            pat = pattern
+        pat = _compile(pattern, regex)
+        match = self.poll_for(pat, timeout)
+        if match is None:
+            raise BootFailure(f"{self.name}: timed out after {timeout:.0f} s waiting for "
+                              f"{pat.pattern!r} on the console\n--- last 50 console lines ---\n"
+                              f"{self.tap.last_lines(50)}")
+        return match
+
+    def poll_for(self, pattern: Union[str, Pattern], timeout: float, regex: bool = False) -> Optional[re.Match]:
+        """Like ``wait_for`` but returns None when ``timeout`` passes (a lost boot still raises)."""
+        pat = _compile(pattern, regex)
         deadline = time.monotonic() + timeout
         while True:
             self.check()
@@ -244,9 +257,7 @@ class Console:
             except pexpect.TIMEOUT:
                 if time.monotonic() >= deadline:
                     self.check()
-                    raise BootFailure(f"{self.name}: timed out after {timeout:.0f} s waiting for "
-                                      f"{pat.pattern!r} on the console\n--- last 50 console lines ---\n"
-                                      f"{self.tap.last_lines(50)}") from None
+                    return None
             except pexpect.EOF:
                 self.check()
                 raise BootFailure(f"{self.name}: console closed while waiting for {pat.pattern!r}\n"
@@ -280,14 +291,30 @@ class Console:
             self.send_line(password)
         self.take_shell(timeout)
 
+    # a shell prompt ends its line with $ or #; a banner line of #s (the live ISO's motd) is not one
+    SHELL_PROMPT = re.compile(r"^(?!#+ *$).*[$#] ?$", re.M)
+    RESEND_S = 10.0
+
     def take_shell(self, timeout: float) -> None:
-        """Take over an (autologin) shell: wait for a prompt and install a known one."""
-        self.wait_for(re.compile(r"[$#] ?$", re.M), timeout)
+        """Take over an (autologin) shell: wait for a prompt and install a known one.
+
+        What is typed while login is still setting up the terminal can be flushed away (login
+        discards pending input), so the set-up line is typed again every ``RESEND_S`` seconds
+        until its prompt shows; the line is idempotent."""
+        deadline = time.monotonic() + timeout
+        self.wait_for(self.SHELL_PROMPT, timeout)
         # the prompt is spelt split in the command so that its echo cannot match the prompt
         half = len(self.PROMPT) // 2
-        self.send_line(f"bind 'set enable-bracketed-paste off' 2>/dev/null; stty -echo 2>/dev/null; "
-                       f"export TERM=dumb PS1='{self.PROMPT[:half]}''{self.PROMPT[half:]}'")
-        self.wait_for(self.PROMPT, timeout)
+        setup = (f"bind 'set enable-bracketed-paste off' 2>/dev/null; stty -echo 2>/dev/null; "
+                 f"export TERM=dumb PS1='{self.PROMPT[:half]}''{self.PROMPT[half:]}'")
+        while True:
+            self.send_line(setup)
+            left = deadline - time.monotonic()
+            if self.poll_for(self.PROMPT, max(0.1, min(self.RESEND_S, left))) is not None:
+                return
+            if time.monotonic() >= deadline:
+                raise BootFailure(f"{self.name}: no shell prompt answered within {timeout:.0f} s"
+                                  f"\n--- last 50 console lines ---\n{self.tap.last_lines(50)}")
 
     def run(self, command: str, timeout: float) -> tuple:
         """Run a command in the console shell: (exit status, output)."""

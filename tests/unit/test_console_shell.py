@@ -13,16 +13,21 @@ from harness.errors import BootFailure
 pytestmark = pytest.mark.skipif(not shutil.which("socat"), reason="socat is installed by scripts/setup-host.sh")
 
 
-@pytest.fixture
-def shell_socket(tmp_path):
+def _serve_on_pty(tmp_path, program: str):
     sock = tmp_path / "console.sock"
     env = dict(os.environ, PS1="core@localhost:~$ ", HOME=str(tmp_path))
-    proc = subprocess.Popen(["socat", f"UNIX-LISTEN:{sock}", "EXEC:bash --norc -i,pty,stderr,setsid,sane"],
+    proc = subprocess.Popen(["socat", f"UNIX-LISTEN:{sock}", f"EXEC:{program},pty,stderr,setsid,sane"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         if sock.exists():
             break
         time.sleep(0.05)
+    return sock, proc
+
+
+@pytest.fixture
+def shell_socket(tmp_path):
+    sock, proc = _serve_on_pty(tmp_path, "bash --norc -i")
     yield sock
     proc.kill()
     proc.wait()
@@ -53,3 +58,23 @@ def test_fatal_console_line_fails_the_wait_at_once(shell):
         shell.wait_for("this never comes", 30)
     assert time.monotonic() - t0 < 2
     assert "--- last 50 console lines ---" in str(exc.value)
+
+
+def test_take_shell_survives_a_banner_and_flushed_input(tmp_path):
+    """The live ISO's motd has a line of #s that looks like a root prompt, and login flushes what
+    was typed before it hands over: the set-up line is typed again until the known prompt shows."""
+    script = tmp_path / "login.sh"
+    # the banner arrives in two reads, the first one ending in "#"
+    script.write_text("printf '##########'; sleep 1; echo '##########'; echo 'Welcome to the live environment'; "
+                      "sleep 1.5; "
+                      "python3 -c 'import termios; termios.tcflush(0, termios.TCIFLUSH)'; exec bash --norc -i\n")
+    sock, proc = _serve_on_pty(tmp_path, f"sh {script}")
+    con = Console(str(sock), ConsoleTap(time.monotonic()), name="t")
+    con.RESEND_S = 1.0
+    try:
+        con.take_shell(20)
+        assert con.run("echo ok", 10) == (0, "ok")
+    finally:
+        con.close()
+        proc.kill()
+        proc.wait()
