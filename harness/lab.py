@@ -75,6 +75,7 @@ class BootRequest:
     without_kargs: List[str] = field(default_factory=list)    # harness defaults to leave out (by key)
     disks: List[Disk] = field(default_factory=list)
     oem_config: Optional[dict] = None     # Flatcar: /usr/share/oem/config.ign from an extra initrd
+    forwards: List[int] = field(default_factory=list)        # guest TCP ports reachable on 127.0.0.1
     name: Optional[str] = None
 
     @property
@@ -204,7 +205,8 @@ class LiveBoot:
         self.render_config()
         self.http = HttpServer()
         spec = VMSpec(name=self.name, memory_mib=r.memory_mib, cpus=r.cpus, firmware=r.firmware,
-                      http_port=self.http.port, disks=list(r.disks))
+                      http_port=self.http.port, disks=list(r.disks),
+                      forwards=[[int(p), None] for p in r.forwards])
         if not r.completion or not self.config:
             spec.virtio_ports = []
         if r.method in ("iso", "iso-fromram") and not self.config:

@@ -20,7 +20,7 @@ from . import runtime
 from .lab import BootRequest, LabOptions, LiveBoot
 from .ssh import SessionKey
 
-ARTIFACT_FILES = ("console.log", "console-timed.log", "qemu-cmdline.txt", "config.ign", "vm.json", "timings.json", "kargs.txt")
+ARTIFACT_FILES = ("console.log", "console-timed.log", "qemu-cmdline.txt", "config.ign", "vm.json", "timings.json", "kargs.txt", "checks.log")
 
 
 def pytest_addoption(parser):

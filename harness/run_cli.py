@@ -117,26 +117,31 @@ def _follow(lb: LiveBoot) -> None:
 
 
 def cmd_boot(args) -> int:
-    lb = _boot(args, follow=True)
+    return _keep(_boot(args, follow=True))
+
+
+def _keep(lb: LiveBoot) -> int:
+    """Keep a booted VM until Ctrl-C or ``livelab down``, printing the SSH command once it answers."""
     m = lb.machine
     state = runtime.state_dir() / "cli-vms"
     state.mkdir(exist_ok=True)
-    (state / f"{os.getpid()}.json").write_text(json.dumps({"pid": os.getpid(), "name": lb.name,
-                                                            "run_dir": str(lb.run_dir)}))
+    rec = state / f"{os.getpid()}.json"
+    rec.write_text(json.dumps({"pid": os.getpid(), "name": lb.name, "run_dir": str(lb.run_dir)}))
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
     try:
-        m.wait_for_ssh()
-        print(f"\nlivelab: SSH ready: ssh -i {lb.ssh_key.path} -p {m.spec.ssh_port} -o StrictHostKeyChecking=no "
-              f"-o UserKnownHostsFile=/dev/null core@127.0.0.1\nlivelab: Ctrl-C or `livelab down` powers it off",
-              file=sys.stderr)
+        if lb.req.ssh:
+            m.wait_for_ssh()
+            print(f"\nlivelab: SSH ready: ssh -i {lb.ssh_key.path} -p {m.spec.ssh_port} -o StrictHostKeyChecking=no "
+                  f"-o UserKnownHostsFile=/dev/null core@127.0.0.1", file=sys.stderr)
+        print("livelab: Ctrl-C or `livelab down` powers it off", file=sys.stderr)
         while not stop["now"] and m.running:
             m.console.drain(0.5)
     except KeyboardInterrupt:
         pass
     finally:
         lb.close()
-        (state / f"{os.getpid()}.json").unlink(missing_ok=True)
+        rec.unlink(missing_ok=True)
     return 0
 
 
@@ -190,33 +195,37 @@ def cmd_check(args) -> int:
     return 0
 
 
-def cmd_repro(args) -> int:
-    tid = TestId.parse(args.test_id)
-    root = Path(args.runs)
+def find_vm_record(tid: TestId, root: Path) -> Path:
+    """The newest vm.json of test ``tid`` under ``root`` (a test's VMs keep their test id)."""
     candidates = sorted(root.rglob("vm.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     for path in candidates:
-        data = json.loads(path.read_text())
-        if data.get("test_id") == str(tid) or str(tid) in str(path.parent):
-            break
-    else:
-        raise LivelabError(f"no vm.json of {tid} under {root}")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if data.get("test_id") == str(tid) or data.get("name") == str(tid):
+            return path
+    raise LivelabError(f"no vm.json of {tid} under {root}")
+
+
+def cmd_repro(args) -> int:
+    tid = TestId.parse(args.test_id)
+    path = find_vm_record(tid, Path(args.runs))
+    data = json.loads(path.read_text())
     req_data = dict(data["request"])
+    # the same release as the failed run, even when the stream has moved on since
+    req_data["version"] = req_data.get("version") or data.get("release", {}).get("version")
     req = BootRequest(**{k: v for k, v in req_data.items() if k in BootRequest.__dataclass_fields__})
     opts = LabOptions(**data["options"])
     run_dir = _run_dir(args, f"repro-{tid}")
     lb = LiveBoot(req, opts, run_dir, ssh_key=SessionKey(run_dir / "ssh"))
-    print(f"livelab: re-creating {tid} from {path}", file=sys.stderr)
+    print(f"livelab: re-creating {tid} ({req.os} {req.stream} {req.version}) from {path}; run dir {run_dir}",
+          file=sys.stderr)
+    runtime.reap_stale(log=lambda m: print(m, file=sys.stderr))
     lb.prepare()
     lb.start()
     _follow(lb)
-    try:
-        while lb.machine.running:
-            lb.machine.console.drain(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        lb.close()
-    return 0
+    return _keep(lb)
 
 
 def cmd_accel(args) -> int:

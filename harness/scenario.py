@@ -11,6 +11,7 @@ A scenario (``scenarios/<name>.yaml``)::
       stream: [stable]                  # FCOS streams / Flatcar channels; default: the first
     memory: 2048                        # optional (default: the documented minimum)
     disks: [{name: var, size: 2G, serial: var}]
+    forwards: [80]                      # guest TCP ports forwarded to 127.0.0.1 (for port checks)
     ci: [fcos.stable.pxe.bios]          # ids (without the scenario) run in CI
     boots:
       - checks:
@@ -18,6 +19,8 @@ A scenario (``scenarios/<name>.yaml``)::
           - ssh: cat /etc/hostname
             output: '^\\w+'                         # regex searched in stdout
           - console: 'Reached target .*Multi-User'  # a line seen on the console this boot
+          - port: 80                                # from outside the guest (127.0.0.1 forward):
+            expect: answers                         # answers | refused | dropped (a firewall drop)
       - how: reboot                     # reboot | reset | power-cycle (power-cycle may change kargs)
         remove_kargs: [flatcar.first_boot]
         add_kargs: []
@@ -41,15 +44,21 @@ from .vocab import FIRMWARES, OS_METHODS, STREAMS
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 _KEYS = {"description", "butane", "applies", "memory", "cpus", "disks", "ci", "boots", "completion",
-         "user_config", "kargs", "first_boot_kargs", "slow", "oem_config", "below_minimum", "expect_failure"}
-_CHECK_KEYS = {"ssh", "console", "console_cmd", "status", "output", "not_output", "name", "timeout", "only"}
+         "user_config", "kargs", "first_boot_kargs", "slow", "oem_config", "below_minimum", "expect_failure",
+         "forwards"}
+_CHECK_KEYS = {"ssh", "console", "console_cmd", "port", "expect", "send", "status", "output", "not_output", "name",
+               "timeout", "only"}
+_CHECK_KINDS = ("ssh", "console", "console_cmd", "port")
+PORT_RESULTS = ("answers", "refused", "dropped")
 _BOOT_KEYS = {"how", "checks", "add_kargs", "remove_kargs", "expect_failure"}
 
 
 @dataclass
 class Check:
-    kind: str                     # ssh | console | console_cmd
+    kind: str                     # ssh | console | console_cmd | port
     text: str
+    expect: Optional[str] = None  # port: answers | refused | dropped
+    send: Optional[str] = None    # port: what to send (default an HTTP GET)
     status: Optional[int] = 0
     output: Optional[str] = None
     not_output: Optional[str] = None
@@ -92,6 +101,7 @@ class Scenario:
     slow: bool = False
     oem_config: Optional[str] = None
     below_minimum: bool = False
+    forwards: List[int] = field(default_factory=list)
 
     def cases(self) -> List[tuple]:
         """(test id, os, stream, method, firmware) for every cell this scenario applies to."""
@@ -120,7 +130,7 @@ class Scenario:
                            butane=text, butane_dir=str(self.path.parent), user_config=self.user_config,
                            completion=self.completion and self.user_config, kargs=list(self.kargs),
                            first_boot_only=list(self.first_boot_kargs),
-                           disks=[Disk(**d) for d in self.disks], oem_config=oem)
+                           disks=[Disk(**d) for d in self.disks], oem_config=oem, forwards=list(self.forwards))
 
 
 def _err(path: Path, msg: str) -> LivelabError:
@@ -135,15 +145,28 @@ def _check(path: Path, where: str, raw) -> Check:
     unknown = set(raw) - _CHECK_KEYS
     if unknown:
         raise _err(path, f"{where}.{sorted(unknown)[0]}: unknown key")
-    kinds = [k for k in ("ssh", "console", "console_cmd") if k in raw]
+    kinds = [k for k in _CHECK_KINDS if k in raw]
     if len(kinds) != 1:
-        raise _err(path, f"{where}: exactly one of ssh, console, console_cmd")
+        raise _err(path, f"{where}: exactly one of {', '.join(_CHECK_KINDS)}")
     kind = kinds[0]
-    if "output" in raw:
-        re.compile(raw["output"])
-    return Check(kind, str(raw[kind]), status=raw.get("status", 0 if kind != "console" else None),
-                 output=raw.get("output"), not_output=raw.get("not_output"), name=raw.get("name"),
-                 timeout=raw.get("timeout"), only=raw.get("only"))
+    for key in ("output", "not_output"):
+        if key in raw:
+            try:
+                re.compile(raw[key])
+            except re.error as exc:
+                raise _err(path, f"{where}.{key}: not a regular expression: {exc}")
+    if kind == "port":
+        if not isinstance(raw["port"], int) or not 0 < raw["port"] < 65536:
+            raise _err(path, f"{where}.port: a guest TCP port number")
+        if raw.get("expect") not in PORT_RESULTS:
+            raise _err(path, f"{where}.expect: one of {', '.join(PORT_RESULTS)}")
+    elif "expect" in raw or "send" in raw:
+        raise _err(path, f"{where}: expect/send belong to a port check")
+    status_default = 0 if kind in ("ssh", "console_cmd") else None
+    return Check(kind, str(raw[kind]), expect=raw.get("expect"), send=raw.get("send"),
+                 status=raw.get("status", status_default), output=raw.get("output"),
+                 not_output=raw.get("not_output"), name=raw.get("name"), timeout=raw.get("timeout"),
+                 only=raw.get("only"))
 
 
 def load(path: Path) -> Scenario:
@@ -169,6 +192,9 @@ def load(path: Path) -> Scenario:
             raise _err(path, f"applies.{key}: unknown key")
         if key == "firmware" and not set(values) <= set(FIRMWARES):
             raise _err(path, f"applies.firmware: expected a subset of {FIRMWARES}")
+    forwards = data.get("forwards") or []
+    if not all(isinstance(p, int) and 0 < p < 65536 and p != 22 for p in forwards):
+        raise _err(path, "forwards: a list of guest TCP port numbers (22 is always forwarded)")
     boots = []
     for i, raw in enumerate(data.get("boots") or [{}]):
         unknown = set(raw) - _BOOT_KEYS
@@ -182,13 +208,18 @@ def load(path: Path) -> Scenario:
         boots.append(Boot(how, [_check(path, f"boots[{i}].checks[{j}]", c) for j, c in enumerate(raw.get("checks") or [])],
                           list(raw.get("add_kargs") or []), list(raw.get("remove_kargs") or []),
                           raw.get("expect_failure")))
-    return Scenario(name=path.stem, path=path, description=data.get("description", ""), butane=butane,
+    scenario = Scenario(name=path.stem, path=path, description=data.get("description", ""), butane=butane,
                     applies=applies, boots=boots, memory=data.get("memory"), cpus=data.get("cpus"),
                     disks=data.get("disks") or [], ci=list(data.get("ci") or []),
                     completion=data.get("completion", True), user_config=data.get("user_config", True),
                     kargs=list(data.get("kargs") or []), first_boot_kargs=list(data.get("first_boot_kargs") or []),
                     slow=bool(data.get("slow", False)), oem_config=data.get("oem_config"),
-                    below_minimum=bool(data.get("below_minimum", False)))
+                    below_minimum=bool(data.get("below_minimum", False)), forwards=list(forwards))
+    for boot in scenario.boots:
+        for check in boot.checks:
+            if check.kind == "port" and int(check.text) not in scenario.forwards:
+                raise _err(path, f"a port check on {check.text}: add {check.text} to forwards")
+    return scenario
 
 
 def load_all(directory: Path = SCENARIO_DIR) -> List[Scenario]:
@@ -201,6 +232,16 @@ def run_check(lb, check: Check) -> str:
     if check.kind == "console":
         m.console.wait_for(re.compile(check.text), check.timeout or m.timeouts.boot)
         return f"console showed {check.text!r}"
+    if check.kind == "port":
+        send = (check.send if check.send is not None else "GET / HTTP/1.0\r\n\r\n").encode()
+        result, data = m.probe_port(int(check.text), send, wait=check.timeout or 5.0)
+        text = data.decode(errors="replace")
+        evidence = f"guest port {check.text} (127.0.0.1:{m.host_port(int(check.text))}) {result}: {text[:300]!r}"
+        if result != check.expect:
+            raise AssertionError(f"{check.describe()}: expected {check.expect}; {evidence}")
+        if check.output and not re.search(check.output, text, re.M):
+            raise AssertionError(f"{check.describe()}: reply does not match {check.output!r}; {evidence}")
+        return f"{check.describe()}: {result}"
     if check.kind == "ssh":
         status, out, err = m.execute(check.text, check.timeout)
     else:
@@ -228,6 +269,13 @@ def wait_ready(lb) -> None:
 def run_scenario(scenario: Scenario, lb) -> List[str]:
     """Boot ``lb`` through every boot of the scenario, running its checks; returns the evidence."""
     log = []
+    record = Path(lb.run_dir) / "checks.log"       # kept with the VM's other artifacts, as it goes
+
+    def note(line: str) -> None:
+        log.append(line)
+        with open(record, "a") as f:
+            f.write(line + "\n")
+
     for i, boot in enumerate(scenario.boots):
         if i == 0:
             lb.start()
@@ -244,7 +292,7 @@ def run_scenario(scenario: Scenario, lb) -> List[str]:
                 reason = str(exc).split("\n", 1)[0]
                 if boot.expect_failure not in reason:
                     raise
-                log.append(f"boot {i + 1}: failed fast as expected: {reason}")
+                note(f"boot {i + 1}: failed fast as expected: {reason}")
                 continue
             raise AssertionError(f"boot {i + 1} was expected to fail with {boot.expect_failure!r} but came up")
         if not (boot.checks and all(c.kind == "console" for c in boot.checks)):
@@ -252,6 +300,10 @@ def run_scenario(scenario: Scenario, lb) -> List[str]:
         for check in boot.checks:
             if not check.applies_to(lb.req):
                 continue
-            log.append(f"boot {i + 1}: {run_check(lb, check)}")
+            try:
+                note(f"boot {i + 1}: {run_check(lb, check)}")
+            except AssertionError as exc:
+                note(f"boot {i + 1}: FAILED {exc}")
+                raise
         lb.machine.write_timings()
     return log

@@ -32,6 +32,8 @@ for u in systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.
          systemd-boot-system-token.service systemd-repart.service; do
     systemctl mask "$u" >/dev/null 2>&1 || true
 done
+# nftables: installed, off until a config enables it (as on FCOS)
+systemctl disable nftables.service >/dev/null 2>&1 || true
 systemctl set-default multi-user.target >/dev/null
 # generators this live root has no use for (each is an exec from the squashfs at every boot
 # and daemon-reload); fstab, getty (serial console), debug stay

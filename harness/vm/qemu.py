@@ -76,6 +76,7 @@ class VMSpec:
     bootfile: Optional[str] = None
     http_port: Optional[int] = None       # harness HTTP server on 127.0.0.1, reached at 10.0.2.100:80
     ssh_port: Optional[int] = None        # hostfwd 127.0.0.1:ssh_port -> guest 22
+    forwards: List[List[Optional[int]]] = field(default_factory=list)  # [guest port, host port]: more hostfwds
     cdrom: Optional[str] = None
     disks: List[Disk] = field(default_factory=list)
     virtio_ports: List[str] = field(default_factory=lambda: [COMPLETION_PORT])
@@ -108,6 +109,9 @@ def netdev_arg(spec: VMSpec) -> str:
         net.append(f"bootfile={spec.bootfile}")
     if spec.ssh_port:
         net.append(f"hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22")
+    for guest, host in spec.forwards:
+        if host:
+            net.append(f"hostfwd=tcp:127.0.0.1:{host}-:{guest}")
     if spec.http_port:
         net.append(f"guestfwd=tcp:{GUEST_HTTP_IP}:{GUEST_HTTP_PORT}-cmd:{relay_command(spec.http_port)}")
     return ",".join(net)
@@ -227,6 +231,7 @@ class Machine:
         self.console: Optional[Console] = None
         self.ssh: Optional[SSH] = None
         self._ssh_lease: Optional[runtime.PortLease] = None
+        self._fwd_leases: List[runtime.PortLease] = []
         self._admitted = False
         self.boot_index = 0
         self.boots: List[dict] = []     # per boot: kernel args, phases
@@ -262,6 +267,11 @@ class Machine:
         if self.spec.ssh_port is None:
             self._ssh_lease = runtime.lease_port()
             self.spec.ssh_port = self._ssh_lease.port
+        for fwd in self.spec.forwards:
+            if not fwd[1]:
+                lease = runtime.lease_port()
+                self._fwd_leases.append(lease)
+                fwd[1] = lease.port
         self._prepare_disks()
 
     def command(self) -> List[str]:
@@ -399,6 +409,9 @@ class Machine:
         if self._ssh_lease is not None:
             self._ssh_lease.release()
             self._ssh_lease = None
+        for lease in self._fwd_leases:
+            lease.release()
+        self._fwd_leases = []
 
     def __enter__(self):
         return self
@@ -558,3 +571,38 @@ class Machine:
     def memory_total_mib(self) -> int:
         out = self.succeed("grep MemTotal /proc/meminfo")
         return int(out.split()[1]) // 1024
+
+    # ------------------------------------------------------------------ forwarded ports
+    def host_port(self, guest_port: int) -> int:
+        """The 127.0.0.1 port forwarded to ``guest_port`` (declared in ``VMSpec.forwards``)."""
+        for guest, host in self.spec.forwards:
+            if guest == guest_port and host:
+                return host
+        raise LivelabError(f"{self.spec.name}: guest port {guest_port} is not forwarded (add it to forwards)")
+
+    def probe_port(self, guest_port: int, send: bytes = b"GET / HTTP/1.0\r\n\r\n", wait: float = 5.0) -> tuple:
+        """Connect to a guest TCP port from outside the guest, through its 127.0.0.1 forward.
+
+        QEMU's user network accepts the host side at once and then opens the guest side, so what
+        the guest's network stack did shows in what comes back: ``("answers", data)``,
+        ``("refused", b"")`` when the guest reset the connection (nothing listens, or a reject
+        rule) or ``("dropped", b"")`` when nothing at all came back within ``wait`` seconds (a
+        firewall drop rule)."""
+        import socket
+        port = self.host_port(guest_port)
+        deadline = time.monotonic() + wait
+        data = b""
+        with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+            try:
+                s.sendall(send)
+                while time.monotonic() < deadline:
+                    s.settimeout(max(0.05, deadline - time.monotonic()))
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        return ("answers", data) if data else ("refused", b"")
+                    data += chunk
+            except socket.timeout:
+                pass
+            except (ConnectionResetError, BrokenPipeError):
+                return ("answers", data) if data else ("refused", b"")
+        return ("answers", data) if data else ("dropped", b"")

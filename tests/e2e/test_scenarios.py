@@ -21,8 +21,11 @@ def _params():
 def test_scenario(live_vm, livelab, scenario, os_id, stream, method, firmware):
     req = scenario.request(os_id, stream, method, firmware)
     lb = live_vm(req, start=False, below_minimum=scenario.below_minimum)
-    for line in sc.run_scenario(scenario, lb):
+    log = sc.run_scenario(scenario, lb)
+    for line in log:
         print(line)
+    # the evidence is kept with the VM's artifacts (every scenario has checks)
+    assert log and (lb.run_dir / "checks.log").read_text().splitlines() == log
     m = lb.machine
     if lb.config and req.ssh and m.running and m.ssh is not None and not scenario.boots[-1].expect_failure:
         # the memory asked for (the documented minimum by default) is what the guest has

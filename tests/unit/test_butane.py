@@ -165,6 +165,56 @@ def test_seed_flatcar_nginx_unit():
     assert_valid(t.config)
 
 
+def test_seed_quadlet_and_nftables_pieces():
+    # seeds/004: a Podman Quadlet file in /etc/containers/systemd, its config directory, the
+    # nftables ruleset in /etc/sysconfig/nftables.conf and the nftables.service drop-in
+    quadlet = textwrap.dedent("""\
+        [Unit]
+        Description=WireGuard VPN Container
+        After=network-online.target
+        Wants=network-online.target
+
+        [Container]
+        Image=docker.io/linuxserver/wireguard:latest
+        ContainerName=wireguard
+        AddCapability=NET_ADMIN
+        Network=host
+        Volume=/etc/wireguard:/config/wg_confs:Z
+
+        [Service]
+        Restart=always
+        TimeoutStartSec=900
+
+        [Install]
+        WantedBy=multi-user.target default.target
+        """)
+    ruleset = "#!/usr/sbin/nft -f\ntable inet filter {\n    chain input {\n        type filter hook input priority filter; policy drop;\n        iif lo accept\n    }\n}\n"
+    dropin = "[Service]\nExecStartPost=podman network reload --all\nExecReload=podman network reload --all\n"
+    text = ("variant: fcos\nversion: 1.5.0\nstorage:\n  directories:\n    - path: /etc/wireguard\n      mode: 0700\n"
+            "      user: {name: root}\n      group: {name: root}\n  files:\n"
+            "    - path: /etc/containers/systemd/wireguard.container\n      mode: 0644\n"
+            "      user: {name: root}\n      group: {name: root}\n      contents:\n        inline: |\n"
+            + textwrap.indent(quadlet, "          ") +
+            "    - path: /etc/sysconfig/nftables.conf\n      mode: 0600\n      overwrite: true\n      contents:\n"
+            "        inline: |\n" + textwrap.indent(ruleset, "          ") +
+            "systemd:\n  units:\n    - name: nftables.service\n      enabled: true\n      dropins:\n"
+            "        - name: override.conf\n          contents: |\n" + textwrap.indent(dropin, "            "))
+    t = butane_to_ignition(text)
+    cfg = strip_sources(t.config)
+    assert cfg["ignition"] == {"version": "3.4.0"}
+    assert cfg["storage"]["directories"] == [{"path": "/etc/wireguard", "mode": 0o700,
+                                              "user": {"name": "root"}, "group": {"name": "root"}}]
+    files = {f["path"]: f for f in cfg["storage"]["files"]}
+    q = files["/etc/containers/systemd/wireguard.container"]
+    assert (q["mode"], q["user"], q["group"]) == (0o644, {"name": "root"}, {"name": "root"})
+    assert q["contents"]["source"] == "DECODED:" + quadlet
+    n = files["/etc/sysconfig/nftables.conf"]
+    assert (n["mode"], n["overwrite"], n["contents"]["source"]) == (0o600, True, "DECODED:" + ruleset)
+    assert cfg["systemd"]["units"] == [{"name": "nftables.service", "enabled": True,
+                                        "dropins": [{"name": "override.conf", "contents": dropin}]}]
+    assert_valid(t.config)
+
+
 def test_seed_persistent_files_overwrite_and_append():
     # seeds/000-001 guidance: persistent files set overwrite: true; append adds fragments
     t = tr("""

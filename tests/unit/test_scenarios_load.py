@@ -38,3 +38,26 @@ def test_selection_by_keyword():
     assert any(".pxe." in i for i in ids) and any(i.startswith("flatcar.") for i in ids)
     assert all(i.split(".")[3] in ("bios", "uefi") for i in ids)
     assert any(i.endswith(".persist-var") and ".iso-fromram." in i for i in ids)
+
+
+@pytest.mark.parametrize("body, error", [
+    ("forwards: [80]\nboots:\n  - checks:\n      - port: 80\n        expect: maybe\n", r"checks\[0\]\.expect: one of answers"),
+    ("boots:\n  - checks:\n      - port: 80\n        expect: answers\n", r"port check on 80: add 80 to forwards"),
+    ("forwards: [22]\n", r"forwards: a list of guest TCP port numbers"),
+    ("forwards: [80]\nboots:\n  - checks:\n      - port: http\n        expect: answers\n", r"checks\[0\]\.port: a guest TCP port"),
+    ("boots:\n  - checks:\n      - ssh: 'true'\n        expect: answers\n", r"expect/send belong to a port check"),
+    ("boots:\n  - checks:\n      - ssh: 'true'\n        output: '('\n", r"checks\[0\]\.output: not a regular expression"),
+])
+def test_port_checks_are_checked_when_loaded(tmp_path, body, error):
+    (tmp_path / "p.yaml").write_text(body)
+    with pytest.raises(LivelabError, match=error):
+        sc.load(tmp_path / "p.yaml")
+
+
+def test_firewall_scenario_probes_from_outside():
+    fw = sc.load(sc.SCENARIO_DIR / "firewall.yaml")
+    assert fw.forwards == [80, 8080, 9]
+    req = fw.request("fcos", "stable", "pxe-rootfs-url", "bios")
+    assert req.forwards == [80, 8080, 9]
+    probes = [(c.text, c.expect) for c in fw.boots[0].checks if c.kind == "port"]
+    assert ("8080", "dropped") in probes and ("8080", "answers") in probes and ("9", "refused") in probes

@@ -68,6 +68,13 @@ def test_network_boot_nic_gets_ipxe_rom_and_tftp(tmp_path):
     assert "romfile" not in nic and "bootindex=1" in nic   # QEMU's own iPXE ROM for the NIC
 
 
+def test_extra_forwards_are_loopback_hostfwds(tmp_path):
+    c = cmd(tmp_path, ssh_port=2222, forwards=[[80, 4080], [8080, 4081]])
+    net = opt_values(c, "-netdev")[0]
+    assert "hostfwd=tcp:127.0.0.1:4080-:80" in net and "hostfwd=tcp:127.0.0.1:4081-:8080" in net
+    assert isolation_problems(c) == []
+
+
 def test_disk_boot_nic_has_no_rom(tmp_path):
     nic = [d for d in opt_values(cmd(tmp_path), "-device") if d.startswith("virtio-net-pci")][0]
     assert nic.endswith("romfile=")
@@ -140,3 +147,41 @@ def test_long_run_dirs_get_short_socket_paths(tmp_path, monkeypatch):
         path = a.split("path=")[-1].split(",")[0] if "path=" in a else a.split("unix:")[-1].split(",")[0]
         assert len(path) < 108 and str(deep) not in path
     assert any(f"logfile={deep}/console.log" in a for a in c)   # the log stays in the run dir
+
+
+def test_probe_port_tells_answers_refused_and_dropped():
+    """What QEMU's user network turns a guest's reply into on the 127.0.0.1 side: data, a close
+    (the guest reset the connection), or silence (the guest dropped the packets)."""
+    import socket
+    import threading
+    from types import SimpleNamespace
+    from harness.vm.qemu import Machine
+
+    def server(behaviour):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+
+        def serve():
+            conn, _ = srv.accept()
+            conn.recv(100)
+            if behaviour == "answers":
+                conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nhello")
+                conn.close()
+            elif behaviour == "refused":
+                conn.close()
+            else:
+                threading.Event().wait(2)
+                conn.close()
+            srv.close()
+        threading.Thread(target=serve, daemon=True).start()
+        return srv.getsockname()[1]
+
+    for behaviour in ("answers", "refused", "dropped"):
+        fake = SimpleNamespace(spec=VMSpec(name="t", memory_mib=64, forwards=[[80, server(behaviour)]]))
+        fake.host_port = lambda p, fake=fake: Machine.host_port(fake, p)
+        result, data = Machine.probe_port(fake, 80, wait=1.0)
+        assert result == behaviour
+        assert (data.endswith(b"hello")) == (behaviour == "answers")
+    with pytest.raises(LivelabError, match="guest port 443 is not forwarded"):
+        Machine.host_port(fake, 443)
