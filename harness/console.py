@@ -34,6 +34,8 @@ FAIL_PATTERNS = [
     ("Ignition failed", re.compile(r".*(Ignition failed|Failed to start .*Ignition|ignition\[\d+\]: .*CRITICAL.*).*")),
     ("live rootfs refused", re.compile(r".*(Found initramfs version .* but rootfs version.*|No rootfs image found.*|Couldn't fetch, verify, and unpack image.*|[Rr]ootfs (image )?hash mismatch.*|coreos-livepxe-rootfs.*[Ff]ail.*)")),
     ("no bootable device", re.compile(r".*(No bootable device|No more network devices|PXE-E\w+:|Could not boot image).*")),
+    # PXELINUX/ISOLINUX ("<file>... failed: Bad file number", e.g. no memory for the initrds) and GRUB
+    ("boot loader failed", re.compile(r".*((^|Loading )\S+\.\.\. failed: .+|error: out of memory\.?|error: you need to load the kernel first).*")),
     ("dracut initqueue timeout", re.compile(r".*dracut-initqueue.*timeout.*|.*Could not boot\..*")),
     ("emergency mode", re.compile(r".*(You are in emergency mode|Entering emergency mode|emergency shell).*")),
 ]
