@@ -48,6 +48,7 @@ PHASE_PATTERNS = [
     ("login_prompt", re.compile(r"login: ?$|login:")),
 ]
 
+
 def _compile(pattern: Union[str, Pattern], regex: bool) -> Pattern:
     if isinstance(pattern, str):
         return re.compile(pattern if regex else re.escape(pattern))

@@ -209,12 +209,12 @@ def load(path: Path) -> Scenario:
                           list(raw.get("add_kargs") or []), list(raw.get("remove_kargs") or []),
                           raw.get("expect_failure")))
     scenario = Scenario(name=path.stem, path=path, description=data.get("description", ""), butane=butane,
-                    applies=applies, boots=boots, memory=data.get("memory"), cpus=data.get("cpus"),
-                    disks=data.get("disks") or [], ci=list(data.get("ci") or []),
-                    completion=data.get("completion", True), user_config=data.get("user_config", True),
-                    kargs=list(data.get("kargs") or []), first_boot_kargs=list(data.get("first_boot_kargs") or []),
-                    slow=bool(data.get("slow", False)), oem_config=data.get("oem_config"),
-                    below_minimum=bool(data.get("below_minimum", False)), forwards=list(forwards))
+                        applies=applies, boots=boots, memory=data.get("memory"), cpus=data.get("cpus"),
+                        disks=data.get("disks") or [], ci=list(data.get("ci") or []),
+                        completion=data.get("completion", True), user_config=data.get("user_config", True),
+                        kargs=list(data.get("kargs") or []), first_boot_kargs=list(data.get("first_boot_kargs") or []),
+                        slow=bool(data.get("slow", False)), oem_config=data.get("oem_config"),
+                        below_minimum=bool(data.get("below_minimum", False)), forwards=list(forwards))
     for boot in scenario.boots:
         for check in boot.checks:
             if check.kind == "port" and int(check.text) not in scenario.forwards:
