@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import qemus_of
 
 from harness import runtime
 from harness.errors import LivelabError
@@ -28,11 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CASE = "fcos.stable.pxe-rootfs-url.bios.base"
 # expected exit status of the child pytest per signal (pytest: 2 = interrupted)
 EXIT = {signal.SIGINT: (2,), signal.SIGTERM: (-signal.SIGTERM,), signal.SIGKILL: (-signal.SIGKILL,)}
-
-
-def _qemus_of(run_dir: Path):
-    out = subprocess.run(["pgrep", "-af", "qemu-system"], capture_output=True, text=True).stdout
-    return [l for l in out.splitlines() if str(run_dir) in l]
 
 
 def _listening(port: int) -> str:
@@ -59,7 +55,7 @@ def _interrupt_mid_boot(run_dir: Path, sig: int, log: Path) -> dict:
         # artifacts are cached after the first boot; a VM may queue in admission behind others
         deadline = time.monotonic() + 900
         while True:
-            seen = _qemus_of(run_dir)
+            seen = qemus_of(run_dir)
             if seen:
                 break
             assert child.poll() is None, f"child pytest ended before QEMU started:\n{log.read_text()[-3000:]}"
@@ -77,15 +73,15 @@ def _interrupt_mid_boot(run_dir: Path, sig: int, log: Path) -> dict:
         except subprocess.TimeoutExpired:
             rc = None
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and (_qemus_of(run_dir) or _listening(http_port) or _relays(http_port)):
+        while time.monotonic() < deadline and (qemus_of(run_dir) or _listening(http_port) or _relays(http_port)):
             time.sleep(0.2)
-        return {"rc": rc, "qemu": _qemus_of(run_dir), "http": _listening(http_port), "ssh": _listening(ssh_port),
+        return {"rc": rc, "qemu": qemus_of(run_dir), "http": _listening(http_port), "ssh": _listening(ssh_port),
                 "relays": _relays(http_port), "child_listening": _listening_of(child.pid) if rc is None else ""}
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
-        for line in _qemus_of(run_dir):          # never leave a VM of ours behind, even on failure
+        for line in qemus_of(run_dir):          # never leave a VM of ours behind, even on failure
             try:
                 os.kill(int(line.split()[0]), signal.SIGKILL)
             except ProcessLookupError:
@@ -139,4 +135,4 @@ def test_taken_ssh_port_is_one_clear_error_and_no_qemu(tmp_path, monkeypatch):
     msg = exc.value.one_line()
     assert "\n" not in str(exc.value), str(exc.value)
     assert re.search(r"(?i)host ?forward", msg) and str(port) in msg, msg
-    assert m.proc is None and _qemus_of(tmp_path / "vm") == []
+    assert m.proc is None and qemus_of(tmp_path / "vm") == []

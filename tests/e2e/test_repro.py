@@ -16,6 +16,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
+from procs import qemus_of
 
 REPO = Path(__file__).resolve().parents[2]
 TID = "fcos.stable.pxe-rootfs-url.bios.repro-me"
@@ -29,19 +30,6 @@ def test_deliberately_fails(live_vm):
     lb.machine.wait_for_ssh()
     lb.machine.succeed("test -e /etc/written-by-nobody")
 '''
-
-
-def _qemu_pids_in(run_dir: Path) -> list:
-    pids = []
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                cmd = (p / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if cmd and b"qemu-system" in cmd[0] and any(str(run_dir).encode() in a for a in cmd):
-                pids.append(int(p.name))
-    return pids
 
 
 @pytest.mark.e2e
@@ -96,15 +84,15 @@ def test_repro_of_a_deliberately_failed_test(tmp_path):
         assert repro["release"]["version"] == failed["release"]["version"]
         for field in ("memory_mib", "method", "firmware", "kargs", "cpus"):
             assert repro["request"][field] == failed["request"][field], field
-        assert _qemu_pids_in(repro_dir)
+        assert qemus_of(repro_dir)
         down = subprocess.run([sys.executable, "-m", "harness.cli", "down"], cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=60)
         assert "stopping" in down.stdout, down.stdout + down.stderr
         assert proc.wait(120) == 0, "".join(lines)[-3000:]
         deadline = time.monotonic() + 10
-        while _qemu_pids_in(repro_dir) and time.monotonic() < deadline:
+        while qemus_of(repro_dir) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not _qemu_pids_in(repro_dir)
+        assert not qemus_of(repro_dir)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from procs import qemus_of
 
 from harness.errors import BootFailure
 from harness.lab import BootRequest
@@ -120,11 +121,6 @@ def test_emergency_mode_fails_within_5s(live_vm):
     assert failed_at - seen["t"] <= 5.0, f"failure reported {failed_at - seen['t']:.1f} s after the line"
 
 
-def _qemus_of(run_dir: Path):
-    out = subprocess.run(["pgrep", "-af", "qemu-system"], capture_output=True, text=True).stdout
-    return [l for l in out.splitlines() if str(run_dir) in l]
-
-
 @pytest.mark.ci
 def test_sigkill_of_pytest_mid_boot_leaves_no_qemu(tmp_path):
     """A pytest killed with SIGKILL while its VM boots takes QEMU with it (PR_SET_PDEATHSIG)."""
@@ -134,7 +130,7 @@ def test_sigkill_of_pytest_mid_boot_leaves_no_qemu(tmp_path):
                               "--run-dir", str(run_dir)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while not _qemus_of(run_dir):
+        while not qemus_of(run_dir):
             assert child.poll() is None, "child pytest ended before QEMU started"
             assert time.monotonic() < deadline, "QEMU never started"
             time.sleep(0.2)
@@ -142,9 +138,9 @@ def test_sigkill_of_pytest_mid_boot_leaves_no_qemu(tmp_path):
         child.send_signal(signal.SIGKILL)
         child.wait()
         deadline = time.monotonic() + 10
-        while _qemus_of(run_dir) and time.monotonic() < deadline:
+        while qemus_of(run_dir) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _qemus_of(run_dir) == []
+        assert qemus_of(run_dir) == []
     finally:
         if child.poll() is None:
             child.kill()
