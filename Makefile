@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMPS := .stamps
 PYTEST_CI ?= -m "not slow"
 
-.PHONY: all host venv images demo test test-unit test-e2e bench clean
+.PHONY: all host venv images demo test test-steps test-unit test-e2e bench clean
 
 all: test
 
@@ -43,10 +43,33 @@ test-unit: $(STAMPS)/venv
 # the tests use an artifact cache of their own checkout (a fresh clone starts cold, as CI does)
 TEST_ENV := LIVELAB_CACHE_DIR=$(CURDIR)/runs/artifact-cache
 
-test: images
-	$(BIN)/pytest tests/unit -q -p no:cacheprovider
-	./scripts/setup-libvirt.sh
-	$(TEST_ENV) $(BIN)/pytest tests/e2e -m ci -v -p no:cacheprovider --junitxml=runs/junit-ci.xml $(PYTEST_ARGS)
+# make test = what CI runs (.ci/run): the unit tests, then the end-to-end `ci` subset in two parts:
+#  - parallel: pytest-xdist, `-n auto` = as many VMs as the host's cores and free memory hold
+#    (livelab's pytest_xdist_auto_num_workers), each with its share of the cores (--vm-cpus auto);
+#  - serial: the cases marked `serial` (they kill pytest, time a failure, or need the whole host), alone.
+# Every step and case is timed into $(DURATIONS); the run ends with its total against CI's 90 minutes
+# and the ten longest cases.  tests/ci-durations.json is the reference copy the budget test reads.
+E2E_WORKERS ?= auto
+DURATIONS := runs/ci-durations.json
+BUDGET := $(PY) -m harness.durations --file $(DURATIONS)
+E2E := env $(TEST_ENV) $(BIN)/pytest tests/e2e -v -p no:cacheprovider -rfE --durations-json $(DURATIONS)
+
+test:
+	@mkdir -p runs && $(BUDGET) start
+	@export LIVELAB_RUN_STAMP=ci-$$(date +%Y%m%d-%H%M%S); rc=0; \
+	$(MAKE) --no-print-directory test-steps || rc=$$?; \
+	$(BUDGET) report; exit $$rc
+
+test-steps:
+	$(BUDGET) time setup_s -- $(MAKE) --no-print-directory venv
+	$(BUDGET) time image_build_s -- $(MAKE) --no-print-directory images
+	$(BUDGET) time unit_s -- $(BIN)/pytest tests/unit -q -p no:cacheprovider
+	$(BUDGET) time libvirt_setup_s -- ./scripts/setup-libvirt.sh
+	@rc=0; \
+	$(BUDGET) time e2e_parallel_s -- $(E2E) -m "ci and not serial" -n $(E2E_WORKERS) --dist loadgroup \
+	    --junitxml=runs/junit-ci-parallel.xml $(PYTEST_ARGS) || rc=1; \
+	$(BUDGET) time e2e_serial_s -- $(E2E) -m "ci and serial" --junitxml=runs/junit-ci-serial.xml $(PYTEST_ARGS) || rc=1; \
+	$(BUDGET) junit runs/junit-ci.xml runs/junit-ci-parallel.xml runs/junit-ci-serial.xml; exit $$rc
 
 test-e2e: images
 	./scripts/setup-libvirt.sh

@@ -113,8 +113,7 @@ def compute_workers(memories: Sequence[int], requested=None, mem_available: Opti
                     cpus: Optional[int] = None) -> int:
     """pytest-xdist workers: ``requested``, or what memory and CPUs allow (never more than cells).
 
-    auto = max(1, min(CPUs, (MemAvailable - headroom) // (largest VM + QEMU overhead))).  The VM
-    core's Admission ledger still gates every VM start, so asking for too many only queues.
+    auto: ``runtime.plan_workers`` for the largest VM of the matrix.
     """
     n_cells = max(1, len(memories))
     if requested not in (None, "", "auto"):
@@ -125,13 +124,7 @@ def compute_workers(memories: Sequence[int], requested=None, mem_available: Opti
         if n < 1:
             raise LivelabError(f"--workers {requested!r}: expected a positive number or 'auto'")
         return min(n, n_cells)
-    if mem_available is None or cpus is None:
-        avail, ncpu = runtime.host_resources()
-        mem_available = avail if mem_available is None else mem_available
-        cpus = ncpu if cpus is None else cpus
-    per_vm = max(memories or [0]) + runtime.Admission.OVERHEAD_MIB
-    by_mem = (mem_available - runtime.Admission.HEADROOM_MIB) // per_vm
-    return min(max(1, min(cpus // 1, by_mem)), n_cells)
+    return min(runtime.plan_workers(max(memories or [0]), mem_available, cpus), n_cells)
 
 
 def node_id(test_id: str) -> str:
@@ -145,7 +138,8 @@ def run_dir_name(test_id: str) -> str:
 
 def pytest_command(ids: Iterable[str], junit: Path, run_dir: Path, workers: int,
                    options: Optional[dict] = None, extra: Sequence[str] = ()) -> List[str]:
-    """The pytest invocation for ``ids``; ``options``: mirror, keyring, ignition_spec_table, extend_timeout."""
+    """The pytest invocation for ``ids``; ``options``: mirror, keyring, ignition_spec_table, extend_timeout,
+    vm_cpus."""
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", str(workers),
            "--junitxml", str(junit), "--run-dir", str(run_dir), "-rfE"]
     for key, value in (options or {}).items():

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from . import matrix as mx
-from . import report
+from . import report, runtime
 from .errors import LivelabError
 from .vocab import FCOS_STREAMS, FLATCAR_CHANNELS, OS_METHODS
 
@@ -26,7 +26,8 @@ def cmd_run(args) -> int:
         print(f"livelab: {tid}: not offered by its scenario, left out")
     out = Path(args.output).resolve()
     options = {"mirror": args.mirror, "keyring": args.keyring, "ignition_spec_table": args.ignition_spec_table,
-               "extend_timeout": args.extend_timeout}
+               "extend_timeout": args.extend_timeout,
+               "vm_cpus": runtime.parse_vm_cpus(args.vm_cpus, workers)}
     extra = list(args.pytest_args)
     if extra and extra[0] != "--":
         raise LivelabError(f"unexpected argument {extra[0]!r}: pytest options go after --")
@@ -61,6 +62,7 @@ def _matrix_options(p, os_id: str) -> None:
     p.add_argument("--rerun", type=int, default=0, metavar="N", help="re-run failed cells up to N times")
     p.add_argument("--extend-timeout", type=float, default=0.0, metavar="PCT", help="extend every timeout by PCT percent")
     p.add_argument("--workers", default="auto", help="pytest-xdist workers: N or auto (by memory and CPUs)")
+    p.add_argument("--vm-cpus", default="auto", metavar="N|auto", help=runtime.VM_CPUS_HELP)
     p.add_argument("--mirror", help="mirror base URL or directory (default: the repository's ini value)")
     p.add_argument("--keyring", help="OpenPGP keyring trusted for signatures")
     p.add_argument("--ignition-spec-table", help="extra Ignition spec table (JSON)")

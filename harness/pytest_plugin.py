@@ -16,8 +16,10 @@ from typing import List
 
 import pytest
 
-from . import runtime
+from . import durations, runtime
+from .errors import LivelabError
 from .lab import BootRequest, LabOptions, LiveBoot
+from .vocab import largest_memory_minimum
 from .ssh import SessionKey
 
 ARTIFACT_FILES = ("console.log", "console-timed.log", "qemu-cmdline.txt", "config.ign", "vm.json", "timings.json", "kargs.txt", "checks.log")
@@ -45,7 +47,10 @@ def pytest_addoption(parser):
     g.addoption("--below-minimum", action="store_true", help="allow memory below the documented minimum")
     g.addoption("--real", action="store_true",
                 help="run tests marked `real` against the real FCOS/Flatcar servers (needs the internet)")
-    g.addoption("--vm-cpus", type=int, default=2, help="vCPUs of each VM (with -n 2 on a 2-core host: 1)")
+    g.addoption("--vm-cpus", default="auto", metavar="N|auto", help=runtime.VM_CPUS_HELP)
+    g.addoption("--durations-json", default=None, metavar="PATH",
+                help="add each test's wall time (setup + call + teardown) and whether it ran beside other "
+                     "xdist workers to PATH (JSON, merged with what PATH holds)")
     g.addoption("--run-dir", default=None, help="where per-VM artifacts go (default: runs/<timestamp>)")
     for name, help_ in (("livelab_mirror", "default --mirror"), ("livelab_keyring", "default --keyring"),
                         ("livelab_ignition_spec_table", "default --ignition-spec-table")):
@@ -54,9 +59,27 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "ci: end-to-end boot in CI's budget")
+    config.addinivalue_line("markers", "serial: needs the whole host or measures time; make test runs these "
+                                       "alone, after the parallel part")
+    try:
+        runtime.parse_vm_cpus(config.getoption("--vm-cpus"))
+    except LivelabError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if not hasattr(config, "workerinput"):
+        # one run directory for the controller and every xdist worker it starts (they inherit it)
+        os.environ.setdefault("LIVELAB_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))
+        if config.getoption("--durations-json"):
+            config.pluginmanager.register(durations.DurationsRecorder(config), "livelab-durations")
     config.addinivalue_line("markers", "e2e: boots VMs")
     config.addinivalue_line("markers", "real: needs real FCOS/Flatcar artifacts (skips with a reason when unreachable)")
     config.addinivalue_line("markers", "slow: long end-to-end test (make test-e2e)")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: as many workers as VMs fit on this host at once (cores, and memory for the
+    largest documented minimum), not one per core regardless of memory."""
+    return runtime.plan_workers(largest_memory_minimum())
 
 
 def pytest_collection_modifyitems(config, items):
@@ -98,7 +121,8 @@ class LivelabSession:
             ignition_spec_table=opt("--ignition-spec-table") or (
                 _ini_path(config, "livelab_ignition_spec_table") if mirror else None),
             ignition_max_spec=opt("--ignition-max-spec"), below_minimum=opt("--below-minimum"),
-            backend=opt("--backend"), libvirt_uri=opt("--libvirt-uri"), cpus=opt("--vm-cpus"))
+            backend=opt("--backend"), libvirt_uri=opt("--libvirt-uri"),
+            cpus=runtime.parse_vm_cpus(opt("--vm-cpus")))
         root = opt("--run-dir") or os.environ.get("LIVELAB_RUN_DIR")
         if not root:
             stamp = os.environ.setdefault("LIVELAB_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))

@@ -120,6 +120,62 @@ def host_resources() -> tuple:
     return mem or 0, os.cpu_count() or 1
 
 
+# ---------------------------------------------------------------- how many VMs at once, and their vCPUs
+
+DEFAULT_VM_CPUS = 2
+
+
+def plan_workers(largest_vm_mib: int, mem_available: Optional[int] = None, cpus: Optional[int] = None) -> int:
+    """How many VMs this host boots at once: one per core, as many as memory holds.
+
+    max(1, min(CPUs, (MemAvailable - headroom) // (largest VM + QEMU overhead))).  The Admission
+    ledger still gates every VM start, so a plan that is too generous only queues.
+    """
+    if mem_available is None or cpus is None:
+        avail, ncpu = host_resources()
+        mem_available = avail if mem_available is None else mem_available
+        cpus = ncpu if cpus is None else cpus
+    by_mem = (mem_available - Admission.HEADROOM_MIB) // (largest_vm_mib + Admission.OVERHEAD_MIB)
+    return max(1, min(cpus, by_mem))
+
+
+def enclosing_workers() -> int:
+    """The pytest-xdist workers of this run, or of the run this process was started from.
+
+    xdist sets PYTEST_XDIST_WORKER_COUNT in each worker; a pytest or livelab started by a test
+    inherits it, so its VMs share the host with the workers beside it.
+    """
+    try:
+        return max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    except ValueError:
+        return 1
+
+
+def auto_vm_cpus(workers: int = 1, cpus: Optional[int] = None) -> int:
+    """vCPUs per VM when ``workers`` VMs (times the enclosing xdist workers) boot at once: the
+    host's cores shared among them, at least 1 and at most DEFAULT_VM_CPUS.  TCG runs a host
+    thread per vCPU, so more vCPUs than cores only slows every guest down."""
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, min(DEFAULT_VM_CPUS, cpus // (max(1, workers) * enclosing_workers())))
+
+
+VM_CPUS_HELP = (f"vCPUs of each VM: N, or auto (default: the host's cores shared among the VMs that boot "
+                f"at once, 1 to {DEFAULT_VM_CPUS})")
+
+
+def parse_vm_cpus(value, workers: int = 1) -> int:
+    """``--vm-cpus`` of the CLIs and the pytest plugin: a positive number, or auto."""
+    if value in (None, "", "auto"):
+        return auto_vm_cpus(workers)
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        raise LivelabError(f"--vm-cpus {value!r}: expected a positive number or 'auto'")
+    return n
+
+
 class Admission:
     """A host-wide ledger of (memory, CPUs) claimed by running VMs.
 

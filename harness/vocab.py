@@ -56,6 +56,11 @@ def memory_minimum(os_id: str, method: str) -> MemoryMinimum:
     raise LivelabError(f"no memory minimum known for {os_id} via {method}")
 
 
+def largest_memory_minimum() -> int:
+    """The largest default VM memory of any OS and method (MiB)."""
+    return max(memory_minimum(o, m).mib for o, methods in OS_METHODS.items() for m in methods)
+
+
 def check_os(os_id: str) -> str:
     if os_id not in OSES:
         raise LivelabError(f"unknown OS {os_id!r}: expected one of {', '.join(OSES)}")

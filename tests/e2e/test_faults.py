@@ -91,9 +91,9 @@ def _interrupt_mid_boot(run_dir: Path, sig: int, log: Path) -> dict:
 def _signal_params():
     params = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        params.append(pytest.param(sig, 1, id=f"{sig.name}-1", marks=pytest.mark.ci))
+        params.append(pytest.param(sig, 1, id=f"{sig.name}-1", marks=[pytest.mark.ci, pytest.mark.serial]))
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-        params.append(pytest.param(sig, 20, id=f"{sig.name}-20", marks=pytest.mark.slow))
+        params.append(pytest.param(sig, 20, id=f"{sig.name}-20", marks=[pytest.mark.slow, pytest.mark.serial]))
     return params
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from harness.lab import BootRequest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.ci]
+# one xdist worker runs them in order (--dist loadgroup): the last checks the others left no domain
+pytestmark = [pytest.mark.e2e, pytest.mark.ci, pytest.mark.xdist_group("libvirt")]
 URI = "qemu:///system"
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 BUTANE = """

@@ -94,6 +94,7 @@ def test_power_cycle_changes_kernel_arguments(live_vm):
 
 
 @pytest.mark.ci
+@pytest.mark.serial          # times the failure report (5 s)
 def test_emergency_mode_fails_within_5s(live_vm):
     """fcos.stable.pxe-rootfs-url.bios.emergency: a karg forcing emergency mode fails the wait
     within 5 s of the console line, with the console evidence, not by a time-out."""
@@ -122,6 +123,7 @@ def test_emergency_mode_fails_within_5s(live_vm):
 
 
 @pytest.mark.ci
+@pytest.mark.serial          # kills a child pytest mid-boot
 def test_sigkill_of_pytest_mid_boot_leaves_no_qemu(tmp_path):
     """A pytest killed with SIGKILL while its VM boots takes QEMU with it (PR_SET_PDEATHSIG)."""
     run_dir = tmp_path / "runs"
@@ -147,6 +149,7 @@ def test_sigkill_of_pytest_mid_boot_leaves_no_qemu(tmp_path):
 
 
 @pytest.mark.ci
+@pytest.mark.serial          # needs the whole host: its own two VMs must run at the same time
 def test_two_vms_at_once_under_xdist(tmp_path):
     """pytest -n 2 boots two 1-vCPU VMs at the same time (admission lets both in)."""
     run_dir = tmp_path / "runs"

@@ -72,3 +72,44 @@ def test_port_leases_do_not_collide():
     assert len(set(ports)) == 20
     for l in leases:
         l.release()
+
+
+def test_plan_workers_by_cores_and_memory():
+    # CI's host: 2 cores, about 23 GiB free: two VMs of the largest minimum (4096 MiB) at once
+    assert runtime.plan_workers(4096, mem_available=23500, cpus=2) == 2
+    assert runtime.plan_workers(4096, mem_available=23500, cpus=16) == 4      # (23500 - 2048) // 4352
+    assert runtime.plan_workers(4096, mem_available=5000, cpus=16) == 1       # memory bound, at least one
+    assert runtime.plan_workers(4096, mem_available=1000, cpus=16) == 1
+
+
+def test_auto_vm_cpus_shares_the_cores(monkeypatch):
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    assert runtime.auto_vm_cpus(cpus=2) == 2                  # one VM at a time: the default 2
+    assert runtime.auto_vm_cpus(cpus=16) == runtime.DEFAULT_VM_CPUS
+    assert runtime.auto_vm_cpus(cpus=1) == 1
+    assert runtime.auto_vm_cpus(2, cpus=2) == 1               # a 2-worker matrix on 2 cores
+    # inside an xdist worker, and in a pytest or livelab a test started from it
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    assert runtime.auto_vm_cpus(cpus=2) == 1
+    assert runtime.auto_vm_cpus(cpus=8) == 2
+    assert runtime.auto_vm_cpus(2, cpus=8) == 2 and runtime.auto_vm_cpus(4, cpus=8) == 1
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "junk")
+    assert runtime.auto_vm_cpus(cpus=2) == 2
+
+
+def test_parse_vm_cpus(monkeypatch):
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    assert runtime.parse_vm_cpus("3") == 3 and runtime.parse_vm_cpus(1) == 1
+    assert runtime.parse_vm_cpus("auto") == runtime.auto_vm_cpus()
+    for bad in ("0", "-1", "two", "1.5"):
+        with pytest.raises(LivelabError, match=r"--vm-cpus '.*': expected a positive number or 'auto'"):
+            runtime.parse_vm_cpus(bad)
+
+
+def test_xdist_auto_workers_come_from_livelab(monkeypatch):
+    """pytest -n auto asks livelab: one worker per VM that cores and memory hold (4096 MiB the largest)."""
+    from harness import pytest_plugin
+    monkeypatch.setattr(runtime, "host_resources", lambda: (23500, 2))
+    assert pytest_plugin.pytest_xdist_auto_num_workers(None) == 2
+    monkeypatch.setattr(runtime, "host_resources", lambda: (7000, 16))
+    assert pytest_plugin.pytest_xdist_auto_num_workers(None) == 1          # (7000 - 2048) // 4352
