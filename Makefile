@@ -52,7 +52,8 @@ TEST_ENV := LIVELAB_CACHE_DIR=$(CURDIR)/runs/artifact-cache
 E2E_WORKERS ?= auto
 DURATIONS := runs/ci-durations.json
 BUDGET := $(PY) -m harness.durations --file $(DURATIONS)
-E2E := env $(TEST_ENV) $(BIN)/pytest tests/e2e -v -p no:cacheprovider -rfE --durations-json $(DURATIONS)
+E2E := env $(TEST_ENV) $(BIN)/pytest tests/e2e scenarios -v -p no:cacheprovider -rfE --durations-json $(DURATIONS)
+E2E_ALL := env $(TEST_ENV) $(BIN)/pytest tests/e2e scenarios -v -p no:cacheprovider -rfE --durations-json runs/e2e-durations.json
 
 test:
 	@mkdir -p runs && $(BUDGET) start
@@ -71,9 +72,13 @@ test-steps:
 	$(BUDGET) time e2e_serial_s -- $(E2E) -m "ci and serial" --junitxml=runs/junit-ci-serial.xml $(PYTEST_ARGS) || rc=1; \
 	$(BUDGET) junit runs/junit-ci.xml runs/junit-ci-parallel.xml runs/junit-ci-serial.xml; exit $$rc
 
+# everything: the full scenario matrix and the 20-trial fault loops, parallel part then serial part
 test-e2e: images
 	./scripts/setup-libvirt.sh
-	$(TEST_ENV) $(BIN)/pytest tests -v -n 2 --vm-cpus 1 --junitxml=runs/junit-e2e.xml $(PYTEST_ARGS)
+	@rc=0; \
+	$(E2E_ALL) -m "not serial" -n $(E2E_WORKERS) --dist loadgroup --junitxml=runs/junit-e2e-parallel.xml $(PYTEST_ARGS) || rc=1; \
+	$(E2E_ALL) -m serial --junitxml=runs/junit-e2e-serial.xml $(PYTEST_ARGS) || rc=1; \
+	$(BUDGET) junit runs/junit-e2e.xml runs/junit-e2e-parallel.xml runs/junit-e2e-serial.xml; exit $$rc
 
 bench: images
 	$(BIN)/python bench/run.py

@@ -22,6 +22,7 @@ _VERB_MODULES = (
     "harness.run_cli",         # boot, check, down, repro, accel
     "harness.minram",          # min-ram
     "harness.matrix_cli",
+    "harness.doctor",          # doctor
 )
 
 

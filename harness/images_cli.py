@@ -1,37 +1,43 @@
-"""``livelab images build [--force] [--out DIR]``: build the stand-in live OS images.
+"""``livelab images build [--recipe images/build.py] [--force] [--out DIR]``: build the stand-in live OS.
 
-The build itself lives in ``images/build.py`` (standard library only, so it also runs with the
-system python3 and from ``make images``); this module loads it by path and maps its errors
-onto ``LivelabError``.
+The stand-in's recipe, ``images/build.py`` (standard library only, so it also runs with the system
+python3 and from ``make images``), belongs to a livelab checkout, not to the installed package:
+this verb runs it from ``./images/build.py`` or from ``--recipe PATH``, and says so clearly
+anywhere else.  It maps the build's errors onto ``LivelabError``.
 """
 from __future__ import annotations
 
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Optional
 
 from .errors import LivelabError
 
-BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "images" / "build.py"
+DEFAULT_RECIPE = Path("images") / "build.py"
 
 
-def _load_build():
-    if not BUILD_SCRIPT.exists():
-        raise LivelabError(f"image recipe not found: {BUILD_SCRIPT}")
-    spec = importlib.util.spec_from_file_location("livelab_images_build", BUILD_SCRIPT)
+def find_recipe(recipe: Optional[Path] = None) -> Path:
+    path = Path(recipe) if recipe else Path.cwd() / DEFAULT_RECIPE
+    if not path.is_file():
+        if recipe:
+            raise LivelabError(f"image recipe {path} not found")
+        raise LivelabError(f"the stand-in image recipe ({DEFAULT_RECIPE}) is part of a livelab checkout, not of the "
+                           f"installed package: run this in a checkout, or pass --recipe PATH/images/build.py")
+    return path.resolve()
+
+
+def _load_build(recipe: Path):
+    spec = importlib.util.spec_from_file_location("livelab_images_build", recipe)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     return mod
 
 
-def default_out() -> Path:
-    """Where ``images build`` puts its output by default (images/out)."""
-    return BUILD_SCRIPT.parent / "out"
-
-
 def _handle_build(args) -> int:
-    mod = _load_build()
+    recipe = find_recipe(args.recipe)
+    mod = _load_build(recipe)
     try:
         return mod.build(args.out, force=args.force)
     except mod.BuildError as exc:
@@ -44,5 +50,7 @@ def register(subparsers) -> None:
     sub.required = True
     b = sub.add_parser("build", help="build images/out (no-op when the recipe is unchanged)")
     b.add_argument("--force", action="store_true", help="rebuild even if the recipe is unchanged")
-    b.add_argument("--out", type=Path, default=None, help="output directory (default images/out)")
+    b.add_argument("--out", type=Path, default=None, help="output directory (default: out/ beside the recipe)")
+    b.add_argument("--recipe", type=Path, default=None, metavar="PATH",
+                   help=f"the recipe of a livelab checkout (default ./{DEFAULT_RECIPE})")
     b.set_defaults(func=_handle_build)

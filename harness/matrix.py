@@ -20,12 +20,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 from . import runtime
 from . import scenario as sc
 from .errors import LivelabError
-from .vocab import FIRMWARES, OS_METHODS, STREAMS, check_firmware, check_method, check_os, check_stream, memory_minimum
+from .vocab import CASE_ID_RE, FIRMWARES, OS_METHODS, STREAMS, check_firmware, check_method, check_os, check_stream, memory_minimum
 
-REPO = Path(__file__).resolve().parent.parent
-TEST_FILE = "tests/e2e/test_scenarios.py"
-TEST_FUNC = "test_scenario"
-_CASE_RE = re.compile(rf"^{TEST_FUNC}\[(?P<id>[^\]]+)\]$")
 
 
 @dataclass(frozen=True)
@@ -37,6 +33,7 @@ class Cell:
     firmware: str
     scenario: str
     memory_mib: int
+    scenario_file: str = ""       # the scenario's YAML (its pytest node id is <file>::<id>)
 
 
 @dataclass
@@ -49,9 +46,14 @@ class Matrix:
     cells: List[Cell]
     dropped: List[str] = field(default_factory=list)   # requested cells no scenario applies to
 
+    scenario_dirs: List[str] = field(default_factory=list)
+
     @property
     def ids(self) -> List[str]:
         return [c.id for c in self.cells]
+
+    def node_id(self, test_id: str) -> str:
+        return node_id(next(c for c in self.cells if c.id == test_id))
 
     def meta(self) -> dict:
         return {"os": self.os, "streams": self.streams, "methods": self.methods,
@@ -70,8 +72,14 @@ def split_list(text) -> List[str]:
     return out
 
 
+def default_scenario_dirs() -> List[Path]:
+    """``./scenarios`` when there is one (as in a livelab checkout or a user's repo)."""
+    here = Path.cwd() / "scenarios"
+    return [here] if here.is_dir() else []
+
+
 def build_matrix(os_id: str, streams=None, methods=None, firmware=None, scenarios=None,
-                 scenario_dir: Path = sc.SCENARIO_DIR) -> Matrix:
+                 scenario_dirs: Optional[Sequence[Path]] = None) -> Matrix:
     """Validate a request and list its cells (defaults: every stream, method and firmware; ``base``)."""
     check_os(os_id)
     streams = split_list(streams) if streams else list(STREAMS[os_id])
@@ -84,11 +92,17 @@ def build_matrix(os_id: str, streams=None, methods=None, firmware=None, scenario
         check_method(os_id, m)
     for f in firmware:
         check_firmware(f)
+    dirs = [Path(d).resolve() for d in (default_scenario_dirs() if scenario_dirs is None else scenario_dirs)]
+    if not dirs:
+        raise LivelabError("no scenario directory: run from a directory with scenarios/, or pass --scenario-dir DIR")
+    for d in dirs:
+        if not d.is_dir():
+            raise LivelabError(f"scenario directory {d} does not exist")
     loaded = []
     for name in scenarios:
-        path = Path(scenario_dir) / f"{name}.yaml"
-        if not path.is_file():
-            known = ", ".join(p.stem for p in sorted(Path(scenario_dir).glob("*.yaml")))
+        path = next((d / f"{name}.yaml" for d in dirs if (d / f"{name}.yaml").is_file()), None)
+        if path is None:
+            known = ", ".join(sorted({p.stem for d in dirs for p in d.glob("*.yaml")})) or "none"
             raise LivelabError(f"unknown scenario {name!r}: expected one of {known}")
         loaded.append(sc.load(path))
     cells, dropped = [], []
@@ -102,11 +116,11 @@ def build_matrix(os_id: str, streams=None, methods=None, firmware=None, scenario
                         dropped.append(tid)
                         continue
                     mem = scen.memory or memory_minimum(os_id, method).mib
-                    cells.append(Cell(tid, os_id, stream, method, fw, scen.name, mem))
+                    cells.append(Cell(tid, os_id, stream, method, fw, scen.name, mem, str(scen.path)))
     if not cells:
         raise LivelabError(f"no cell of this matrix is offered by scenario(s) {', '.join(scenarios)} "
                            f"(e.g. {dropped[0]})")
-    return Matrix(os_id, streams, methods, firmware, scenarios, cells, dropped)
+    return Matrix(os_id, streams, methods, firmware, scenarios, cells, dropped, [str(d) for d in dirs])
 
 
 def compute_workers(memories: Sequence[int], requested=None, mem_available: Optional[int] = None,
@@ -127,17 +141,19 @@ def compute_workers(memories: Sequence[int], requested=None, mem_available: Opti
     return min(runtime.plan_workers(max(memories or [0]), mem_available, cpus), n_cells)
 
 
-def node_id(test_id: str) -> str:
-    return f"{TEST_FILE}::{TEST_FUNC}[{test_id}]"
+def node_id(cell: Cell) -> str:
+    """The pytest node id of a cell: its scenario file (absolute) and its id."""
+    return f"{cell.scenario_file}::{cell.id}"
 
 
 def run_dir_name(test_id: str) -> str:
     """The directory the pytest plugin gives a test's VM (``LivelabSession.run_dir_for``)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{TEST_FUNC}[{test_id}]")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", test_id)
 
 
-def pytest_command(ids: Iterable[str], junit: Path, run_dir: Path, workers: int,
-                   options: Optional[dict] = None, extra: Sequence[str] = ()) -> List[str]:
+def pytest_command(node_ids: Iterable[str], junit: Path, run_dir: Path, workers: int,
+                   options: Optional[dict] = None, extra: Sequence[str] = (),
+                   scenario_dirs: Sequence[str] = ()) -> List[str]:
     """The pytest invocation for ``ids``; ``options``: mirror, keyring, ignition_spec_table, extend_timeout,
     vm_cpus."""
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", str(workers),
@@ -145,7 +161,9 @@ def pytest_command(ids: Iterable[str], junit: Path, run_dir: Path, workers: int,
     for key, value in (options or {}).items():
         if value not in (None, "", 0, 0.0):
             cmd += [f"--{key.replace('_', '-')}", str(value)]
-    return cmd + list(extra) + [node_id(i) for i in ids]
+    for d in scenario_dirs:
+        cmd += ["--scenario-dir", str(d)]
+    return cmd + list(extra) + list(node_ids)
 
 
 # ---------------------------------------------------------------- results of one pytest run
@@ -166,12 +184,12 @@ def _first_line(text: Optional[str]) -> str:
 
 
 def parse_junit(path: Path, run_root: Optional[Path] = None) -> Dict[str, Attempt]:
-    """Test id -> Attempt for every ``test_scenario[...]`` case of a pytest JUnit file."""
+    """Test id -> Attempt for every scenario case of a pytest JUnit file."""
     out: Dict[str, Attempt] = {}
     if not Path(path).is_file():
         return out
     for case in ET.parse(path).getroot().iter("testcase"):
-        m = _CASE_RE.match(case.get("name", ""))
+        m = CASE_ID_RE.match(case.get("name", ""))
         if not m:
             continue
         tid = m.group("id")
@@ -246,9 +264,8 @@ Runner = Callable[[List[str]], int]
 
 
 def _subprocess_runner(cmd: List[str]) -> int:
-    if not (REPO / TEST_FILE).is_file():
-        raise LivelabError(f"{TEST_FILE} not found under {REPO}: run the matrix from a livelab checkout")
-    return subprocess.run(cmd, cwd=REPO).returncode
+    """pytest in the current directory: its ini file (mirror, keyring) applies, as to a plain run."""
+    return subprocess.run(cmd).returncode
 
 
 def run_matrix(matrix: Matrix, output_dir: Path, workers: int, rerun: int = 0, options: Optional[dict] = None,
@@ -259,7 +276,7 @@ def run_matrix(matrix: Matrix, output_dir: Path, workers: int, rerun: int = 0, o
     """
     output_dir = Path(output_dir).resolve()
     (output_dir / "attempts").mkdir(parents=True, exist_ok=True)
-    (output_dir / "ids.txt").write_text("".join(f"{node_id(i)}\n" for i in matrix.ids))
+    (output_dir / "ids.txt").write_text("".join(f"{matrix.node_id(i)}\n" for i in matrix.ids))
     attempts: Dict[str, List[Attempt]] = {i: [] for i in matrix.ids}
     todo = list(matrix.ids)
     for n in range(1, max(0, rerun) + 2):
@@ -267,7 +284,8 @@ def run_matrix(matrix: Matrix, output_dir: Path, workers: int, rerun: int = 0, o
         junit = output_dir / "attempts" / f"junit-{n}.xml"
         w = min(workers, len(todo))
         log(f"livelab: matrix attempt {n}: {len(todo)} cell(s), {w} worker(s)")
-        rc = runner(pytest_command(todo, junit, run_root, w, options, extra))
+        rc = runner(pytest_command([matrix.node_id(t) for t in todo], junit, run_root, w, options, extra,
+                                   matrix.scenario_dirs))
         got = parse_junit(junit, run_root)
         for tid in todo:
             attempts[tid].append(got.get(tid) or Attempt("fail", message=f"no result: pytest exited {rc}"))

@@ -18,7 +18,7 @@ from .vocab import FCOS_STREAMS, FLATCAR_CHANNELS, OS_METHODS
 
 
 def cmd_run(args) -> int:
-    m = mx.build_matrix(args.os, args.streams, args.via, args.firmware, args.scenarios)
+    m = mx.build_matrix(args.os, args.streams, args.via, args.firmware, args.scenarios, args.scenario_dir)
     workers = mx.compute_workers([c.memory_mib for c in m.cells], args.workers)
     if args.rerun < 0:
         raise LivelabError("--rerun: expected 0 or more")
@@ -57,7 +57,9 @@ def _matrix_options(p, os_id: str) -> None:
                        help=f"comma list of {', '.join(FLATCAR_CHANNELS)} (default: all)")
     p.add_argument("--via", help=f"comma list of boot methods: {', '.join(OS_METHODS[os_id])} (default: all)")
     p.add_argument("--firmware", help="comma list of bios, uefi (default: both)")
-    p.add_argument("--scenarios", help="comma list of scenarios/ names (default: base)")
+    p.add_argument("--scenarios", help="comma list of scenario names (default: base)")
+    p.add_argument("--scenario-dir", action="append", default=None, metavar="DIR",
+                   help="where the scenario YAML files are (repeatable; default ./scenarios)")
     p.add_argument("--output", "-o", required=True, help="output directory")
     p.add_argument("--rerun", type=int, default=0, metavar="N", help="re-run failed cells up to N times")
     p.add_argument("--extend-timeout", type=float, default=0.0, metavar="PCT", help="extend every timeout by PCT percent")

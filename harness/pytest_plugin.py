@@ -1,8 +1,15 @@
-"""livelab's pytest plugin (registered by the ``pytest11`` entry point): options and fixtures.
+"""livelab's pytest plugin (registered by the ``pytest11`` entry point): options, fixtures, scenarios.
 
-Thin glue over plain classes (``LiveBoot``, ``Machine``, ``Console``, ``SSH``).  Defaults for the
-mirror, keyring and Ignition spec table can be set as ini options (``livelab_mirror`` ...), which
-is how this repository points its own tests at the stand-in mirror built by ``make images``.
+Thin glue over plain classes (``LiveBoot``, ``Machine``, ``Console``, ``SSH``, ``Scenario``).
+Defaults for the mirror, keyring and Ignition spec table can be set as ini options
+(``livelab_mirror`` ...), which is how this repository points its own tests at the stand-in
+mirror built by ``make images``.
+
+- Scenario files (``*.yaml`` next to their Butane) in the directories of ini ``livelab_scenarios``
+  (relative to the ini file) and ``--scenario-dir DIR`` are collected as cases named by their
+  configuration: ``scenarios/base.yaml::fcos.stable.pxe.bios.base``.
+- ``--os``, ``--stream``, ``--channel`` and ``--firmware`` keep the cases of that configuration:
+  scenario cases, tests whose id names one, and tests marked ``livelab(os=..., stream=...)``.
 """
 from __future__ import annotations
 
@@ -16,21 +23,33 @@ from typing import List
 
 import pytest
 
-from . import durations, runtime
+from . import durations, runtime, selection
+from . import scenario as sc
 from .errors import LivelabError
 from .lab import BootRequest, LabOptions, LiveBoot
 from .vocab import largest_memory_minimum
 from .ssh import SessionKey
 
+SESSION = pytest.StashKey["LivelabSession"]()
+SELECTION = pytest.StashKey["selection.Selection"]()
+SCENARIO_DIRS = pytest.StashKey[List[Path]]()
 ARTIFACT_FILES = ("console.log", "console-timed.log", "qemu-cmdline.txt", "config.ign", "vm.json", "timings.json", "kargs.txt", "checks.log")
 
 
 def pytest_addoption(parser):
     g = parser.getgroup("livelab", "livelab: live FCOS / Flatcar boots")
-    g.addoption("--os", action="append", default=None, help="run only these OSes (fcos, flatcar)")
-    g.addoption("--stream", action="append", default=None, help="FCOS streams to run (stable, testing, next)")
-    g.addoption("--channel", action="append", default=None, help="Flatcar channels to run (stable, beta, alpha, lts)")
-    g.addoption("--firmware", action="append", default=None, help="firmware to run (bios, uefi)")
+    g.addoption("--os", action="append", default=None, metavar="OS",
+                help="keep only cases of these OSes (fcos, flatcar; repeat or comma list)")
+    g.addoption("--stream", action="append", default=None, metavar="STREAM",
+                help="keep only FCOS cases of these streams (stable, testing, next), and run scenarios that "
+                     "name no stream on them; without --channel, Flatcar cases are left out")
+    g.addoption("--channel", action="append", default=None, metavar="CHANNEL",
+                help="keep only Flatcar cases of these channels (stable, beta, alpha, lts), and run scenarios "
+                     "that name no channel on them; without --stream, FCOS cases are left out")
+    g.addoption("--firmware", action="append", default=None, metavar="FW",
+                help="keep only cases of this firmware (bios, uefi)")
+    g.addoption("--scenario-dir", action="append", default=None, metavar="DIR",
+                help="collect the scenario YAML files of DIR (besides ini livelab_scenarios)")
     g.addoption("--accel", default="auto", choices=("auto", "kvm", "tcg"), help="QEMU accelerator (auto probes KVM)")
     g.addoption("--backend", default="qemu", choices=("qemu", "libvirt"),
                 help="run VMs with QEMU directly or through libvirt (harness/vm/libvirt.py)")
@@ -55,6 +74,8 @@ def pytest_addoption(parser):
     for name, help_ in (("livelab_mirror", "default --mirror"), ("livelab_keyring", "default --keyring"),
                         ("livelab_ignition_spec_table", "default --ignition-spec-table")):
         parser.addini(name, help_, default=None)
+    parser.addini("livelab_scenarios", "directories of scenario YAML files (relative to the ini file)",
+                  type="paths", default=[])
 
 
 def pytest_configure(config):
@@ -65,6 +86,16 @@ def pytest_configure(config):
         runtime.parse_vm_cpus(config.getoption("--vm-cpus"))
     except LivelabError as exc:
         raise pytest.UsageError(str(exc)) from None
+    config.addinivalue_line("markers", "livelab(os, stream, method, firmware): the configuration a test boots "
+                                       "(for --os/--stream/--channel/--firmware)")
+    try:
+        config.stash[SELECTION] = selection.Selection.from_options(
+            config.getoption("--os"), config.getoption("--stream"), config.getoption("--channel"),
+            config.getoption("--firmware"))
+        config.stash[SCENARIO_DIRS] = _scenario_dirs(config)
+    except LivelabError as exc:
+        raise pytest.UsageError(exc.one_line()) from None
+    _collect_scenario_dirs_too(config)
     if not hasattr(config, "workerinput"):
         # one run directory for the controller and every xdist worker it starts (they inherit it)
         os.environ.setdefault("LIVELAB_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))
@@ -82,7 +113,91 @@ def pytest_xdist_auto_num_workers(config):
     return runtime.plan_workers(largest_memory_minimum())
 
 
+def _scenario_dirs(config) -> List[Path]:
+    """ini livelab_scenarios (relative to the ini file) + --scenario-dir (relative to the invocation)."""
+    dirs = [Path(p) for p in config.getini("livelab_scenarios")]
+    dirs += [Path(config.invocation_params.dir) / d for d in config.getoption("--scenario-dir") or []]
+    out = []
+    for d in dirs:
+        if not d.is_dir():
+            raise LivelabError(f"scenario directory {d} does not exist (livelab_scenarios / --scenario-dir)")
+        d = d.resolve()
+        if d not in out:
+            out.append(d)
+    return out
+
+
+def _collect_scenario_dirs_too(config) -> None:
+    """A run that names no paths (testpaths, or the current directory) collects the scenario
+    directories as well; ``pytest tests/e2e/test_live.py`` collects just that file."""
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        return
+    roots = [Path(config.invocation_params.dir, a.split("::")[0]).resolve() for a in config.args]
+    for d in config.stash[SCENARIO_DIRS]:
+        if not any(d == r or r in d.parents for r in roots):
+            config.args.append(str(d))
+
+
+def pytest_collect_file(file_path, parent):
+    if file_path.suffix in (".yaml", ".yml") and file_path.parent.resolve() in parent.config.stash[SCENARIO_DIRS]:
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    """One scenario YAML file: a case per configuration it applies to (``fcos.stable.pxe.bios.<name>``)."""
+
+    def collect(self):
+        try:
+            scen = sc.load(self.path)
+        except LivelabError as exc:
+            raise self.CollectError(f"livelab scenario {exc.one_line()}") from None
+        chosen = self.config.stash[SELECTION]
+        for tid, os_id, stream, method, fw in scen.cases(streams=chosen.streams_for_unpinned()):
+            item = ScenarioItem.from_parent(self, name=tid, scenario=scen, case=(os_id, stream, method, fw))
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.livelab(os=os_id, stream=stream, method=method, firmware=fw))
+            if tid.rsplit(".", 1)[0] in scen.ci:
+                item.add_marker(pytest.mark.ci)
+            if scen.slow:
+                item.add_marker(pytest.mark.slow)
+            yield item
+
+
+class ScenarioItem(pytest.Item):
+    """One scenario on one configuration: boots, checks, the evidence in ``checks.log``."""
+
+    def __init__(self, *, scenario, case, **kwargs):
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        self.case = case
+
+    def runtest(self):
+        factory = VMFactory(livelab_session(self.config), self)
+        try:
+            for line in sc.run_case(self.scenario, *self.case, factory):
+                print(line)
+        finally:
+            factory.close()
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, (AssertionError, LivelabError)):
+            return f"{self.name}: {excinfo.typename}: {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, f"scenario {self.scenario.name}: {self.name}"
+
+
 def pytest_collection_modifyitems(config, items):
+    chosen = config.stash[SELECTION]
+    if chosen.active:
+        keep, drop = [], []
+        for item in items:
+            (keep if chosen.keeps(selection.configuration_of(item)) else drop).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
     if config.getoption("--real"):
         return
     skip = pytest.mark.skip(reason="opt-in: tests marked `real` reach the real FCOS/Flatcar servers; run with --real")
@@ -155,27 +270,34 @@ class LivelabSession:
         return path
 
 
+def livelab_session(config) -> LivelabSession:
+    """The one LivelabSession of this pytest process (fixtures and scenario items share it)."""
+    if SESSION not in config.stash:
+        config.stash[SESSION] = LivelabSession(config)
+    return config.stash[SESSION]
+
+
 @pytest.fixture(scope="session")
 def livelab(pytestconfig) -> LivelabSession:
-    return LivelabSession(pytestconfig)
+    return livelab_session(pytestconfig)
 
 
 class VMFactory:
-    """Boots live VMs for one test; closes them (or keeps them with --keep-vms) at its end."""
+    """Boots live VMs for one test (``node``); closes them (or keeps them with --keep-vms) at its end."""
 
-    def __init__(self, session: LivelabSession, request):
+    def __init__(self, session: LivelabSession, node):
         self.session = session
-        self.request = request
+        self.node = node
         self.boots: List[LiveBoot] = []
 
     def __call__(self, boot: BootRequest, start: bool = True, name: str = "", **option_changes) -> LiveBoot:
         name = name or f"vm{len(self.boots) + 1}"
-        run_dir = self.session.run_dir_for(self.request.node.nodeid, name if self.boots or name != "vm1" else "")
+        run_dir = self.session.run_dir_for(self.node.nodeid, name if self.boots or name != "vm1" else "")
         options = dataclasses.replace(self.session.options, **option_changes)
         lb = LiveBoot(boot, options, run_dir, ssh_key=self.session.ssh_key,
                       accel=self.session.accel)
         self.boots.append(lb)
-        self.request.node.livelab_run_dirs = [b.run_dir for b in self.boots]
+        self.node.livelab_run_dirs = [b.run_dir for b in self.boots]
         if start:
             lb.start()
         return lb
@@ -191,7 +313,7 @@ class VMFactory:
 @pytest.fixture
 def live_vm(livelab, request):
     """Factory: ``vm = live_vm(BootRequest(...))`` boots a VM; all are closed after the test."""
-    factory = VMFactory(livelab, request)
+    factory = VMFactory(livelab, request.node)
     yield factory
     factory.close()
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 from urllib.parse import quote
 
+from .vocab import CASE_ID_RE
+
 SCHEMA = "livelab.matrix/1"
 RESULTS = ("pass", "flaky", "fail", "skip")
 COLOURS = {"pass": "#2e7d32", "flaky": "#ef8f00", "fail": "#c62828", "skip": "#757575"}
@@ -270,8 +272,9 @@ def build_report(output_dir: Path, cells: Sequence[dict], meta: Optional[dict] =
 # ---------------------------------------------------------------- junit.xml
 
 def _case_id(case: ET.Element) -> Optional[str]:
-    name = case.get("name", "")
-    return name[name.index("[") + 1:-1] if "[" in name and name.endswith("]") else None
+    """A scenario case's id: its JUnit name (``fcos.stable.pxe.bios.base``)."""
+    m = CASE_ID_RE.match(case.get("name", ""))
+    return m.group("id") if m else None
 
 
 def _set_property(case: ET.Element, name: str, value: str) -> None:
@@ -299,8 +302,7 @@ def merge_junit(attempt_files: Sequence[Path], cells: Sequence[dict], out: Path)
     for c in cells:
         case = copy.deepcopy(final[c["id"]]) if c["id"] in final else None
         if case is None:
-            case = ET.Element("testcase", classname="tests.e2e.test_scenarios", name=f'test_scenario[{c["id"]}]',
-                              time="0")
+            case = ET.Element("testcase", classname=f'scenarios.{c.get("scenario", "")}', name=c["id"], time="0")
             ET.SubElement(case, "error", message=c.get("message") or "no result")
         if c.get("run_dir") and not any(p.get("name") == "livelab_run_dir" for p in case.iter("property")):
             _set_property(case, "livelab_run_dir", c["run_dir"])

@@ -42,7 +42,6 @@ from .lab import BootRequest
 from .vm.qemu import Disk
 from .vocab import FIRMWARES, OS_METHODS, STREAMS
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 _KEYS = {"description", "butane", "applies", "memory", "cpus", "disks", "ci", "boots", "completion",
          "user_config", "kargs", "first_boot_kargs", "slow", "oem_config", "below_minimum", "expect_failure",
          "forwards"}
@@ -103,13 +102,18 @@ class Scenario:
     below_minimum: bool = False
     forwards: List[int] = field(default_factory=list)
 
-    def cases(self) -> List[tuple]:
-        """(test id, os, stream, method, firmware) for every cell this scenario applies to."""
+    def cases(self, streams: Optional[Dict[str, List[str]]] = None) -> List[tuple]:
+        """(test id, os, stream, method, firmware) for every cell this scenario applies to.
+
+        ``streams`` (os -> streams) is where a scenario that names no stream runs (pytest
+        ``--stream`` / ``--channel``); by default each OS's first.
+        """
         out = []
         for os_id in self.applies.get("os", ["fcos"]):
-            streams = self.applies.get("stream") or self.applies.get("channel") or [STREAMS[os_id][0]]
-            streams = [s for s in streams if s in STREAMS[os_id]] or [STREAMS[os_id][0]]
-            for stream in streams:
+            named = self.applies.get("stream") or self.applies.get("channel")
+            chosen = named or (streams or {}).get(os_id) or [STREAMS[os_id][0]]
+            streams_of_os = [s for s in chosen if s in STREAMS[os_id]] or [STREAMS[os_id][0]]
+            for stream in streams_of_os:
                 for method in self.applies.get("method", ["pxe"]):
                     if method not in OS_METHODS[os_id]:
                         continue
@@ -222,8 +226,12 @@ def load(path: Path) -> Scenario:
     return scenario
 
 
-def load_all(directory: Path = SCENARIO_DIR) -> List[Scenario]:
-    return [load(p) for p in sorted(Path(directory).glob("*.yaml"))]
+def load_all(directory) -> List[Scenario]:
+    """Every scenario (``*.yaml``) of ``directory``; LivelabError on the first bad one."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise LivelabError(f"scenario directory {directory} does not exist")
+    return [load(p) for p in sorted(directory.glob("*.yaml"))]
 
 
 def run_check(lb, check: Check) -> str:
@@ -264,6 +272,24 @@ def wait_ready(lb) -> None:
         m.wait_for_ssh()
     elif lb.config and lb.req.completion:
         m.wait_for_port_token()
+
+
+def run_case(scenario: Scenario, os_id: str, stream: str, method: str, firmware: str, boot_vm) -> List[str]:
+    """One case of a scenario, as pytest runs it: boot with ``boot_vm`` (the ``live_vm`` factory),
+    run every boot and check, and check the guest has the memory asked for; returns the evidence."""
+    req = scenario.request(os_id, stream, method, firmware)
+    lb = boot_vm(req, start=False, below_minimum=scenario.below_minimum)
+    log = run_scenario(scenario, lb)
+    # the evidence is kept with the VM's artifacts (every scenario has checks)
+    assert log and (Path(lb.run_dir) / "checks.log").read_text().splitlines() == log
+    m = lb.machine
+    if lb.config and req.ssh and m.running and m.ssh is not None and not scenario.boots[-1].expect_failure:
+        # the memory asked for (the documented minimum by default) is what the guest has
+        total = m.memory_total_mib()
+        assert 0.85 * req.memory_mib <= total <= req.memory_mib, \
+            f"the guest has {total} MiB, asked for {req.memory_mib} MiB"
+        log.append(f"memory: the guest has {total} MiB of the {req.memory_mib} MiB asked for")
+    return log
 
 
 def run_scenario(scenario: Scenario, lb) -> List[str]:

@@ -49,7 +49,7 @@ def _interrupt_mid_boot(run_dir: Path, sig: int, log: Path) -> dict:
     """One trial: boot CASE in a child pytest, send ``sig`` mid-boot, return what was left."""
     with open(log, "wb") as out:
         child = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                  str(ROOT / "tests/e2e/test_scenarios.py"), "-k", CASE, "--run-dir", str(run_dir)],
+                                  f"scenarios/base.yaml::{CASE}", "--run-dir", str(run_dir)],
                                  cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     try:
         # artifacts are cached after the first boot; a VM may queue in admission behind others
@@ -97,6 +97,7 @@ def _signal_params():
     return params
 
 
+@pytest.mark.livelab(os="fcos", stream="stable", method="pxe-rootfs-url", firmware="bios")
 @pytest.mark.parametrize("sig,trials", _signal_params())
 def test_signal_to_pytest_mid_boot_leaves_nothing(tmp_path, sig, trials):
     """fcos.stable.pxe-rootfs-url.bios.base in a child pytest, signalled a few seconds into the

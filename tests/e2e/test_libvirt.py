@@ -58,6 +58,7 @@ def _check_isolation(m):
     assert fwd and all("127.0.0.1" in l for l in fwd), usernet
 
 
+@pytest.mark.livelab(os="fcos", stream="stable", firmware="bios")
 @pytest.mark.parametrize("method", ["pxe", "iso"])
 def test_libvirt_boot(live_vm, method):
     """fcos.stable.<pxe|iso>.bios through libvirt: SSH, Ignition ran, isolation, QMP, cleanup."""

@@ -23,6 +23,7 @@ def _eject_error(reply):
     return (reply.get("error") or {}).get("desc")
 
 
+@pytest.mark.livelab(os="fcos", stream="stable", method="iso-fromram")
 @pytest.mark.ci
 @pytest.mark.parametrize("firmware", ["bios"])
 def test_fromram_releases_the_media(live_vm, firmware):
@@ -48,6 +49,7 @@ def test_fromram_releases_the_media(live_vm, firmware):
     assert m.succeed("echo still-alive").strip() == "still-alive"
 
 
+@pytest.mark.livelab(os="fcos", stream="stable", method="iso", firmware="bios")
 @pytest.mark.ci
 def test_iso_without_fromram_keeps_the_media(live_vm):
     """fcos.stable.iso.bios: the contrast: the CD stays mounted and a QMP eject without force is
@@ -63,6 +65,7 @@ def test_iso_without_fromram_keeps_the_media(live_vm):
     assert m.tray_open() is False
 
 
+@pytest.mark.livelab(os="fcos", stream="stable", method="iso", firmware="bios")
 @pytest.mark.ci
 def test_live_iso_without_config_autologin_and_success_token(live_vm):
     """fcos.stable.iso.bios.live-login (kola's live-login): no user config at all: serial
@@ -77,6 +80,7 @@ def test_live_iso_without_config_autologin_and_success_token(live_vm):
     m.wait_for_port_token("coreos-liveiso-success", port=LIVEISO_SUCCESS_PORT)
 
 
+@pytest.mark.livelab(os="flatcar", stream="stable", method="ipxe", firmware="bios")
 @pytest.mark.parametrize("rootfstype,expect", [("tmpfs", "tmpfs"), pytest.param("btrfs", "btrfs", marks=pytest.mark.ci)])
 def test_flatcar_rootfstype(live_vm, rootfstype, expect):
     """flatcar.stable.ipxe.bios.rootfs-<type>: the root filesystem type follows rootfstype=."""
@@ -86,6 +90,7 @@ def test_flatcar_rootfstype(live_vm, rootfstype, expect):
     assert lb.machine.succeed(ROOT_STORAGE).split()[-1] == expect
 
 
+@pytest.mark.livelab(os="flatcar", stream="stable", method="pxe", firmware="bios")
 @pytest.mark.ci
 def test_flatcar_root_on_disk_kept_across_reboot(live_vm):
     """flatcar.stable.pxe.bios.root-disk: root= on a local disk; flatcar.first_boot only on boot 1;
@@ -112,6 +117,7 @@ storage:
     assert "flatcar.first_boot" not in m.succeed("cat /proc/cmdline")
 
 
+@pytest.mark.livelab(os="flatcar", stream="beta", method="pxe", firmware="bios")
 @pytest.mark.ci
 def test_flatcar_no_first_boot_sshkey_and_autologin(live_vm, livelab):
     """flatcar.beta.pxe.bios.sshkey-autologin: without flatcar.first_boot Ignition does not run
@@ -133,6 +139,7 @@ def test_flatcar_no_first_boot_sshkey_and_autologin(live_vm, livelab):
     assert m.succeed("cat ~/.ssh/authorized_keys ~/.ssh/authorized_keys.d/* 2>/dev/null").count(key.split()[1]) >= 1
 
 
+@pytest.mark.livelab(os="flatcar", stream="stable", method="pxe", firmware="bios")
 @pytest.mark.ci
 def test_flatcar_oem_config_from_extra_initrd(live_vm):
     """flatcar.stable.pxe.bios.oem: /usr/share/oem/config.ign from an extra initrd is applied."""
@@ -147,12 +154,14 @@ def test_flatcar_oem_config_from_extra_initrd(live_vm):
     assert (status, out.strip()) == (0, "from-oem")
 
 
+@pytest.mark.livelab(os="fcos", stream="stable", method="pxe", firmware="bios")
 def test_below_minimum_refused_before_boot(live_vm):
     """fcos.stable.pxe.bios: asking for less than the documented minimum is refused at once."""
     with pytest.raises(LivelabError, match=r"below the minimum of 4096 MiB .*FCOS live-booting docs"):
         live_vm(BootRequest("fcos", "stable", "pxe", "bios", memory_mib=2048))
 
 
+@pytest.mark.livelab(os="fcos", stream="stable", method="pxe", firmware="bios")
 @pytest.mark.ci
 def test_out_of_memory_fails_fast_and_memory_is_what_was_asked(live_vm):
     """fcos.stable.pxe.bios.oom: with the rootfs appended and far too little RAM, the boot fails
@@ -167,6 +176,7 @@ def test_out_of_memory_fails_fast_and_memory_is_what_was_asked(live_vm):
     assert time.monotonic() - t0 < lb.machine.timeouts.boot / 2
 
 
+@pytest.mark.livelab(os="fcos", stream="stable", method="pxe-rootfs-url", firmware="bios")
 @pytest.mark.ci
 def test_tampered_rootfs_is_refused_with_its_console_message(live_vm, tmp_path):
     """fcos.stable.pxe-rootfs-url.bios.tampered: the guest checks the rootfs it fetches against

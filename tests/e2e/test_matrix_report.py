@@ -20,6 +20,7 @@ PHASES = {"qemu_start": 0.0, "first_console": 0.9, "kernel_start": 6.0, "ignitio
           "switch_root": 36.0, "login_prompt": 52.0, "ssh_ready": 58.0}
 
 
+@pytest.mark.livelab(os="fcos", stream="stable", method="pxe-rootfs-url", firmware="bios")
 @pytest.mark.e2e
 @pytest.mark.ci
 def test_small_real_matrix(tmp_path):

@@ -32,6 +32,7 @@ def test_deliberately_fails(live_vm):
 '''
 
 
+@pytest.mark.livelab(os="fcos", stream="stable", method="pxe-rootfs-url", firmware="bios")
 @pytest.mark.e2e
 @pytest.mark.ci
 def test_repro_of_a_deliberately_failed_test(tmp_path):

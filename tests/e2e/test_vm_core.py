@@ -40,6 +40,7 @@ def _host_key(m):
     return m.ssh.client.get_transport().get_remote_server_key().get_base64()
 
 
+@pytest.mark.livelab(os="fcos", stream="stable", method="pxe-rootfs-url", firmware="bios")
 @pytest.mark.ci
 def test_console_ssh_reboot_reset_isolation(live_vm, request):
     """fcos.stable.pxe-rootfs-url.bios: console login + SSH on one VM; guest reboot and hard
@@ -73,6 +74,7 @@ def test_console_ssh_reboot_reset_isolation(live_vm, request):
         assert {"qemu_start", "kernel_start", "ssh_ready"} <= set(boot["phases"]), boot
 
 
+@pytest.mark.livelab(os="flatcar", stream="stable", method="pxe", firmware="bios")
 @pytest.mark.ci
 def test_power_cycle_changes_kernel_arguments(live_vm):
     """flatcar.stable.pxe.bios: flatcar.first_boot=1 on boot 1 only, with state kept on a disk."""
@@ -93,6 +95,7 @@ def test_power_cycle_changes_kernel_arguments(live_vm):
     assert "flatcar.first_boot=1" not in vm["kernel_args_per_boot"][1]
 
 
+@pytest.mark.livelab(os="fcos", stream="stable", method="pxe-rootfs-url", firmware="bios")
 @pytest.mark.ci
 @pytest.mark.serial          # times the failure report (5 s)
 def test_emergency_mode_fails_within_5s(live_vm):
@@ -122,13 +125,14 @@ def test_emergency_mode_fails_within_5s(live_vm):
     assert failed_at - seen["t"] <= 5.0, f"failure reported {failed_at - seen['t']:.1f} s after the line"
 
 
+@pytest.mark.livelab(os="fcos", stream="stable", method="pxe-rootfs-url", firmware="bios")
 @pytest.mark.ci
 @pytest.mark.serial          # kills a child pytest mid-boot
 def test_sigkill_of_pytest_mid_boot_leaves_no_qemu(tmp_path):
     """A pytest killed with SIGKILL while its VM boots takes QEMU with it (PR_SET_PDEATHSIG)."""
     run_dir = tmp_path / "runs"
     child = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                              str(ROOT / "tests/e2e/test_scenarios.py"), "-k", "fcos.stable.pxe-rootfs-url.bios.base",
+                              "scenarios/base.yaml::fcos.stable.pxe-rootfs-url.bios.base",
                               "--run-dir", str(run_dir)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -148,6 +152,7 @@ def test_sigkill_of_pytest_mid_boot_leaves_no_qemu(tmp_path):
             child.kill()
 
 
+@pytest.mark.livelab(os="fcos", stream="stable", method="pxe-rootfs-url", firmware="bios")
 @pytest.mark.ci
 @pytest.mark.serial          # needs the whole host: its own two VMs must run at the same time
 def test_two_vms_at_once_under_xdist(tmp_path):

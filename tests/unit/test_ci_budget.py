@@ -15,7 +15,7 @@ REFERENCE = REPO / "tests" / "ci-durations.json"
 
 def _collect(marker: str) -> list:
     proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                           "-m", marker, "tests/e2e"], cwd=REPO, capture_output=True, text=True, timeout=300)
+                           "-m", marker, "tests/e2e", "scenarios"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return [line.strip() for line in proc.stdout.splitlines() if "::" in line]
 

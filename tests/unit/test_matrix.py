@@ -46,13 +46,13 @@ def test_every_value_is_validated(args, match):
 
 def test_scenarios_filter_cells(tmp_path):
     (tmp_path / "only-pxe.yaml").write_text("applies: {os: [fcos], method: [pxe], firmware: [bios]}\nmemory: 3000\n")
-    m = mx.build_matrix("fcos", "stable", "pxe,ipxe", "bios", "only-pxe", scenario_dir=tmp_path)
+    m = mx.build_matrix("fcos", "stable", "pxe,ipxe", "bios", "only-pxe", scenario_dirs=[tmp_path])
     assert m.ids == ["fcos.stable.pxe.bios.only-pxe"] and m.cells[0].memory_mib == 3000
     assert m.dropped == ["fcos.stable.ipxe.bios.only-pxe"]
     with pytest.raises(LivelabError, match="no cell"):
-        mx.build_matrix("fcos", "stable", "ipxe", "bios", "only-pxe", scenario_dir=tmp_path)
+        mx.build_matrix("fcos", "stable", "ipxe", "bios", "only-pxe", scenario_dirs=[tmp_path])
     with pytest.raises(LivelabError, match="unknown scenario 'nope': expected one of only-pxe"):
-        mx.build_matrix("fcos", "stable", "pxe", "bios", "nope", scenario_dir=tmp_path)
+        mx.build_matrix("fcos", "stable", "pxe", "bios", "nope", scenario_dirs=[tmp_path])
 
 
 def test_workers_by_memory_and_cpus():
@@ -79,18 +79,42 @@ def test_flaky_classification(results, expected):
 
 
 def test_pytest_command_selects_ids_exactly(tmp_path):
-    cmd = mx.pytest_command(["fcos.stable.pxe.bios.base"], tmp_path / "j.xml", tmp_path / "runs", 2,
-                            {"mirror": "/m", "keyring": None, "ignition_spec_table": "/s.json", "extend_timeout": 50.0},
-                            ["-x"])
+    m = mx.build_matrix("fcos", "stable", "pxe", "bios")
+    nid = m.node_id("fcos.stable.pxe.bios.base")
+    assert nid == f"{Path('scenarios/base.yaml').resolve()}::fcos.stable.pxe.bios.base"
+    cmd = mx.pytest_command([nid], tmp_path / "j.xml", tmp_path / "runs", 2,
+                            {"mirror": "/m", "keyring": None, "ignition_spec_table": "/s.json", "extend_timeout": 50.0,
+                             "vm_cpus": 1}, ["-x"], m.scenario_dirs)
     assert cmd[1:3] == ["-m", "pytest"]
     for part in (["-n", "2"], ["-p", "no:cacheprovider"], ["--junitxml", str(tmp_path / "j.xml")],
                  ["--run-dir", str(tmp_path / "runs")], ["--mirror", "/m"], ["--ignition-spec-table", "/s.json"],
-                 ["--extend-timeout", "50.0"]):
+                 ["--extend-timeout", "50.0"], ["--vm-cpus", "1"],
+                 ["--scenario-dir", str(Path("scenarios").resolve())]):
         i = cmd.index(part[0])
         assert cmd[i:i + len(part)] == part
     assert "--keyring" not in cmd and "-x" in cmd
-    assert cmd[-1] == "tests/e2e/test_scenarios.py::test_scenario[fcos.stable.pxe.bios.base]"
-    assert (mx.REPO / mx.TEST_FILE).is_file()
+    assert cmd[-1] == nid
+
+
+def test_matrix_collects_exactly_its_node_ids(tmp_path):
+    """The node ids the matrix passes are what pytest collects (the plugin's scenario files)."""
+    import subprocess
+    import sys
+    m = mx.build_matrix("fcos", "stable,next", "pxe", "bios")
+    ids = [m.node_id(i) for i in m.ids]
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           "--scenario-dir", m.scenario_dirs[0], *ids], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    got = [line.split("::")[-1] for line in proc.stdout.splitlines() if "::" in line]
+    assert got == m.ids
+
+
+def test_no_scenario_directory_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LivelabError, match="no scenario directory: .* --scenario-dir DIR"):
+        mx.build_matrix("fcos", "stable", "pxe", "bios")
+    with pytest.raises(LivelabError, match="scenario directory .*nowhere does not exist"):
+        mx.build_matrix("fcos", "stable", "pxe", "bios", scenario_dirs=[tmp_path / "nowhere"])
 
 
 def _junit(path: Path, results: dict, run_root: Path) -> None:
@@ -105,7 +129,7 @@ def _junit(path: Path, results: dict, run_root: Path) -> None:
                                                      "accel_reason": "no /dev/kvm", "boots": [{"boot": 1, "phases": phases}]}))
         body = {"pass": "", "skip": '<skipped message="skipped: no artifacts"/>',
                 "fail": '<failure message="BootFailure: vm1: no SSH after 300 s&#10;--- last lines">trace</failure>'}[result]
-        cases.append(f'<testcase classname="tests.e2e.test_scenarios" name="test_scenario[{tid}]" time="12.5">'
+        cases.append(f'<testcase classname="scenarios.base.yaml" name="{tid}" time="12.5">'
                      f'{body}</testcase>')
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f'<?xml version="1.0"?><testsuites><testsuite name="pytest">{"".join(cases)}'
@@ -119,7 +143,7 @@ def test_parse_junit(tmp_path):
     assert {k: a.result for k, a in got.items()} == ids
     assert got["fcos.stable.iso.bios.base"].message == "BootFailure: vm1: no SSH after 300 s"
     assert got["fcos.stable.pxe.bios.base"].duration == 12.5
-    assert got["fcos.stable.pxe.bios.base"].run_dirs == [str(tmp_path / "runs" / "test_scenario_fcos.stable.pxe.bios.base_")]
+    assert got["fcos.stable.pxe.bios.base"].run_dirs == [str(tmp_path / "runs" / "fcos.stable.pxe.bios.base")]
     assert mx.parse_junit(tmp_path / "missing.xml") == {}
 
 
@@ -138,11 +162,11 @@ def test_run_matrix_reruns_failures_and_reports_flaky(tmp_path):
     out = tmp_path / "out"
     cells = mx.run_matrix(m, out, workers=3, rerun=2, runner=runner, log=lambda _: None)
     # attempt 2 runs only the two failures, in their own run dir, with fewer workers
-    assert [c_[-1] for c_ in calls[1:]] == [mx.node_id(c), mx.node_id(c)]
-    assert mx.node_id(a) not in calls[1] and mx.node_id(b) in calls[1]
+    assert [c_[-1] for c_ in calls[1:]] == [m.node_id(c), m.node_id(c)]
+    assert m.node_id(a) not in calls[1] and m.node_id(b) in calls[1]
     assert calls[1][calls[1].index("--run-dir") + 1] == str(out / "runs-rerun1")
     assert calls[1][calls[1].index("-n") + 1] == "2"
-    assert (out / "ids.txt").read_text().split() == [mx.node_id(i) for i in m.ids]
+    assert (out / "ids.txt").read_text().split() == [m.node_id(i) for i in m.ids]
     by = {x["id"]: x for x in cells}
     assert (by[a]["result"], by[a]["attempts"]) == ("pass", 1)
     assert (by[b]["result"], by[b]["attempts"]) == ("flaky", 2)
@@ -158,9 +182,9 @@ def test_run_matrix_reruns_failures_and_reports_flaky(tmp_path):
     assert (suite.get("tests"), suite.get("failures")) == ("3", "1")
     props = {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
              for case in suite.iter("testcase")}
-    assert props[f"test_scenario[{b}]"]["flaky"] == "true"
-    assert props[f"test_scenario[{c}]"]["attempts"] == "3" and "flaky" not in props[f"test_scenario[{c}]"]
-    assert props[f"test_scenario[{b}]"]["livelab_run_dir"] == f"runs-rerun1/{mx.run_dir_name(b)}"
+    assert props[b]["flaky"] == "true"
+    assert props[c]["attempts"] == "3" and "flaky" not in props[c]
+    assert props[b]["livelab_run_dir"] == f"runs-rerun1/{mx.run_dir_name(b)}"
 
 
 def test_cells_pytest_gave_no_result_for_fail(tmp_path):
@@ -186,6 +210,7 @@ def test_cli_runs_and_reports(tmp_path, monkeypatch, capsys):
     seen, real_run = {}, mx.run_matrix
 
     def fake_run(m, out, workers, rerun, options, extra):
+        assert options["vm_cpus"] >= 1
         seen.update(workers=workers, rerun=rerun, options=options, extra=extra, ids=m.ids)
         _junit(out / "attempts" / "junit-1.xml", {m.ids[0]: "pass", m.ids[1]: "fail"}, out / "runs")
         return real_run(m, out, workers, runner=lambda cmd: 1, log=lambda _: None)

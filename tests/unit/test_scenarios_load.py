@@ -1,11 +1,14 @@
 """Every scenario in scenarios/ loads, its Butane translates and validates for its target."""
+from pathlib import Path
+
 import pytest
 
 from harness import scenario as sc
 from harness.errors import LivelabError
 from harness.ignition import butane_to_ignition, validate_or_raise, check_target
 
-SCENARIOS = sc.load_all()
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+SCENARIOS = sc.load_all(SCENARIO_DIR)
 
 
 @pytest.mark.parametrize("s", SCENARIOS, ids=[s.name for s in SCENARIOS])
@@ -55,7 +58,7 @@ def test_port_checks_are_checked_when_loaded(tmp_path, body, error):
 
 
 def test_firewall_scenario_probes_from_outside():
-    fw = sc.load(sc.SCENARIO_DIR / "firewall.yaml")
+    fw = sc.load(SCENARIO_DIR / "firewall.yaml")
     assert fw.forwards == [80, 8080, 9]
     req = fw.request("fcos", "stable", "pxe-rootfs-url", "bios")
     assert req.forwards == [80, 8080, 9]
