@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMPS := .stamps
 PYTEST_CI ?= -m "not slow"
 
-.PHONY: all host venv images demo test test-steps test-unit test-e2e bench clean
+.PHONY: all host venv images demo test test-steps ci-durations test-unit test-e2e bench clean
 
 all: test
 
@@ -71,6 +71,13 @@ test-steps:
 	    --junitxml=runs/junit-ci-parallel.xml $(PYTEST_ARGS) || rc=1; \
 	$(BUDGET) time e2e_serial_s -- $(E2E) -m "ci and serial" --junitxml=runs/junit-ci-serial.xml $(PYTEST_ARGS) || rc=1; \
 	$(BUDGET) junit runs/junit-ci.xml runs/junit-ci-parallel.xml runs/junit-ci-serial.xml; exit $$rc
+
+# after a change that adds or lengthens CI cases: make test (fresh clone), then keep its durations
+# as the reference the budget test reads (README, "CI budget")
+ci-durations:
+	@test -s $(DURATIONS) || { echo "no $(DURATIONS): run make test first"; exit 1; }
+	$(PY) -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["cases"] and d["phases"].get("image_build_s"), "incomplete run"' $(DURATIONS)
+	cp $(DURATIONS) tests/ci-durations.json
 
 # everything: the full scenario matrix and the 20-trial fault loops, parallel part then serial part
 test-e2e: images

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -84,6 +85,11 @@ def new_record() -> dict:
 
 # ---------------------------------------------------------------- the pytest side
 
+def case_id(nodeid: str) -> str:
+    """A node id as collection names it: without the ``@group`` that ``--dist loadgroup`` appends."""
+    return re.sub(r"@[\w.-]+$", "", nodeid) if "::" in nodeid else nodeid
+
+
 class DurationsRecorder:
     """Registered on the pytest controller by ``--durations-json PATH`` (see pytest_plugin)."""
 
@@ -97,13 +103,14 @@ class DurationsRecorder:
 
     @_tryfirst
     def pytest_runtest_logreport(self, report):
-        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + (report.duration or 0.0)
+        nodeid = case_id(report.nodeid)
+        self.seconds[nodeid] = self.seconds.get(nodeid, 0.0) + (report.duration or 0.0)
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-            self.cases[report.nodeid] = {"outcome": report.outcome}
+            self.cases[nodeid] = {"outcome": report.outcome}
         if report.when != "teardown":
             return
-        wall = round(self.seconds.get(report.nodeid, 0.0), 2)
-        case = self.cases.setdefault(report.nodeid, {"outcome": report.outcome})
+        wall = round(self.seconds.get(nodeid, 0.0), 2)
+        case = self.cases.setdefault(nodeid, {"outcome": report.outcome})
         if report.outcome == "failed":
             case["outcome"] = "error"
         case.update(seconds=wall, parallel=self.parallel)

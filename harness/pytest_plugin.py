@@ -14,7 +14,6 @@ mirror built by ``make images``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import time
@@ -27,8 +26,8 @@ from . import durations, runtime, selection
 from . import scenario as sc
 from .errors import LivelabError
 from .lab import BootRequest, LabOptions, LiveBoot
-from .vocab import largest_memory_minimum
 from .ssh import SessionKey
+from .vocab import largest_memory_minimum
 
 SESSION = pytest.StashKey["LivelabSession"]()
 SELECTION = pytest.StashKey["selection.Selection"]()
@@ -79,16 +78,16 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "ci: end-to-end boot in CI's budget")
-    config.addinivalue_line("markers", "serial: needs the whole host or measures time; make test runs these "
-                                       "alone, after the parallel part")
-    try:
+    for line in ("ci: end-to-end boot in CI's budget",
+                 "serial: needs the whole host or measures time; make test runs these alone, after the parallel part",
+                 "e2e: boots VMs",
+                 "real: needs real FCOS/Flatcar artifacts (skips with a reason when unreachable)",
+                 "slow: long end-to-end test (make test-e2e)",
+                 "livelab(os, stream, method, firmware): the configuration a test boots "
+                 "(for --os/--stream/--channel/--firmware)"):
+        config.addinivalue_line("markers", line)
+    try:   # bad option values: one line, before anything is collected or booted
         runtime.parse_vm_cpus(config.getoption("--vm-cpus"))
-    except LivelabError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    config.addinivalue_line("markers", "livelab(os, stream, method, firmware): the configuration a test boots "
-                                       "(for --os/--stream/--channel/--firmware)")
-    try:
         config.stash[SELECTION] = selection.Selection.from_options(
             config.getoption("--os"), config.getoption("--stream"), config.getoption("--channel"),
             config.getoption("--firmware"))
@@ -101,9 +100,6 @@ def pytest_configure(config):
         os.environ.setdefault("LIVELAB_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))
         if config.getoption("--durations-json"):
             config.pluginmanager.register(durations.DurationsRecorder(config), "livelab-durations")
-    config.addinivalue_line("markers", "e2e: boots VMs")
-    config.addinivalue_line("markers", "real: needs real FCOS/Flatcar artifacts (skips with a reason when unreachable)")
-    config.addinivalue_line("markers", "slow: long end-to-end test (make test-e2e)")
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -123,3 +123,10 @@ def test_recorder_under_xdist_writes_cases_and_junit_properties(tmp_path):
              for tc in ET.parse(junit).getroot().iter("testcase") for p in tc.iter("property")}
     assert props[("test_sleep[3]", "livelab_parallel")] == "true"
     assert float(props[("test_sleep[3]", "livelab_wall_s")]) == data["cases"]["test_two.py::test_sleep[3]"]["seconds"]
+
+
+def test_case_ids_drop_the_xdist_group():
+    assert durations.case_id("tests/e2e/test_libvirt.py::test_libvirt_boot[pxe]@libvirt") == \
+        "tests/e2e/test_libvirt.py::test_libvirt_boot[pxe]"
+    assert durations.case_id("scenarios/base.yaml::fcos.stable.pxe.bios.base") == \
+        "scenarios/base.yaml::fcos.stable.pxe.bios.base"

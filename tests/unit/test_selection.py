@@ -3,7 +3,6 @@
 The subprocess cases run a real pytest (--collect-only) in a temporary "user repo"; nothing boots."""
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
