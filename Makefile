@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMPS := .stamps
 PYTEST_CI ?= -m "not slow"
 
-.PHONY: all host venv images demo test test-steps ci-durations test-unit test-e2e bench clean
+.PHONY: all host venv images demo lint test test-steps ci-durations test-unit test-e2e bench clean
 
 all: test
 
@@ -19,7 +19,7 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/host
 	@mkdir -p $(STAMPS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip >/dev/null
-	$(BIN)/pip install -q -e '.[libvirt]' pytest-timeout
+	$(BIN)/pip install -q -e '.[libvirt,dev]'
 	@touch $@
 
 host: $(STAMPS)/host
@@ -37,7 +37,12 @@ demo: images
 	$(BIN)/livelab check flatcar --channel beta --via ipxe $(STANDIN)
 	$(BIN)/livelab check fcos --stream next --via iso-fromram --firmware uefi $(STANDIN)
 
-test-unit: $(STAMPS)/venv
+# the gates: ruff (pyproject [tool.ruff]) and mypy (pyproject [tool.mypy]) are clean
+lint: $(STAMPS)/venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test-unit: lint
 	$(BIN)/pytest tests/unit -q
 
 # the tests use an artifact cache of their own checkout (a fresh clone starts cold, as CI does)
@@ -64,6 +69,7 @@ test:
 test-steps:
 	$(BUDGET) time setup_s -- $(MAKE) --no-print-directory venv
 	$(BUDGET) time image_build_s -- $(MAKE) --no-print-directory images
+	$(BUDGET) time lint_s -- $(MAKE) --no-print-directory lint
 	$(BUDGET) time unit_s -- $(BIN)/pytest tests/unit -q -p no:cacheprovider
 	$(BUDGET) time libvirt_setup_s -- ./scripts/setup-libvirt.sh
 	@rc=0; \

@@ -19,7 +19,6 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, List, Optional
 
 VERSION = "99.20990101.3.0"
 UPSTREAM = "https://builds.coreos.fedoraproject.org/prod/streams/stable/builds"
@@ -35,14 +34,14 @@ class Signer:
         self.home = tempfile.mkdtemp(prefix="ll-gpg-", dir="/tmp")
         self.gpg = ["gpg", "--homedir", self.home, "--batch", "--no-tty", "--pinentry-mode", "loopback",
                     "--passphrase", ""]
-        subprocess.run(self.gpg + ["--quick-gen-key", "livelab bench mirror <bench@example.invalid>", "ed25519",
-                                   "sign", "never"], check=True, capture_output=True)
+        subprocess.run([*self.gpg, "--quick-gen-key", "livelab bench mirror <bench@example.invalid>", "ed25519",
+                        "sign", "never"], check=True, capture_output=True)
         self.pub = Path(self.home) / "mirror-key.asc"
-        self.pub.write_bytes(subprocess.run(self.gpg + ["--armor", "--export"], check=True,
+        self.pub.write_bytes(subprocess.run([*self.gpg, "--armor", "--export"], check=True,
                                             capture_output=True).stdout)
 
     def sign(self, path: Path) -> None:
-        subprocess.run(self.gpg + ["--yes", "--detach-sign", "-o", f"{path}.sig", str(path)], check=True,
+        subprocess.run([*self.gpg, "--yes", "--detach-sign", "-o", f"{path}.sig", str(path)], check=True,
                        capture_output=True)
 
     def close(self) -> None:
@@ -73,7 +72,7 @@ class CountingServer:
         self.delay = delay
         self.lock = threading.Lock()
         self.bytes_sent = 0
-        self.requests: List[dict] = []
+        self.requests: list[dict] = []
         owner = self
 
         class H(BaseHTTPRequestHandler):
@@ -159,7 +158,7 @@ class CountingServer:
 class SignedMirror:
     """``fcos/streams/stable.json`` + signed artifacts of ``sizes`` ({kind: bytes}) under ``root``."""
 
-    def __init__(self, root: Path, sizes: Dict[str, int], signer: Optional[Signer] = None, delay: float = 0.0):
+    def __init__(self, root: Path, sizes: dict[str, int], signer: Signer | None = None, delay: float = 0.0):
         self.root = Path(root)
         self.own_signer = signer is None
         self.signer = signer or Signer()

@@ -64,7 +64,7 @@ def machine_info(accel=None) -> dict:
         a = accel or choose("auto")
         info["accel"] = a.name
         info["accel_reason"] = a.reason
-    except Exception as exc:  # noqa: BLE001 - recorded, not fatal
+    except Exception as exc:
         info["accel"] = f"unknown ({exc})"
     with open("/proc/meminfo") as f:
         info["mem_total_mib"] = int(f.readline().split()[1]) // 1024
@@ -103,7 +103,8 @@ def _pdeathsig():
 # ---------------------------------------------------------------- (a) boot to SSH
 
 def recorded_cmdline(run_dir: Path) -> list:
-    lines = [l for l in (run_dir / "qemu-cmdline.txt").read_text().splitlines() if l and not l.startswith("#")]
+    lines = [line for line in (run_dir / "qemu-cmdline.txt").read_text().splitlines()
+             if line and not line.startswith("#")]
     return shlex.split(lines[-1])
 
 
@@ -116,10 +117,10 @@ def _qmp(sock_path: str, deadline: float, proc) -> None:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(sock_path)
             break
-        except OSError:
+        except OSError as exc:
             s.close()
             if time.monotonic() > deadline:
-                raise RuntimeError("bare QEMU: QMP socket never came up")
+                raise RuntimeError("bare QEMU: QMP socket never came up") from exc
             time.sleep(0.02)
     f = s.makefile("rwb")
     json.loads(f.readline())                     # greeting
@@ -144,10 +145,9 @@ def bare_boot(run_dir: Path, key_path: Path, timeout: float = 900) -> float:
     ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
            "-o", "ConnectTimeout=2", "-o", "LogLevel=ERROR", "-i", str(key_path), "-p", str(port),
            "core@127.0.0.1", "true"]
-    log = open(run_dir / "bare-qemu.log", "ab")
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_pdeathsig)
-    log.close()
+    with open(run_dir / "bare-qemu.log", "ab") as log:    # QEMU holds its own copy of the fd; ours closes at once
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_pdeathsig)
     try:
         _qmp(str(run_dir / "qmp.sock"), t0 + 15, proc)
         while True:
@@ -176,7 +176,7 @@ def bench_boot_to_ssh(work: Path, pairs: int, info: dict) -> dict:
         i += 1
         try:
             samples.append(_boot_pair(run_dir, opts, key, accel, len(samples)))
-        except Exception as exc:  # noqa: BLE001 - e.g. a QEMU killed by someone's pkill: retried, recorded
+        except Exception as exc:
             failures.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
             print(f"bench: a pair failed, retrying: {failures[-1]}", flush=True)
     ratio = statistics.median(s["ratio"] for s in samples)
@@ -184,7 +184,8 @@ def bench_boot_to_ssh(work: Path, pairs: int, info: dict) -> dict:
                                         "harness_median_s": statistics.median(s["harness_s"] for s in samples),
                                         "bare_median_s": statistics.median(s["bare_s"] for s in samples)},
                         samples, info, "fcos stable pxe-rootfs-url BIOS, 2 vCPUs; each pair: a harness boot and "
-                        "the same recorded command line bare (interleaved: odd pairs bare first), same HTTP server, TFTP dir and port. "
+                        "the same recorded command line bare (interleaved: odd pairs bare first), same HTTP server, "
+                        "TFTP dir and port. "
                         "Admission is taken before the clock starts for both. Failed pairs (retried): "
                         f"{failures or 'none'}.")
 
@@ -246,7 +247,7 @@ class _Tail(threading.Thread):
                 pos += len(data)
                 lines = (partial + data).split(b"\n")
                 partial = lines.pop()
-                for line in lines + [partial]:
+                for line in [*lines, partial]:
                     if self.pattern.search(line.decode(errors="replace")):
                         self.seen = time.monotonic()
                         break
@@ -288,8 +289,8 @@ def bench_failure_detection(work: Path, samples_n: int, info: dict) -> dict:
                                               "median_s": statistics.median(s["latency_s"] for s in samples)},
                         samples, info, "systemd.unit=emergency.target; from the emergency line appearing in "
                         "console.log (tailed every 20 ms) to BootFailure raised by wait_for_ssh; the figure is the "
-                        "worst sample. A sample below 0 means the harness (reading the console socket) raised before the "
-                        "20 ms tail of the log file saw the line.")
+                        "worst sample. A sample below 0 means the harness (reading the console socket) raised "
+                        "before the 20 ms tail of the log file saw the line.")
 
 
 # ---------------------------------------------------------------- (c)+(d) downloads
@@ -467,7 +468,7 @@ def main(argv=None) -> int:
                 continue
             try:
                 fn()
-            except Exception as exc:  # noqa: BLE001 - one failed figure does not hide the others
+            except Exception as exc:
                 failed.append(letter)
                 print(f"bench: {letter} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
     finally:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import codecs
 import collections
+import contextlib
 import re
-import threading
 import socket
+import threading
 import time
 import uuid
-from typing import Callable, Iterable, List, Optional, Pattern, Union
+from re import Pattern
+from typing import Callable, ClassVar, TextIO
 
 import pexpect
 import pexpect.spawnbase
@@ -32,10 +34,14 @@ FAIL_PATTERNS = [
     ("out of memory", re.compile(r"(Out of memory: Kill(ed)? process.*|oom-kill:.*|Kernel panic.*[Oo]ut of memory.*)")),
     ("out of RAM-disk space", re.compile(r".*No space left on device.*")),
     ("Ignition failed", re.compile(r".*(Ignition failed|Failed to start .*Ignition|ignition\[\d+\]: .*CRITICAL.*).*")),
-    ("live rootfs refused", re.compile(r".*(Found initramfs version .* but rootfs version.*|No rootfs image found.*|Couldn't fetch, verify, and unpack image.*|[Rr]ootfs (image )?hash mismatch.*|coreos-livepxe-rootfs.*[Ff]ail.*)")),
-    ("no bootable device", re.compile(r".*(No bootable device|No more network devices|PXE-E\w+:|Could not boot image).*")),
+    ("live rootfs refused", re.compile(r".*(Found initramfs version .* but rootfs version.*|No rootfs image found.*"
+                                       r"|Couldn't fetch, verify, and unpack image.*|[Rr]ootfs (image )?hash mismatch.*"
+                                       r"|coreos-livepxe-rootfs.*[Ff]ail.*)")),
+    ("no bootable device",
+     re.compile(r".*(No bootable device|No more network devices|PXE-E\w+:|Could not boot image).*")),
     # PXELINUX/ISOLINUX ("<file>... failed: Bad file number", e.g. no memory for the initrds) and GRUB
-    ("boot loader failed", re.compile(r".*((^|Loading )\S+\.\.\. failed: .+|error: out of memory\.?|error: you need to load the kernel first).*")),
+    ("boot loader failed", re.compile(r".*((^|Loading )\S+\.\.\. failed: .+|error: out of memory\.?"
+                                      r"|error: you need to load the kernel first).*")),
     ("dracut initqueue timeout", re.compile(r".*dracut-initqueue.*timeout.*|.*Could not boot\..*")),
     ("emergency mode", re.compile(r".*(You are in emergency mode|Entering emergency mode|emergency shell).*")),
 ]
@@ -49,7 +55,7 @@ PHASE_PATTERNS = [
 ]
 
 
-def _compile(pattern: Union[str, Pattern], regex: bool) -> Pattern:
+def _compile(pattern: str | Pattern, regex: bool) -> Pattern:
     if isinstance(pattern, str):
         return re.compile(pattern if regex else re.escape(pattern))
     return pattern
@@ -64,13 +70,13 @@ class ConsoleTap:
     def __init__(self, t0: float, fail_patterns=FAIL_PATTERNS, keep_lines: int = 200):
         self.t0 = t0
         self.fail_patterns = list(fail_patterns)
-        self.lines = collections.deque(maxlen=keep_lines)
+        self.lines: collections.deque[str] = collections.deque(maxlen=keep_lines)
         self.phases: dict = {}
-        self.failure: Optional[tuple] = None      # (reason, line, monotonic time seen)
+        self.failure: tuple | None = None      # (reason, line, monotonic time seen)
         self._partial = ""
-        self.ignored_failures: List[str] = []
-        self.listeners: List[Callable[[str], None]] = []   # e.g. echo the console live
-        self.timed_log = None     # a file: every line with its seconds since QEMU start / reset
+        self.ignored_failures: list[str] = []
+        self.listeners: list[Callable[[str], None]] = []   # e.g. echo the console live
+        self.timed_log: TextIO | None = None   # every line with its seconds since QEMU start / reset
 
     def new_boot(self, t0: float) -> None:
         self.t0 = t0
@@ -182,7 +188,7 @@ class Console:
     fatal-line watchers, in real time) and a buffer that pexpect's ``expect`` consumes."""
 
     def __init__(self, sock_path: str, tap: ConsoleTap, name: str = "vm",
-                 alive: Optional[Callable[[], Optional[str]]] = None, connect_timeout: float = 10.0):
+                 alive: Callable[[], str | None] | None = None, connect_timeout: float = 10.0):
         self.name = name
         self.tap = tap
         self._alive = alive or (lambda: None)
@@ -195,7 +201,7 @@ class Console:
             except (FileNotFoundError, ConnectionRefusedError):
                 self.sock.close()
                 if time.monotonic() > deadline:
-                    raise BootFailure(f"{name}: serial console socket {sock_path} never appeared")
+                    raise BootFailure(f"{name}: serial console socket {sock_path} never appeared") from None
                 time.sleep(0.05)
         self.child = _BufferSpawn(self.sock, encoding="utf-8", codec_errors="replace")
         self.child.delaybeforesend = None
@@ -237,7 +243,7 @@ class Console:
             time.sleep(min(0.1, left))
 
     # ------------------------------------------------------------------ waits
-    def wait_for(self, pattern: Union[str, Pattern], timeout: float, regex: bool = False) -> re.Match:
+    def wait_for(self, pattern: str | Pattern, timeout: float, regex: bool = False) -> re.Match:
         """Wait for text (or a regex with ``regex=True`` / a compiled pattern) on the console."""
         pat = _compile(pattern, regex)
         match = self.poll_for(pat, timeout)
@@ -247,7 +253,7 @@ class Console:
                               f"{self.tap.last_lines(50)}")
         return match
 
-    def poll_for(self, pattern: Union[str, Pattern], timeout: float, regex: bool = False) -> Optional[re.Match]:
+    def poll_for(self, pattern: str | Pattern, timeout: float, regex: bool = False) -> re.Match | None:
         """Like ``wait_for`` but returns None when ``timeout`` passes (a lost boot still raises)."""
         pat = _compile(pattern, regex)
         deadline = time.monotonic() + timeout
@@ -277,7 +283,7 @@ class Console:
     def send_line(self, line: str = "") -> None:
         self.child.send(line + "\r")
 
-    KEYS = {"ctrl-b": "\x02", "ctrl-c": "\x03", "ctrl-d": "\x04", "enter": "\r", "esc": "\x1b"}
+    KEYS: ClassVar[dict] = {"ctrl-b": "\x02", "ctrl-c": "\x03", "ctrl-d": "\x04", "enter": "\r", "esc": "\x1b"}
 
     def send_key(self, key: str) -> None:
         self.child.send(self.KEYS[key.lower()])
@@ -285,7 +291,7 @@ class Console:
     # ------------------------------------------------------------------ shell
     PROMPT = "LLSH-PROMPT# "
 
-    def login(self, user: str, password: Optional[str], timeout: float) -> None:
+    def login(self, user: str, password: str | None, timeout: float) -> None:
         """Log in at a getty prompt (with a password) and set up a shell for ``run``."""
         self.wait_for(re.compile(r"login: ?$", re.M), timeout)
         self.send_line(user)
@@ -326,18 +332,14 @@ class Console:
         m = self.wait_for(re.compile(rf"__LL_{token}_RC=(\d+)__"), timeout)
         output = _ANSI.sub("", self.child.before).replace(self.PROMPT, "")
         # drop the echoed command line if the terminal echoed it
-        lines = [l for l in output.split("\n") if f"__LL_{token}_RC" not in l]
+        lines = [line for line in output.split("\n") if f"__LL_{token}_RC" not in line]
         self.wait_for(self.PROMPT, timeout)
         return int(m.group(1)), "\n".join(lines).strip("\n")
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
         self.child.close()
         self._reader.join(timeout=2)

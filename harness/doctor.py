@@ -16,7 +16,7 @@ import shlex
 import shutil
 import sys
 from dataclasses import asdict, dataclass
-from typing import Callable, List, Optional
+from typing import Callable
 
 from .boot.pxe import LDLINUX, PXELINUX
 from .errors import LivelabError
@@ -35,8 +35,8 @@ class Result:
     ok: bool
     required: bool
     detail: str               # where it was found, or why not
-    debian: Optional[str] = None   # the package that provides it
-    fedora: Optional[str] = None
+    debian: str | None = None   # the package that provides it
+    fedora: str | None = None
 
 
 def _table() -> list:
@@ -57,7 +57,7 @@ def _table() -> list:
 
 
 def run_checks(which: Callable = shutil.which, exists: Callable = os.path.exists,
-               kvm_probe: Optional[Callable] = accel.probe_kvm) -> List[Result]:
+               kvm_probe: Callable | None = accel.probe_kvm) -> list[Result]:
     """Every check of the table, then KVM (``kvm_probe=None`` skips the probe)."""
     results = []
     for what, kind, deb, fed, required in _table():
@@ -72,7 +72,7 @@ def run_checks(which: Callable = shutil.which, exists: Callable = os.path.exists
     return results
 
 
-def _kvm(kvm_probe: Optional[Callable], qemu_ok: bool) -> Result:
+def _kvm(kvm_probe: Callable | None, qemu_ok: bool) -> Result:
     if kvm_probe is None:
         return Result("KVM", "kvm", False, False, "not probed (--no-kvm-probe)")
     if not qemu_ok:
@@ -113,7 +113,7 @@ def _unique(names) -> list:
     return list(dict.fromkeys(n for n in names if n))
 
 
-def install_hint(results: List[Result], family: Optional[str]) -> Optional[str]:
+def install_hint(results: list[Result], family: str | None) -> str | None:
     """One install command for the missing packages, or None when nothing is missing."""
     missing = [r for r in results if not r.ok and (r.debian or r.fedora)]
     if not missing:

@@ -28,14 +28,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
 
 SCHEMA = "livelab.durations/1"
 CI_LIMIT_S = 90 * 60          # CI stops a run here, and such a run does not land
 BUDGET_S = 60 * 60            # what the estimate may reach: the rest is CI's margin
 UNKNOWN_CASE_S = 150.0        # a case nobody has timed yet
 # phases that come before the end-to-end cases (the e2e_* phases are the cases themselves)
-FIXED_PHASES = ("setup_s", "image_build_s", "unit_s", "libvirt_setup_s")
+FIXED_PHASES = ("setup_s", "image_build_s", "lint_s", "unit_s", "libvirt_setup_s")
 
 try:                          # the recorder is a pytest plugin; the rest runs without pytest
     import pytest
@@ -98,8 +97,8 @@ class DurationsRecorder:
         n = getattr(config.option, "numprocesses", None)
         self.workers = n if isinstance(n, int) and n > 0 else 1
         self.parallel = self.workers > 1
-        self.seconds: Dict[str, float] = {}
-        self.cases: Dict[str, dict] = {}
+        self.seconds: dict[str, float] = {}
+        self.cases: dict[str, dict] = {}
 
     @_tryfirst
     def pytest_runtest_logreport(self, report):
@@ -139,7 +138,7 @@ class Estimate:
     serial_s: float
     parallel_sum_s: float
     workers: int
-    unknown: List[str]
+    unknown: list[str]
 
     @property
     def total_s(self) -> float:
@@ -153,7 +152,7 @@ class Estimate:
                 f" (budget {_mmss(BUDGET_S)}, CI limit {_mmss(CI_LIMIT_S)}){unknown}")
 
 
-def estimate(reference: dict, cases: Dict[str, bool], workers: Optional[int] = None) -> Estimate:
+def estimate(reference: dict, cases: dict[str, bool], workers: int | None = None) -> Estimate:
     """The CI time of ``cases`` (node id -> runs serially) from the recorded ``reference``."""
     recorded = reference.get("cases", {})
     phases = reference.get("phases", {})
@@ -174,11 +173,11 @@ def estimate(reference: dict, cases: Dict[str, bool], workers: Optional[int] = N
 
 
 def _mmss(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def summary(data: dict, now: Optional[float] = None, top: int = 10) -> str:
+def summary(data: dict, now: float | None = None, top: int = 10) -> str:
     """The closing lines of ``make test``: its total against CI's limit, the steps, the longest cases."""
     now = time.time() if now is None else now
     total = now - float(data.get("started_at", now))

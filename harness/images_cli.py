@@ -10,14 +10,13 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Optional
 
 from .errors import LivelabError
 
 DEFAULT_RECIPE = Path("images") / "build.py"
 
 
-def find_recipe(recipe: Optional[Path] = None) -> Path:
+def find_recipe(recipe: Path | None = None) -> Path:
     path = Path(recipe) if recipe else Path.cwd() / DEFAULT_RECIPE
     if not path.is_file():
         if recipe:
@@ -29,6 +28,8 @@ def find_recipe(recipe: Optional[Path] = None) -> Path:
 
 def _load_build(recipe: Path):
     spec = importlib.util.spec_from_file_location("livelab_images_build", recipe)
+    if spec is None or spec.loader is None:
+        raise LivelabError(f"image recipe {recipe} cannot be loaded as Python")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)

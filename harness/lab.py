@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 from . import artifacts as _artifacts
 from .artifacts import specs as _specs
-from .boot import ipxe as _ipxe
-from .boot import pxe as _pxe
+from .artifacts.model import LocalArtifact, Release
 from .errors import LivelabError
 from .serve import HttpServer, guest_url
 from .ssh import SessionKey
@@ -39,20 +36,20 @@ CONSOLE_KARG = "console=ttyS0,115200"
 @dataclass
 class LabOptions:
     """Session-wide settings (pytest options / CLI flags)."""
-    mirror: Optional[str] = None
-    keyring: Optional[str] = None
+    mirror: str | None = None
+    keyring: str | None = None
     insecure: bool = False
     offline: bool = False
-    cache_dir: Optional[str] = None
+    cache_dir: str | None = None
     accel: str = "auto"
     extend_timeout: float = 0.0
-    ignition_spec_table: Optional[str] = None
-    ignition_max_spec: Optional[str] = None
+    ignition_spec_table: str | None = None
+    ignition_max_spec: str | None = None
     below_minimum: bool = False
-    metadata: Optional[str] = None
+    metadata: str | None = None
     cpus: int = 2                         # vCPUs of a VM whose request names none
     backend: str = "qemu"                 # qemu | libvirt (harness/vm/libvirt.py)
-    libvirt_uri: Optional[str] = None     # libvirt backend: default qemu:///system
+    libvirt_uri: str | None = None     # libvirt backend: default qemu:///system
 
 
 @dataclass
@@ -61,22 +58,22 @@ class BootRequest:
     stream: str
     method: str
     firmware: str = "bios"
-    memory_mib: Optional[int] = None
-    cpus: Optional[int] = None            # None: the session default (LabOptions.cpus)
-    version: Optional[str] = None
-    butane: Optional[str] = None          # Butane text
-    butane_dir: Optional[str] = None      # -d for local file contents
-    ignition: Optional[dict] = None       # or an Ignition config
+    memory_mib: int | None = None
+    cpus: int | None = None            # None: the session default (LabOptions.cpus)
+    version: str | None = None
+    butane: str | None = None          # Butane text
+    butane_dir: str | None = None      # -d for local file contents
+    ignition: dict | None = None       # or an Ignition config
     user_config: bool = True              # False: boot with no user Ignition config at all
     completion: bool = True               # add the completion-token unit (needs a config)
     ssh: bool = True                      # add the session SSH key for user core
-    kargs: List[str] = field(default_factory=list)         # extra kernel arguments, every boot
-    first_boot_only: List[str] = field(default_factory=list)  # kernel arguments of boot 1 only
-    without_kargs: List[str] = field(default_factory=list)    # harness defaults to leave out (by key)
-    disks: List[Disk] = field(default_factory=list)
-    oem_config: Optional[dict] = None     # Flatcar: /usr/share/oem/config.ign from an extra initrd
-    forwards: List[int] = field(default_factory=list)        # guest TCP ports reachable on 127.0.0.1
-    name: Optional[str] = None
+    kargs: list[str] = field(default_factory=list)         # extra kernel arguments, every boot
+    first_boot_only: list[str] = field(default_factory=list)  # kernel arguments of boot 1 only
+    without_kargs: list[str] = field(default_factory=list)    # harness defaults to leave out (by key)
+    disks: list[Disk] = field(default_factory=list)
+    oem_config: dict | None = None     # Flatcar: /usr/share/oem/config.ign from an extra initrd
+    forwards: list[int] = field(default_factory=list)        # guest TCP ports reachable on 127.0.0.1
+    name: str | None = None
 
     @property
     def test_id(self) -> str:
@@ -96,7 +93,7 @@ def completion_unit() -> dict:
     }
 
 
-def harness_snippet(spec_version: str, ssh_public: Optional[str], completion: bool) -> dict:
+def harness_snippet(spec_version: str, ssh_public: str | None, completion: bool) -> dict:
     """The harness's additions to a user config: the session SSH key and the completion unit."""
     cfg: dict = {"ignition": {"version": spec_version}}
     if ssh_public:
@@ -110,7 +107,7 @@ class LiveBoot:
     """Prepares and owns one VM of a live boot (and its loopback services)."""
 
     def __init__(self, request: BootRequest, options: LabOptions, run_dir: Path,
-                 ssh_key: Optional[SessionKey] = None, accel: Optional[Accel] = None):
+                 ssh_key: SessionKey | None = None, accel: Accel | None = None):
         self.req = request
         self.opts = options
         self.run_dir = Path(run_dir)
@@ -119,12 +116,12 @@ class LiveBoot:
         self.timeouts = Timeouts.for_accel(self.accel, options.extend_timeout)
         self.ssh_key = ssh_key
         self.name = request.name or request.test_id
-        self.http: Optional[HttpServer] = None
-        self.machine: Optional[Machine] = None
-        self.release = None
-        self.files: Dict[str, object] = {}
-        self.config: Optional[dict] = None
-        self.boot_kargs: List[List[str]] = []
+        self.http: HttpServer | None = None
+        self.machine: Machine | None = None
+        self.release: Release | None = None
+        self.files: dict[str, LocalArtifact] = {}
+        self.config: dict | None = None
+        self.boot_kargs: list[list[str]] = []
         self._validate_request()
 
     # ------------------------------------------------------------------ checks before boot
@@ -146,11 +143,13 @@ class LiveBoot:
             r.cpus = self.opts.cpus
         if r.cpus < 1:
             raise LivelabError("a VM needs at least 1 CPU")
+        self.memory_mib: int = r.memory_mib
+        self.cpus: int = r.cpus
         if self.opts.backend == "qemu":
             qemu_binary()   # a missing QEMU is said before anything is downloaded
         self.user_config = self._user_config()
 
-    def _user_config(self) -> Optional[dict]:
+    def _user_config(self) -> dict | None:
         """The request's own config (Butane translated), checked before anything is downloaded."""
         from . import ignition as ign
         r = self.req
@@ -165,7 +164,7 @@ class LiveBoot:
         ign.validate_or_raise(user)
         return user
 
-    def kinds(self) -> List[str]:
+    def kinds(self) -> list[str]:
         m = self.req.method
         if self.req.os == "flatcar":
             return ["kernel", "initramfs"]
@@ -173,7 +172,7 @@ class LiveBoot:
             return ["iso"]
         return ["kernel", "initramfs", "rootfs"]
 
-    def render_config(self) -> Optional[dict]:
+    def render_config(self) -> dict | None:
         """Butane/Ignition of the request + harness snippet, validated for the target."""
         from . import ignition as ign
         r = self.req
@@ -181,13 +180,14 @@ class LiveBoot:
             self.config = None
             return None
         user = self.user_config
-        max_spec = _specs.max_spec(r.os, self.release.version, table_override=self.opts.ignition_spec_table,
+        release = self.require_release()
+        max_spec = _specs.max_spec(r.os, release.version, table_override=self.opts.ignition_spec_table,
                                    max_override=self.opts.ignition_max_spec)
         spec = user["ignition"]["version"] if user else _specs_default(max_spec)
         snippet = harness_snippet(spec, self.ssh_key.public if (self.ssh_key and r.ssh) else None, r.completion)
         config = ign.merge(user, snippet) if user else snippet
         ign.validate_or_raise(config)
-        ign.check_target(config, max_spec, target=f"{r.os} {self.release.version}")
+        ign.check_target(config, max_spec, target=f"{r.os} {release.version}")
         self.config = config
         (self.run_dir / "config.ign").write_text(json.dumps(config, indent=2, sort_keys=True))
         return config
@@ -196,15 +196,15 @@ class LiveBoot:
     def prepare(self) -> Machine:
         """Resolve, fetch and verify artifacts, render Ignition, build the boot media. No VM yet."""
         r = self.req
-        self.release = _artifacts.resolve(r.os, r.stream, version=r.version, mirror=self.opts.mirror,
-                                          metadata=self.opts.metadata, cache_dir=self.opts.cache_dir,
-                                          offline=self.opts.offline)
-        self.files = _artifacts.fetch(self.release, kinds=self.kinds(), keyring=self.opts.keyring,
+        release = self.release = _artifacts.resolve(r.os, r.stream, version=r.version, mirror=self.opts.mirror,
+                                                    metadata=self.opts.metadata, cache_dir=self.opts.cache_dir,
+                                                    offline=self.opts.offline)
+        self.files = _artifacts.fetch(release, kinds=self.kinds(), keyring=self.opts.keyring,
                                       insecure=self.opts.insecure, offline=self.opts.offline,
                                       cache_dir=self.opts.cache_dir)
         self.render_config()
         self.http = HttpServer()
-        spec = VMSpec(name=self.name, memory_mib=r.memory_mib, cpus=r.cpus, firmware=r.firmware,
+        spec = VMSpec(name=self.name, memory_mib=self.memory_mib, cpus=self.cpus, firmware=r.firmware,
                       http_port=self.http.port, disks=list(r.disks),
                       forwards=[[int(p), None] for p in r.forwards])
         if not r.completion or not self.config:
@@ -215,17 +215,16 @@ class LiveBoot:
         from .artifacts.mirror import cache_key
         self.paths = {}
         for kind, local in self.files.items():
-            key = cache_key(self.release.artifacts[kind].upstream_url)
+            key = cache_key(release.artifacts[kind].upstream_url)
             self.http.publish(key, Path(local.path))
             self.paths[kind] = key
         if self.config:
             self.http.publish("config.ign", json.dumps(self.config).encode())
-        self.machine = self._machine_class()(spec, self.run_dir, self.accel, self.timeouts, ssh_key=self.ssh_key,
-                                             **self._machine_kwargs())
-        self.machine.boots_kargs = self.boot_kargs
+        machine = self.machine = self._machine_class()(spec, self.run_dir, self.accel, self.timeouts,
+                                                       ssh_key=self.ssh_key, **self._machine_kwargs())
         self._prepare_boot(1)
-        self.machine.write_vm_json(self.vm_record())
-        return self.machine
+        machine.write_vm_json(self.vm_record())
+        return machine
 
     def _machine_class(self):
         if self.opts.backend == "libvirt":
@@ -240,9 +239,9 @@ class LiveBoot:
             return {"uri": self.opts.libvirt_uri}
         return {}
 
-    def kargs_for_boot(self, boot: int) -> List[str]:
+    def kargs_for_boot(self, boot: int) -> list[str]:
         r = self.req
-        args: List[str] = []
+        args: list[str] = []
         if r.os == "fcos":
             if r.method not in ("iso", "iso-fromram"):
                 args += ["ignition.firstboot", "ignition.platform.id=metal"]
@@ -263,7 +262,7 @@ class LiveBoot:
             args += r.first_boot_only
         return args
 
-    def _prepare_boot(self, boot: int, kargs: Optional[List[str]] = None) -> None:
+    def _prepare_boot(self, boot: int, kargs: list[str] | None = None) -> None:
         from .boot import methods
         kargs = kargs if kargs is not None else self.kargs_for_boot(boot)
         self.boot_kargs.append(kargs)
@@ -282,22 +281,32 @@ class LiveBoot:
 
     # ------------------------------------------------------------------ life
     def start(self) -> Machine:
-        if self.machine is None:
-            self.prepare()
-        self.machine.start()
+        machine = self.machine or self.prepare()
+        machine.start()
         from .boot import methods
         methods.after_start(self)
+        return machine
+
+    def require_release(self) -> Release:
+        if self.release is None:
+            raise LivelabError(f"{self.name}: no release resolved yet (prepare() first)")
+        return self.release
+
+    def require_machine(self) -> Machine:
+        if self.machine is None:
+            raise LivelabError(f"{self.name}: not prepared yet (prepare() or start() first)")
         return self.machine
 
     def power_cycle(self, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
         """Power off and boot again, with kernel arguments changed for the next boot."""
-        boot = self.machine.boot_index + 1
+        machine = self.require_machine()
+        boot = machine.boot_index + 1
         kargs = [a for a in self.kargs_for_boot(boot) if a.split("=", 1)[0] not in remove and a not in remove]
         kargs += list(add)
-        self.machine.shutdown()
+        machine.shutdown()
         self._prepare_boot(boot, kargs)
-        self.machine.write_vm_json(self.vm_record())
-        self.machine.start()
+        machine.write_vm_json(self.vm_record())
+        machine.start()
         from .boot import methods
         methods.after_start(self)
 

@@ -13,15 +13,25 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable
 
 from . import runtime
 from . import scenario as sc
 from .errors import LivelabError
-from .vocab import CASE_ID_RE, FIRMWARES, OS_METHODS, STREAMS, check_firmware, check_method, check_os, check_stream, memory_minimum
-
+from .vocab import (
+    CASE_ID_RE,
+    FIRMWARES,
+    OS_METHODS,
+    STREAMS,
+    check_firmware,
+    check_method,
+    check_os,
+    check_stream,
+    memory_minimum,
+)
 
 
 @dataclass(frozen=True)
@@ -39,17 +49,17 @@ class Cell:
 @dataclass
 class Matrix:
     os: str
-    streams: List[str]
-    methods: List[str]
-    firmware: List[str]
-    scenarios: List[str]
-    cells: List[Cell]
-    dropped: List[str] = field(default_factory=list)   # requested cells no scenario applies to
+    streams: list[str]
+    methods: list[str]
+    firmware: list[str]
+    scenarios: list[str]
+    cells: list[Cell]
+    dropped: list[str] = field(default_factory=list)   # requested cells no scenario applies to
 
-    scenario_dirs: List[str] = field(default_factory=list)
+    scenario_dirs: list[str] = field(default_factory=list)
 
     @property
-    def ids(self) -> List[str]:
+    def ids(self) -> list[str]:
         return [c.id for c in self.cells]
 
     def node_id(self, test_id: str) -> str:
@@ -60,10 +70,10 @@ class Matrix:
                 "firmware": self.firmware, "scenarios": self.scenarios}
 
 
-def split_list(text) -> List[str]:
+def split_list(text) -> list[str]:
     """``"a, b,a"`` (or a list of such) -> ``["a", "b"]``: order kept, duplicates dropped."""
     items = text if isinstance(text, (list, tuple)) else [text]
-    out: List[str] = []
+    out: list[str] = []
     for item in items:
         for part in str(item).split(","):
             part = part.strip()
@@ -72,14 +82,14 @@ def split_list(text) -> List[str]:
     return out
 
 
-def default_scenario_dirs() -> List[Path]:
+def default_scenario_dirs() -> list[Path]:
     """``./scenarios`` when there is one (as in a livelab checkout or a user's repo)."""
     here = Path.cwd() / "scenarios"
     return [here] if here.is_dir() else []
 
 
 def build_matrix(os_id: str, streams=None, methods=None, firmware=None, scenarios=None,
-                 scenario_dirs: Optional[Sequence[Path]] = None) -> Matrix:
+                 scenario_dirs: Sequence[Path] | None = None) -> Matrix:
     """Validate a request and list its cells (defaults: every stream, method and firmware; ``base``)."""
     check_os(os_id)
     streams = split_list(streams) if streams else list(STREAMS[os_id])
@@ -123,8 +133,8 @@ def build_matrix(os_id: str, streams=None, methods=None, firmware=None, scenario
     return Matrix(os_id, streams, methods, firmware, scenarios, cells, dropped, [str(d) for d in dirs])
 
 
-def compute_workers(memories: Sequence[int], requested=None, mem_available: Optional[int] = None,
-                    cpus: Optional[int] = None) -> int:
+def compute_workers(memories: Sequence[int], requested=None, mem_available: int | None = None,
+                    cpus: int | None = None) -> int:
     """pytest-xdist workers: ``requested``, or what memory and CPUs allow (never more than cells).
 
     auto: ``runtime.plan_workers`` for the largest VM of the matrix.
@@ -152,8 +162,8 @@ def run_dir_name(test_id: str) -> str:
 
 
 def pytest_command(node_ids: Iterable[str], junit: Path, run_dir: Path, workers: int,
-                   options: Optional[dict] = None, extra: Sequence[str] = (),
-                   scenario_dirs: Sequence[str] = ()) -> List[str]:
+                   options: dict | None = None, extra: Sequence[str] = (),
+                   scenario_dirs: Sequence[str] = ()) -> list[str]:
     """The pytest invocation for ``ids``; ``options``: mirror, keyring, ignition_spec_table, extend_timeout,
     vm_cpus."""
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", str(workers),
@@ -172,20 +182,20 @@ def pytest_command(node_ids: Iterable[str], junit: Path, run_dir: Path, workers:
 class Attempt:
     result: str                        # pass | fail | skip
     duration: float = 0.0
-    run_dirs: List[str] = field(default_factory=list)
+    run_dirs: list[str] = field(default_factory=list)
     message: str = ""
 
 
-def _first_line(text: Optional[str]) -> str:
+def _first_line(text: str | None) -> str:
     for line in (text or "").splitlines():
         if line.strip():
             return line.strip()
     return ""
 
 
-def parse_junit(path: Path, run_root: Optional[Path] = None) -> Dict[str, Attempt]:
+def parse_junit(path: Path, run_root: Path | None = None) -> dict[str, Attempt]:
     """Test id -> Attempt for every scenario case of a pytest JUnit file."""
-    out: Dict[str, Attempt] = {}
+    out: dict[str, Attempt] = {}
     if not Path(path).is_file():
         return out
     for case in ET.parse(path).getroot().iter("testcase"):
@@ -203,7 +213,7 @@ def parse_junit(path: Path, run_root: Optional[Path] = None) -> Dict[str, Attemp
             result, message = "skip", _first_line(skipped.get("message"))
         else:
             result, message = "pass", ""
-        dirs = [p.get("value") for p in case.iter("property") if p.get("name") == "livelab_run_dir"]
+        dirs = [p.get("value", "") for p in case.iter("property") if p.get("name") == "livelab_run_dir"]
         if not dirs and run_root is not None and (Path(run_root) / run_dir_name(tid)).is_dir():
             dirs = [str(Path(run_root) / run_dir_name(tid))]
         out[tid] = Attempt(result, float(case.get("time") or 0.0), dirs, message)
@@ -227,7 +237,7 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
-def _artifacts(run_dir: Optional[str], output_dir: Path) -> dict:
+def _artifacts(run_dir: str | None, output_dir: Path) -> dict:
     if not run_dir:
         return {"run_dir": None, "console_log": None}
     rd = Path(run_dir)
@@ -260,16 +270,16 @@ def make_cell(cell: Cell, attempts: Sequence[Attempt], output_dir: Path) -> dict
 
 # ---------------------------------------------------------------- the run
 
-Runner = Callable[[List[str]], int]
+Runner = Callable[[list[str]], int]
 
 
-def _subprocess_runner(cmd: List[str]) -> int:
+def _subprocess_runner(cmd: list[str]) -> int:
     """pytest in the current directory: its ini file (mirror, keyring) applies, as to a plain run."""
     return subprocess.run(cmd).returncode
 
 
-def run_matrix(matrix: Matrix, output_dir: Path, workers: int, rerun: int = 0, options: Optional[dict] = None,
-               extra: Sequence[str] = (), runner: Runner = _subprocess_runner, log=print) -> List[dict]:
+def run_matrix(matrix: Matrix, output_dir: Path, workers: int, rerun: int = 0, options: dict | None = None,
+               extra: Sequence[str] = (), runner: Runner = _subprocess_runner, log=print) -> list[dict]:
     """Run every cell (then re-run failures up to ``rerun`` times); return the summary cells.
 
     Attempt n writes ``attempts/junit-<n>.xml`` and its VMs under ``runs`` (n = 1) or ``runs-rerun<n-1>``.
@@ -277,7 +287,7 @@ def run_matrix(matrix: Matrix, output_dir: Path, workers: int, rerun: int = 0, o
     output_dir = Path(output_dir).resolve()
     (output_dir / "attempts").mkdir(parents=True, exist_ok=True)
     (output_dir / "ids.txt").write_text("".join(f"{matrix.node_id(i)}\n" for i in matrix.ids))
-    attempts: Dict[str, List[Attempt]] = {i: [] for i in matrix.ids}
+    attempts: dict[str, list[Attempt]] = {i: [] for i in matrix.ids}
     todo = list(matrix.ids)
     for n in range(1, max(0, rerun) + 2):
         run_root = output_dir / ("runs" if n == 1 else f"runs-rerun{n - 1}")
@@ -296,6 +306,6 @@ def run_matrix(matrix: Matrix, output_dir: Path, workers: int, rerun: int = 0, o
     return [make_cell(by_id[t], attempts[t], output_dir) for t in matrix.ids]
 
 
-def attempt_files(output_dir: Path) -> List[Path]:
+def attempt_files(output_dir: Path) -> list[Path]:
     files = list((Path(output_dir) / "attempts").glob("junit-*.xml"))
     return sorted(files, key=lambda p: int(p.stem.split("-")[1]))

@@ -62,7 +62,8 @@ def _matrix_options(p, os_id: str) -> None:
                    help="where the scenario YAML files are (repeatable; default ./scenarios)")
     p.add_argument("--output", "-o", required=True, help="output directory")
     p.add_argument("--rerun", type=int, default=0, metavar="N", help="re-run failed cells up to N times")
-    p.add_argument("--extend-timeout", type=float, default=0.0, metavar="PCT", help="extend every timeout by PCT percent")
+    p.add_argument("--extend-timeout", type=float, default=0.0, metavar="PCT",
+                   help="extend every timeout by PCT percent")
     p.add_argument("--workers", default="auto", help="pytest-xdist workers: N or auto (by memory and CPUs)")
     p.add_argument("--vm-cpus", default="auto", metavar="N|auto", help=runtime.VM_CPUS_HELP)
     p.add_argument("--mirror", help="mirror base URL or directory (default: the repository's ini value)")

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable
 
 from .errors import BootFailure, LivelabError
 from .lab import BootRequest, LabOptions, LiveBoot
@@ -33,9 +33,9 @@ def probe(req: BootRequest, opts: LabOptions, run_dir: Path, key: SessionKey, me
     t0 = time.monotonic()
     lb = LiveBoot(r, o, run_dir / f"{memory}MiB", ssh_key=key)
     try:
-        lb.start()
-        lb.machine.wait_for_ssh()
-        lb.machine.wait_for_port_token(timeout=lb.timeouts.command)
+        m = lb.start()
+        m.wait_for_ssh()
+        m.wait_for_port_token(timeout=lb.timeouts.command)
         return Probe(memory, True, "SSH up, Ignition applied", time.monotonic() - t0)
     except BootFailure as exc:
         return Probe(memory, False, str(exc).splitlines()[0], time.monotonic() - t0)
@@ -43,7 +43,7 @@ def probe(req: BootRequest, opts: LabOptions, run_dir: Path, key: SessionKey, me
         lb.close()
 
 
-def bisect(req: BootRequest, opts: LabOptions, run_dir: Path, low: int = 64, high: Optional[int] = None,
+def bisect(req: BootRequest, opts: LabOptions, run_dir: Path, low: int = 64, high: int | None = None,
            step: int = 32, log: Callable[[str], None] = print) -> dict:
     """Smallest memory in [low, high] (to ``step`` MiB) that boots; ``high`` defaults to the minimum."""
     doc = memory_minimum(req.os, req.method)
@@ -51,7 +51,7 @@ def bisect(req: BootRequest, opts: LabOptions, run_dir: Path, low: int = 64, hig
     key = SessionKey(run_dir / "ssh")
     req = dataclasses.replace(req, completion=True, ssh=True,
                               ignition=req.ignition or {"ignition": {"version": "3.3.0"}})
-    probes: List[Probe] = []
+    probes: list[Probe] = []
 
     def run(mem):
         p = probe(req, opts, run_dir, key, mem)
@@ -81,7 +81,7 @@ def bisect(req: BootRequest, opts: LabOptions, run_dir: Path, low: int = 64, hig
 
 
 def register(sub) -> None:
-    from .run_cli import add_boot_options, options_of, request_of
+    from .run_cli import add_boot_options
     p = sub.add_parser("min-ram", help="bisect the smallest memory that reaches SSH with Ignition applied")
     add_boot_options(p)
     p.add_argument("--low", type=int, default=64)

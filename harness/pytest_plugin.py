@@ -18,7 +18,6 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import List
 
 import pytest
 
@@ -31,8 +30,9 @@ from .vocab import largest_memory_minimum
 
 SESSION = pytest.StashKey["LivelabSession"]()
 SELECTION = pytest.StashKey["selection.Selection"]()
-SCENARIO_DIRS = pytest.StashKey[List[Path]]()
-ARTIFACT_FILES = ("console.log", "console-timed.log", "qemu-cmdline.txt", "config.ign", "vm.json", "timings.json", "kargs.txt", "checks.log")
+SCENARIO_DIRS = pytest.StashKey[list[Path]]()
+ARTIFACT_FILES = ("console.log", "console-timed.log", "qemu-cmdline.txt", "config.ign", "vm.json", "timings.json",
+                  "kargs.txt", "checks.log")
 
 
 def pytest_addoption(parser):
@@ -53,7 +53,8 @@ def pytest_addoption(parser):
     g.addoption("--backend", default="qemu", choices=("qemu", "libvirt"),
                 help="run VMs with QEMU directly or through libvirt (harness/vm/libvirt.py)")
     g.addoption("--libvirt-uri", default=None, metavar="URI", help="libvirt connection (default qemu:///system)")
-    g.addoption("--mirror", default=None, help="mirror base URL (or directory) for upstream artifact URLs; 'none' for upstream")
+    g.addoption("--mirror", default=None,
+                help="mirror base URL (or directory) for upstream artifact URLs; 'none' for upstream")
     g.addoption("--keyring", default=None, help="OpenPGP keyring trusted for artifact signatures")
     g.addoption("--ignition-spec-table", default=None, help="extra Ignition spec table (JSON)")
     g.addoption("--ignition-max-spec", default=None, help="newest Ignition spec the target reads (override)")
@@ -109,7 +110,7 @@ def pytest_xdist_auto_num_workers(config):
     return runtime.plan_workers(largest_memory_minimum())
 
 
-def _scenario_dirs(config) -> List[Path]:
+def _scenario_dirs(config) -> list[Path]:
     """ini livelab_scenarios (relative to the ini file) + --scenario-dir (relative to the invocation)."""
     dirs = [Path(p) for p in config.getini("livelab_scenarios")]
     dirs += [Path(config.invocation_params.dir) / d for d in config.getoption("--scenario-dir") or []]
@@ -163,23 +164,24 @@ class ScenarioFile(pytest.File):
 class ScenarioItem(pytest.Item):
     """One scenario on one configuration: boots, checks, the evidence in ``checks.log``."""
 
-    def __init__(self, *, scenario, case, **kwargs):
+    def __init__(self, *, scenario: sc.Scenario, case: tuple[str, str, str, str], **kwargs):
         super().__init__(**kwargs)
         self.scenario = scenario
-        self.case = case
+        self.case = case      # os, stream, method, firmware
 
     def runtest(self):
         factory = VMFactory(livelab_session(self.config), self)
         try:
-            for line in sc.run_case(self.scenario, *self.case, factory):
+            os_id, stream, method, firmware = self.case
+            for line in sc.run_case(self.scenario, os_id, stream, method, firmware, factory):
                 print(line)
         finally:
             factory.close()
 
-    def repr_failure(self, excinfo):
+    def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, (AssertionError, LivelabError)):
             return f"{self.name}: {excinfo.typename}: {excinfo.value}"
-        return super().repr_failure(excinfo)
+        return super().repr_failure(excinfo, style)
 
     def reportinfo(self):
         return self.path, None, f"scenario {self.scenario.name}: {self.name}"
@@ -188,7 +190,8 @@ class ScenarioItem(pytest.Item):
 def pytest_collection_modifyitems(config, items):
     chosen = config.stash[SELECTION]
     if chosen.active:
-        keep, drop = [], []
+        keep: list[pytest.Item] = []
+        drop: list[pytest.Item] = []
         for item in items:
             (keep if chosen.keeps(selection.configuration_of(item)) else drop).append(item)
         if drop:
@@ -284,7 +287,7 @@ class VMFactory:
     def __init__(self, session: LivelabSession, node):
         self.session = session
         self.node = node
-        self.boots: List[LiveBoot] = []
+        self.boots: list[LiveBoot] = []
 
     def __call__(self, boot: BootRequest, start: bool = True, name: str = "", **option_changes) -> LiveBoot:
         name = name or f"vm{len(self.boots) + 1}"
@@ -300,8 +303,9 @@ class VMFactory:
 
     def close(self) -> None:
         for lb in self.boots:
-            if self.session.keep_vms and lb.machine and lb.machine.running:
-                print(f"livelab: keeping {lb.name} (pid {lb.machine.proc.pid}), SSH port {lb.machine.spec.ssh_port}")
+            m = lb.machine
+            if self.session.keep_vms and m is not None and m.proc is not None and m.running:
+                print(f"livelab: keeping {lb.name} (pid {m.proc.pid}), SSH port {m.spec.ssh_port}")
                 continue
             lb.close()
 

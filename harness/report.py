@@ -11,9 +11,9 @@ import copy
 import json
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 from urllib.parse import quote
 
 from .vocab import CASE_ID_RE
@@ -50,14 +50,14 @@ def _unique(values) -> list:
     return out
 
 
-def summarize(cells: Sequence[dict], meta: Optional[dict] = None) -> dict:
+def summarize(cells: Sequence[dict], meta: dict | None = None) -> dict:
     """The summary.json document; ``meta`` (os, streams, methods, firmware, scenarios) defaults from the cells."""
     meta = dict(meta or {})
     derived = {"os": cells[0]["os"] if cells else None,
                "streams": _unique(c["stream"] for c in cells), "methods": _unique(c["method"] for c in cells),
                "firmware": _unique(c["firmware"] for c in cells), "scenarios": _unique(c["scenario"] for c in cells)}
     accel = next((c["timings"].get("accel") for c in cells if c.get("timings") and c["timings"].get("accel")), None)
-    doc = {"schema": SCHEMA}
+    doc: dict = {"schema": SCHEMA}
     for key in ("os", "streams", "methods", "firmware", "scenarios"):
         doc[key] = meta.get(key) or derived[key]
     doc.update({"generated": meta.get("generated") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -71,14 +71,14 @@ def load_summary(output_dir: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise LivelabError(f"{path} not found: not a matrix output directory")
+        raise LivelabError(f"{path} not found: not a matrix output directory") from None
     except ValueError as exc:
-        raise LivelabError(f"{path}: not valid JSON ({exc})")
+        raise LivelabError(f"{path}: not valid JSON ({exc})") from None
 
 
 # ---------------------------------------------------------------- timelines
 
-def segments(phases: dict) -> List[tuple]:
+def segments(phases: dict) -> list[tuple]:
     """(name, label, colour, start, end) of each phase a boot reached, in order."""
     out, t = [], float(phases.get("qemu_start") or 0.0)
     for name, label, colour, ends in PHASES:
@@ -107,7 +107,7 @@ def _tick_step(span: float) -> float:
     return 7200
 
 
-def timeline_svg(timings: dict, scale: Optional[float] = None, width: int = 860) -> str:
+def timeline_svg(timings: dict, scale: float | None = None, width: int = 860) -> str:
     """Inline SVG: one bar per boot, one coloured segment per phase, on a shared time axis."""
     boots = timings.get("boots") or []
     scale = scale or _max_time([{"timings": timings}])
@@ -119,7 +119,8 @@ def timeline_svg(timings: dict, scale: Optional[float] = None, width: int = 860)
              f'viewBox="0 0 {width} {height}" role="img" aria-label="boot timeline">']
     for i, boot in enumerate(boots):
         y = top + i * row
-        parts.append(f'<text x="4" y="{y + 15}" font-size="12" fill="#333">boot {escape(str(boot.get("boot", i + 1)))}</text>')
+        label = escape(str(boot.get("boot", i + 1)))
+        parts.append(f'<text x="4" y="{y + 15}" font-size="12" fill="#333">boot {label}</text>')
         parts.append(f'<rect x="{left}" y="{y + 2}" width="{bar_w}" height="{row - 6}" fill="#f2f2f2"/>')
         for name, label, colour, start, end in segments(boot.get("phases") or {}):
             w = max(1.0, x(end) - x(start))
@@ -136,7 +137,8 @@ def timeline_svg(timings: dict, scale: Optional[float] = None, width: int = 860)
     t = 0.0
     while t <= scale + 1e-9:
         parts.append(f'<line x1="{x(t):.1f}" y1="{axis_y}" x2="{x(t):.1f}" y2="{axis_y + 4}" stroke="#999"/>'
-                     f'<text x="{x(t):.1f}" y="{axis_y + 16}" font-size="10" fill="#555" text-anchor="middle">{t:g}s</text>')
+                     f'<text x="{x(t):.1f}" y="{axis_y + 16}" font-size="10" fill="#555" '
+                     f'text-anchor="middle">{t:g}s</text>')
         t += step
     parts.append("</svg>")
     return "".join(parts)
@@ -158,7 +160,8 @@ td.cell{min-width:9em}td.cell a{color:inherit}
 section.vm{border-left:6px solid #bbb;padding:.3em .8em;margin:1em 0;background:#fff}
 section.vm.pass{border-color:#2e7d32}section.vm.fail{border-color:#c62828}section.vm.flaky{border-color:#ef8f00}
 pre.message{background:#fff3f3;border:1px solid #e6b3b3;padding:.5em;white-space:pre-wrap;margin:.3em 0}
-.legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:1em;height:.8em;margin-right:.3em}
+.legend span{display:inline-block;margin-right:1em}
+.legend i{display:inline-block;width:1em;height:.8em;margin-right:.3em}
 .muted{color:#777}
 """
 
@@ -167,7 +170,7 @@ def _href(rel: str) -> str:
     return escape(quote(rel.replace("\\", "/")), quote=True)
 
 
-def _link(output_dir: Path, rel: Optional[str], text: str) -> str:
+def _link(output_dir: Path, rel: str | None, text: str) -> str:
     """A relative link, only when the file exists (so every href of the report resolves)."""
     if not rel or not (output_dir / rel).is_file():
         return ""
@@ -256,7 +259,7 @@ def render_html(summary: dict, output_dir: Path) -> str:
         "</body></html>\n"])
 
 
-def build_report(output_dir: Path, cells: Sequence[dict], meta: Optional[dict] = None) -> Dict[str, Path]:
+def build_report(output_dir: Path, cells: Sequence[dict], meta: dict | None = None) -> dict[str, Path]:
     """Write ``summary.json`` and ``report.html`` into ``output_dir``; return their paths."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -271,7 +274,7 @@ def build_report(output_dir: Path, cells: Sequence[dict], meta: Optional[dict] =
 
 # ---------------------------------------------------------------- junit.xml
 
-def _case_id(case: ET.Element) -> Optional[str]:
+def _case_id(case: ET.Element) -> str | None:
     """A scenario case's id: its JUnit name (``fcos.stable.pxe.bios.base``)."""
     m = CASE_ID_RE.match(case.get("name", ""))
     return m.group("id") if m else None
@@ -288,7 +291,7 @@ def _set_property(case: ET.Element, name: str, value: str) -> None:
 def merge_junit(attempt_files: Sequence[Path], cells: Sequence[dict], out: Path) -> Path:
     """One JUnit file: per cell the final attempt's testcase, with properties ``attempts``,
     ``result`` and ``flaky``; a cell pytest gave no result for gets an ``error``."""
-    final: Dict[str, ET.Element] = {}
+    final: dict[str, ET.Element] = {}
     for path in attempt_files:
         if not Path(path).is_file():
             continue
@@ -300,8 +303,10 @@ def merge_junit(attempt_files: Sequence[Path], cells: Sequence[dict], out: Path)
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total_time = 0.0
     for c in cells:
-        case = copy.deepcopy(final[c["id"]]) if c["id"] in final else None
-        if case is None:
+        found = final.get(c["id"])
+        if found is not None:
+            case = copy.deepcopy(found)
+        else:
             case = ET.Element("testcase", classname=f'scenarios.{c.get("scenario", "")}', name=c["id"], time="0")
             ET.SubElement(case, "error", message=c.get("message") or "no result")
         if c.get("run_dir") and not any(p.get("name") == "livelab_run_dir" for p in case.iter("property")):

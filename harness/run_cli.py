@@ -98,7 +98,7 @@ def _boot(args, follow: bool) -> LiveBoot:
     print(f"livelab: {req.test_id}: {req.memory_mib} MiB, {req.cpus} vCPUs, accel {lb.accel.name} ({lb.accel.reason})",
           file=sys.stderr)
     lb.prepare()
-    print(f"livelab: artifacts {lb.release.version} verified; run dir {run_dir}", file=sys.stderr)
+    print(f"livelab: artifacts {lb.require_release().version} verified; run dir {run_dir}", file=sys.stderr)
     lb.start()
     if follow:
         _follow(lb)
@@ -107,13 +107,14 @@ def _boot(args, follow: bool) -> LiveBoot:
 
 def _follow(lb: LiveBoot) -> None:
     """Show the console live: what was printed so far, then every new chunk."""
-    sys.stdout.write(lb.machine.tap.last_lines(200) + "\n")
+    tap = lb.require_machine().tap
+    sys.stdout.write(tap.last_lines(200) + "\n")
 
     def echo(data: str) -> None:
         sys.stdout.write(data)
         sys.stdout.flush()
 
-    lb.machine.tap.listeners.append(echo)
+    tap.listeners.append(echo)
 
 
 def cmd_boot(args) -> int:
@@ -122,7 +123,7 @@ def cmd_boot(args) -> int:
 
 def _keep(lb: LiveBoot) -> int:
     """Keep a booted VM until Ctrl-C or ``livelab down``, printing the SSH command once it answers."""
-    m = lb.machine
+    m = lb.require_machine()
     state = runtime.state_dir() / "cli-vms"
     state.mkdir(exist_ok=True)
     rec = state / f"{os.getpid()}.json"
@@ -130,12 +131,12 @@ def _keep(lb: LiveBoot) -> int:
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
     try:
-        if lb.req.ssh:
+        if lb.req.ssh and lb.ssh_key is not None:
             m.wait_for_ssh()
             print(f"\nlivelab: SSH ready: ssh -i {lb.ssh_key.path} -p {m.spec.ssh_port} -o StrictHostKeyChecking=no "
                   f"-o UserKnownHostsFile=/dev/null core@127.0.0.1", file=sys.stderr)
         print("livelab: Ctrl-C or `livelab down` powers it off", file=sys.stderr)
-        while not stop["now"] and m.running:
+        while not stop["now"] and m.running and m.console is not None:
             m.console.drain(0.5)
     except KeyboardInterrupt:
         pass
@@ -163,7 +164,7 @@ def cmd_down(args) -> int:
 
 def check_ignition(lb: LiveBoot) -> list:
     """What `livelab check` verifies on a booted VM; returns lines of evidence."""
-    m = lb.machine
+    m = lb.require_machine()
     out = []
     user = m.succeed("id -un").strip()
     out.append(f"SSH as {user} with the session key (written by Ignition)")
@@ -182,12 +183,12 @@ def check_ignition(lb: LiveBoot) -> list:
 def cmd_check(args) -> int:
     lb = _boot(args, follow=False)
     try:
-        m = lb.machine
+        m = lb.require_machine()
         m.wait_for_ssh()
         for line in check_ignition(lb):
             print(f"  ok  {line}")
         m.write_timings()
-        phases = lb.machine.boots[-1]["phases"]
+        phases = m.boots[-1]["phases"]
         print(f"livelab: {lb.req.test_id} passed; phases (s): " +
               ", ".join(f"{k} {v}" for k, v in sorted(phases.items(), key=lambda kv: kv[1])))
     finally:

@@ -13,9 +13,8 @@ import os
 import signal
 import socket
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Optional
 
 from filelock import FileLock
 
@@ -29,7 +28,7 @@ def state_dir() -> Path:
     return path
 
 
-def _proc_start_time(pid: int) -> Optional[str]:
+def _proc_start_time(pid: int) -> str | None:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[19]
@@ -37,7 +36,7 @@ def _proc_start_time(pid: int) -> Optional[str]:
         return None
 
 
-def pid_alive(pid: int, start_time: Optional[str] = None) -> bool:
+def pid_alive(pid: int, start_time: str | None = None) -> bool:
     now = _proc_start_time(pid)
     if now is None:
         return False
@@ -76,15 +75,13 @@ def register_vm(qemu_pid: int, name: str, run_dir: Path) -> Path:
 
 
 def unregister_vm(qemu_pid: int) -> None:
-    try:
+    with suppress(FileNotFoundError):
         (state_dir() / "vms" / f"{qemu_pid}.json").unlink()
-    except FileNotFoundError:
-        pass
 
 
 def reap_stale(log=print) -> list:
     """Kill VMs whose owning process is gone; return the names reaped."""
-    reaped = []
+    reaped: list[str] = []
     vms = state_dir() / "vms"
     if not vms.is_dir():
         return reaped
@@ -125,7 +122,7 @@ def host_resources() -> tuple:
 DEFAULT_VM_CPUS = 2
 
 
-def plan_workers(largest_vm_mib: int, mem_available: Optional[int] = None, cpus: Optional[int] = None) -> int:
+def plan_workers(largest_vm_mib: int, mem_available: int | None = None, cpus: int | None = None) -> int:
     """How many VMs this host boots at once: one per core, as many as memory holds.
 
     max(1, min(CPUs, (MemAvailable - headroom) // (largest VM + QEMU overhead))).  The Admission
@@ -151,7 +148,7 @@ def enclosing_workers() -> int:
         return 1
 
 
-def auto_vm_cpus(workers: int = 1, cpus: Optional[int] = None) -> int:
+def auto_vm_cpus(workers: int = 1, cpus: int | None = None) -> int:
     """vCPUs per VM when ``workers`` VMs (times the enclosing xdist workers) boot at once: the
     host's cores shared among them, at least 1 and at most DEFAULT_VM_CPUS.  TCG runs a host
     thread per vCPU, so more vCPUs than cores only slows every guest down."""
@@ -187,7 +184,7 @@ class Admission:
     OVERHEAD_MIB = 256
     HEADROOM_MIB = 2048
 
-    def __init__(self, total_mem_mib: Optional[int] = None, cpus: Optional[int] = None):
+    def __init__(self, total_mem_mib: int | None = None, cpus: int | None = None):
         self.path = state_dir() / "admission.json"
         self.lock = FileLock(str(self.path) + ".lock")
         if total_mem_mib is None:

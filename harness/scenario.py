@@ -33,7 +33,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
 
 import yaml
 
@@ -56,14 +55,14 @@ _BOOT_KEYS = {"how", "checks", "add_kargs", "remove_kargs", "expect_failure"}
 class Check:
     kind: str                     # ssh | console | console_cmd | port
     text: str
-    expect: Optional[str] = None  # port: answers | refused | dropped
-    send: Optional[str] = None    # port: what to send (default an HTTP GET)
-    status: Optional[int] = 0
-    output: Optional[str] = None
-    not_output: Optional[str] = None
-    name: Optional[str] = None
-    timeout: Optional[float] = None
-    only: Optional[str] = None    # run only on this OS / method (e.g. fcos, iso)
+    expect: str | None = None  # port: answers | refused | dropped
+    send: str | None = None    # port: what to send (default an HTTP GET)
+    status: int | None = 0
+    output: str | None = None
+    not_output: str | None = None
+    name: str | None = None
+    timeout: float | None = None
+    only: str | None = None    # run only on this OS / method (e.g. fcos, iso)
 
     def applies_to(self, req) -> bool:
         return self.only is None or self.only in (req.os, req.method, req.firmware)
@@ -75,10 +74,10 @@ class Check:
 @dataclass
 class Boot:
     how: str = "start"
-    checks: List[Check] = field(default_factory=list)
-    add_kargs: List[str] = field(default_factory=list)
-    remove_kargs: List[str] = field(default_factory=list)
-    expect_failure: Optional[str] = None   # this boot must fail fast with this reason (e.g. "Ignition failed")
+    checks: list[Check] = field(default_factory=list)
+    add_kargs: list[str] = field(default_factory=list)
+    remove_kargs: list[str] = field(default_factory=list)
+    expect_failure: str | None = None   # this boot must fail fast with this reason (e.g. "Ignition failed")
 
 
 @dataclass
@@ -86,23 +85,23 @@ class Scenario:
     name: str
     path: Path
     description: str
-    butane: Dict[str, Optional[str]]
-    applies: Dict[str, List[str]]
-    boots: List[Boot]
-    memory: Optional[int] = None
-    cpus: Optional[int] = None
-    disks: List[dict] = field(default_factory=list)
-    ci: List[str] = field(default_factory=list)
+    butane: dict[str, str | None]
+    applies: dict[str, list[str]]
+    boots: list[Boot]
+    memory: int | None = None
+    cpus: int | None = None
+    disks: list[dict] = field(default_factory=list)
+    ci: list[str] = field(default_factory=list)
     completion: bool = True
     user_config: bool = True
-    kargs: List[str] = field(default_factory=list)
-    first_boot_kargs: List[str] = field(default_factory=list)
+    kargs: list[str] = field(default_factory=list)
+    first_boot_kargs: list[str] = field(default_factory=list)
     slow: bool = False
-    oem_config: Optional[str] = None
+    oem_config: str | None = None
     below_minimum: bool = False
-    forwards: List[int] = field(default_factory=list)
+    forwards: list[int] = field(default_factory=list)
 
-    def cases(self, streams: Optional[Dict[str, List[str]]] = None) -> List[tuple]:
+    def cases(self, streams: dict[str, list[str]] | None = None) -> list[tuple]:
         """(test id, os, stream, method, firmware) for every cell this scenario applies to.
 
         ``streams`` (os -> streams) is where a scenario that names no stream runs (pytest
@@ -158,7 +157,7 @@ def _check(path: Path, where: str, raw) -> Check:
             try:
                 re.compile(raw[key])
             except re.error as exc:
-                raise _err(path, f"{where}.{key}: not a regular expression: {exc}")
+                raise _err(path, f"{where}.{key}: not a regular expression: {exc}") from None
     if kind == "port":
         if not isinstance(raw["port"], int) or not 0 < raw["port"] < 65536:
             raise _err(path, f"{where}.port: a guest TCP port number")
@@ -178,7 +177,7 @@ def load(path: Path) -> Scenario:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise _err(path, f"not valid YAML: {' '.join(str(exc).split())}")
+        raise _err(path, f"not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise _err(path, "a scenario is a YAML mapping")
     unknown = set(data) - _KEYS
@@ -209,8 +208,8 @@ def load(path: Path) -> Scenario:
             raise _err(path, f"boots[{i}].how: expected reboot, reset or power-cycle")
         if (raw.get("add_kargs") or raw.get("remove_kargs")) and how != "power-cycle":
             raise _err(path, f"boots[{i}]: changing kernel arguments needs how: power-cycle")
-        boots.append(Boot(how, [_check(path, f"boots[{i}].checks[{j}]", c) for j, c in enumerate(raw.get("checks") or [])],
-                          list(raw.get("add_kargs") or []), list(raw.get("remove_kargs") or []),
+        checks = [_check(path, f"boots[{i}].checks[{j}]", c) for j, c in enumerate(raw.get("checks") or [])]
+        boots.append(Boot(how, checks, list(raw.get("add_kargs") or []), list(raw.get("remove_kargs") or []),
                           raw.get("expect_failure")))
     scenario = Scenario(name=path.stem, path=path, description=data.get("description", ""), butane=butane,
                         applies=applies, boots=boots, memory=data.get("memory"), cpus=data.get("cpus"),
@@ -226,7 +225,7 @@ def load(path: Path) -> Scenario:
     return scenario
 
 
-def load_all(directory) -> List[Scenario]:
+def load_all(directory) -> list[Scenario]:
     """Every scenario (``*.yaml``) of ``directory``; LivelabError on the first bad one."""
     directory = Path(directory)
     if not directory.is_dir():
@@ -274,7 +273,7 @@ def wait_ready(lb) -> None:
         m.wait_for_port_token()
 
 
-def run_case(scenario: Scenario, os_id: str, stream: str, method: str, firmware: str, boot_vm) -> List[str]:
+def run_case(scenario: Scenario, os_id: str, stream: str, method: str, firmware: str, boot_vm) -> list[str]:
     """One case of a scenario, as pytest runs it: boot with ``boot_vm`` (the ``live_vm`` factory),
     run every boot and check, and check the guest has the memory asked for; returns the evidence."""
     req = scenario.request(os_id, stream, method, firmware)
@@ -282,17 +281,16 @@ def run_case(scenario: Scenario, os_id: str, stream: str, method: str, firmware:
     log = run_scenario(scenario, lb)
     # the evidence is kept with the VM's artifacts (every scenario has checks)
     assert log and (Path(lb.run_dir) / "checks.log").read_text().splitlines() == log
-    m = lb.machine
+    m = lb.require_machine()
     if lb.config and req.ssh and m.running and m.ssh is not None and not scenario.boots[-1].expect_failure:
         # the memory asked for (the documented minimum by default) is what the guest has
-        total = m.memory_total_mib()
-        assert 0.85 * req.memory_mib <= total <= req.memory_mib, \
-            f"the guest has {total} MiB, asked for {req.memory_mib} MiB"
-        log.append(f"memory: the guest has {total} MiB of the {req.memory_mib} MiB asked for")
+        total, asked = m.memory_total_mib(), lb.memory_mib
+        assert 0.85 * asked <= total <= asked, f"the guest has {total} MiB, asked for {asked} MiB"
+        log.append(f"memory: the guest has {total} MiB of the {asked} MiB asked for")
     return log
 
 
-def run_scenario(scenario: Scenario, lb) -> List[str]:
+def run_scenario(scenario: Scenario, lb) -> list[str]:
     """Boot ``lb`` through every boot of the scenario, running its checks; returns the evidence."""
     log = []
     record = Path(lb.run_dir) / "checks.log"       # kept with the VM's other artifacts, as it goes

@@ -8,17 +8,18 @@ one configuration and is always kept.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
 
 from .errors import LivelabError
 from .vocab import FCOS_STREAMS, FIRMWARES, FLATCAR_CHANNELS, OSES
 
-_ID_RE = re.compile(r"(?<![\w-])(?P<os>fcos|flatcar)\.(?P<stream>[a-z]+)\.(?P<method>[a-z-]+)\.(?P<firmware>bios|uefi)\b")
+_ID_RE = re.compile(r"(?<![\w-])(?P<os>fcos|flatcar)\.(?P<stream>[a-z]+)\.(?P<method>[a-z-]+)\."
+                    r"(?P<firmware>bios|uefi)\b")
 
 
-def _values(option: Optional[Sequence[str]], known: Sequence[str], what: str) -> List[str]:
-    out: List[str] = []
+def _values(option: Sequence[str] | None, known: Sequence[str], what: str) -> list[str]:
+    out: list[str] = []
     for raw in option or []:
         for v in str(raw).split(","):
             v = v.strip()
@@ -33,13 +34,13 @@ def _values(option: Optional[Sequence[str]], known: Sequence[str], what: str) ->
 
 @dataclass(frozen=True)
 class Selection:
-    oses: List[str] = field(default_factory=list)
-    streams: List[str] = field(default_factory=list)      # FCOS
-    channels: List[str] = field(default_factory=list)     # Flatcar
-    firmware: List[str] = field(default_factory=list)
+    oses: list[str] = field(default_factory=list)
+    streams: list[str] = field(default_factory=list)      # FCOS
+    channels: list[str] = field(default_factory=list)     # Flatcar
+    firmware: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_options(cls, oses=None, streams=None, channels=None, firmware=None) -> "Selection":
+    def from_options(cls, oses=None, streams=None, channels=None, firmware=None) -> Selection:
         return cls(_values(oses, OSES, "os"), _values(streams, FCOS_STREAMS, "stream"),
                    _values(channels, FLATCAR_CHANNELS, "channel"), _values(firmware, FIRMWARES, "firmware"))
 
@@ -47,7 +48,7 @@ class Selection:
     def active(self) -> bool:
         return bool(self.oses or self.streams or self.channels or self.firmware)
 
-    def streams_for_unpinned(self) -> Dict[str, List[str]]:
+    def streams_for_unpinned(self) -> dict[str, list[str]]:
         """Streams / channels for scenarios that name none (instead of each OS's first)."""
         out = {}
         if self.streams:
@@ -56,7 +57,7 @@ class Selection:
             out["flatcar"] = list(self.channels)
         return out
 
-    def keeps(self, conf: Optional[Dict[str, str]]) -> bool:
+    def keeps(self, conf: dict[str, str] | None) -> bool:
         if not self.active or not conf:
             return True
         os_id = conf.get("os")
@@ -78,10 +79,10 @@ _PARAMS = {"os": "os", "os_id": "os", "stream": "stream", "channel": "stream", "
            "firmware": "firmware"}
 
 
-def configuration_of(item) -> Optional[Dict[str, str]]:
+def configuration_of(item) -> dict[str, str] | None:
     """The configuration a pytest item boots: its ``livelab`` marker and parametrized arguments
     (``os``/``os_id``, ``stream``/``channel``, ``method``, ``firmware``), else an id in its name."""
-    conf: Dict[str, str] = {}
+    conf: dict[str, str] = {}
     mark = item.get_closest_marker("livelab")
     if mark is not None:
         conf = {k: v for k, v in mark.kwargs.items() if k in _KEYS and v}

@@ -14,7 +14,6 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, Optional, Union
 from urllib.parse import unquote, urlsplit
 
 GUEST_HTTP_IP = "10.0.2.100"
@@ -37,13 +36,14 @@ def relay_command(port: int) -> str:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    server: _Server
     server_version = "livelab"
     protocol_version = "HTTP/1.1"
 
     def log_message(self, fmt, *args):  # requests are recorded, not printed
         pass
 
-    def _target(self) -> Optional[Union[Path, bytes]]:
+    def _target(self) -> Path | bytes | None:
         path = unquote(urlsplit(self.path).path).lstrip("/")
         return self.server.lookup(path)
 
@@ -63,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
             size, f = len(target), None
         else:
             try:
-                f = open(target, "rb")
+                f = open(target, "rb")  # noqa: SIM115 -- closed in the finally below, after streaming
             except OSError:
                 self.send_error(HTTPStatus.NOT_FOUND)
                 return
@@ -101,6 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
             if head or not length:
                 return
             if f is None:
+                assert isinstance(target, bytes)   # only a file path is opened
                 self.wfile.write(target[start:end + 1])
             else:
                 try:
@@ -122,7 +123,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, owner: "HttpServer"):
+    def __init__(self, owner: HttpServer):
         self.owner = owner
         super().__init__(("127.0.0.1", 0), _Handler)
 
@@ -142,8 +143,8 @@ class HttpServer:
     """
 
     def __init__(self):
-        self.routes: Dict[str, Union[Path, bytes]] = {}
-        self.dirs: Dict[str, Path] = {}
+        self.routes: dict[str, Path | bytes] = {}
+        self.dirs: dict[str, Path] = {}
         self.requests: list = []
         self.lock = threading.Lock()
         self._server = _Server(self)
@@ -156,7 +157,7 @@ class HttpServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def publish(self, path: str, content: Union[Path, bytes, str]) -> str:
+    def publish(self, path: str, content: Path | bytes | str) -> str:
         if isinstance(content, str):
             content = content.encode()
         self.routes[path.lstrip("/")] = content

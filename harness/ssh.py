@@ -8,18 +8,18 @@
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import socket
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import paramiko
-from filelock import FileLock
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from filelock import FileLock
 
 from .errors import BootFailure
 
@@ -53,7 +53,7 @@ class SessionKey:
 
 
 class _PinPerBoot(paramiko.MissingHostKeyPolicy):
-    def __init__(self, owner: "SSH"):
+    def __init__(self, owner: SSH):
         self.owner = owner
 
     def missing_host_key(self, client, hostname, key):
@@ -75,7 +75,7 @@ class SSH:
 
     def __init__(self, host: str, port: int, key: SessionKey, user: str = "core", name: str = "vm"):
         self.host, self.port, self.key, self.user, self.name = host, port, key, user, name
-        self.client: Optional[paramiko.SSHClient] = None
+        self.client: paramiko.SSHClient | None = None
         self.pinned_host_key = None
 
     # ------------------------------------------------------------------ connection
@@ -84,13 +84,15 @@ class SSH:
         self.close()
         self.pinned_host_key = None
 
-    def _connect(self, timeout: float, banner_timeout: Optional[float] = None) -> paramiko.SSHClient:
+    def _connect(self, timeout: float, banner_timeout: float | None = None) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(_PinPerBoot(self))
         client.connect(self.host, port=self.port, username=self.user, pkey=self.key.pkey,
                        timeout=timeout, banner_timeout=banner_timeout or timeout, auth_timeout=timeout,
                        allow_agent=False, look_for_keys=False)
-        client.get_transport().set_keepalive(15)
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(15)
         return client
 
     def wait(self, timeout: float, check: Callable[[], None] = lambda: None) -> float:
@@ -107,13 +109,13 @@ class SSH:
             check()
             result: dict = {}
 
-            def attempt():
+            def attempt(result=result, banner=banner):   # this turn's values, bound now
                 try:
                     # QEMU's user net accepts the TCP connection before sshd listens: a short
                     # banner wait, retried often, notices sshd within a second of its start
                     result["client"] = self._connect(timeout=min(15.0, max(1.0, deadline - time.monotonic())),
                                                      banner_timeout=banner)
-                except (paramiko.SSHException, socket.error, EOFError) as exc:
+                except (OSError, paramiko.SSHException, EOFError) as exc:
                     result["error"] = f"{type(exc).__name__}: {exc}"
 
             worker = threading.Thread(target=attempt, name=f"ssh-wait-{self.name}", daemon=True)
@@ -141,7 +143,8 @@ class SSH:
                 banner = min(banner * 1.5, 4.0)   # a loaded host may answer slowly: wait longer
 
     def _client(self) -> paramiko.SSHClient:
-        if self.client is None or not self.client.get_transport() or not self.client.get_transport().is_active():
+        transport = self.client.get_transport() if self.client is not None else None
+        if self.client is None or transport is None or not transport.is_active():
             self.client = self._connect(timeout=30)
         return self.client
 
@@ -167,7 +170,8 @@ class SSH:
         """Run a command that must fail; return its stdout + stderr."""
         status, out, err = self.run(command, timeout)
         if status == 0:
-            raise CommandFailed(f"{self.name}: `{command}` succeeded but was expected to fail\nstdout: {out.strip()[-2000:]}")
+            raise CommandFailed(f"{self.name}: `{command}` succeeded but was expected to fail\n"
+                                f"stdout: {out.strip()[-2000:]}")
         return out + err
 
     def get(self, remote: str, local: Path) -> None:
@@ -184,8 +188,6 @@ class SSH:
 
     def close(self) -> None:
         if self.client is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.client.close()
-            except Exception:
-                pass
             self.client = None

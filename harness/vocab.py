@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 from .errors import LivelabError
 
@@ -105,14 +104,14 @@ class TestId:
     stream: str
     method: str
     firmware: str
-    scenario: Optional[str] = None
+    scenario: str | None = None
 
     def __str__(self) -> str:
         base = f"{self.os}.{self.stream}.{self.method}.{self.firmware}"
         return f"{base}.{self.scenario}" if self.scenario else base
 
     @classmethod
-    def parse(cls, text: str) -> "TestId":
+    def parse(cls, text: str) -> TestId:
         m = _ID_RE.match(text.strip())
         if not m:
             raise LivelabError(

@@ -21,11 +21,11 @@ output and renamed into place only when complete.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import gzip
 import hashlib
 import json
-import lzma
 import os
 import shutil
 import stat
@@ -192,17 +192,15 @@ def host_apt_mirrors() -> list[str]:
     security = "http://deb.debian.org/debian-security"
     texts = []
     for p in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
-        try:
+        with contextlib.suppress(OSError):
             texts.append(p.read_text())
-        except OSError:
-            pass
     for text in texts:
         for line in text.splitlines():
             words = line.replace("[", " [").split()
             uris = []
             if line.startswith("URIs:"):
                 uris = words[1:]
-            elif line.startswith("deb ") and not "[" in line:
+            elif line.startswith("deb ") and "[" not in line:
                 uris = words[1:2]
             for uri in uris:
                 if uri.rstrip("/").endswith("/debian-security"):
@@ -230,8 +228,11 @@ def mmdebstrap_cmd(target: Path) -> list[str]:
         cmd.append(f"--dpkgopt=path-exclude={pat}")
     # The kernel's postinst would run a generic dracut (a minute of work) that we throw away:
     # a dummy dracut first in dpkg's PATH skips it.
-    cmd.append("--essential-hook=mkdir -p \"$1/usr/local/sbin\" && printf '#!/bin/sh\\nexit 0\\n' > \"$1/usr/local/sbin/dracut\" && chmod 755 \"$1/usr/local/sbin/dracut\"")
-    cmd.append("--customize-hook=rm -f \"$1/usr/local/sbin/dracut\" \"$1\"/boot/initrd.img-* && rm -rf \"$1\"/var/cache/apt/* \"$1\"/var/lib/apt/lists/*")
+    cmd.append("--essential-hook=mkdir -p \"$1/usr/local/sbin\" && "
+               "printf '#!/bin/sh\\nexit 0\\n' > \"$1/usr/local/sbin/dracut\" && "
+               "chmod 755 \"$1/usr/local/sbin/dracut\"")
+    cmd.append("--customize-hook=rm -f \"$1/usr/local/sbin/dracut\" \"$1\"/boot/initrd.img-* && "
+               "rm -rf \"$1\"/var/cache/apt/* \"$1\"/var/lib/apt/lists/*")
     cmd += ["bookworm", str(target)]
     cmd += host_apt_mirrors()
     return cmd
@@ -451,7 +452,8 @@ class Builder:
                 "drivers/input/touchscreen", "drivers/input/misc", "drivers/input/joystick",
                 "drivers/input/tablet", "drivers/gnss", "drivers/comedi", "drivers/fpga", "drivers/spi",
                 "drivers/i2c", "drivers/edac", "drivers/xen", "drivers/hv", "drivers/target",
-                "arch/x86/kvm", "drivers/scsi/lpfc", "drivers/scsi/qla2xxx", "drivers/scsi/qla4xxx", "drivers/scsi/mpt3sas",
+                "arch/x86/kvm", "drivers/scsi/lpfc", "drivers/scsi/qla2xxx", "drivers/scsi/qla4xxx",
+                "drivers/scsi/mpt3sas",
                 "drivers/scsi/megaraid", "drivers/scsi/bfa", "drivers/scsi/be2iscsi", "drivers/scsi/aacraid",
                 "drivers/scsi/smartpqi", "drivers/scsi/qedf", "drivers/scsi/qedi", "drivers/scsi/bnx2fc",
                 "drivers/scsi/bnx2i", "drivers/scsi/cxgbi", "drivers/scsi/fnic", "drivers/scsi/pm8001",
@@ -557,7 +559,8 @@ class Builder:
         # Flatcar PXE image: gzip members: the dracut cpio, then flavour files + root squashfs
         # (stored, not deflated: the squashfs is already compressed) -- usable as the only initrd.
         with open(w / "flatcar_production_pxe_image.cpio.gz", "wb") as f:
-            with open(w / "initrd.cpio", "rb") as src, gzip.GzipFile(fileobj=f, mode="wb", compresslevel=4, mtime=0) as gz:
+            with open(w / "initrd.cpio", "rb") as src, gzip.GzipFile(fileobj=f, mode="wb", compresslevel=4,
+                                                                     mtime=0) as gz:
                 shutil.copyfileobj(src, gz, 1 << 20)
             with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=0, mtime=0) as gz:
                 c = NewcWriter(gz)
@@ -611,8 +614,6 @@ class Builder:
         (tree / "images/ignition.img").write_bytes(b"\0" * IGNITION_AREA)
         os.link(w / "efiboot.img", tree / "images/efiboot.img")
         os.link(w / "BOOTX64.EFI", tree / "EFI/BOOT/BOOTX64.EFI")
-        for f in ["isolinux.bin", "isohdpfx.bin"]:
-            pass
         shutil.copy("/usr/lib/ISOLINUX/isolinux.bin", tree / "isolinux/isolinux.bin")
         shutil.copy("/usr/lib/syslinux/modules/bios/ldlinux.c32", tree / "isolinux/ldlinux.c32")
         area = kargs + "\n"
@@ -656,7 +657,7 @@ class Builder:
     def isos(self) -> dict[str, Path]:
         self.progress.start("iso: live ISOs (isolinux + GRUB EFI, isohybrid)")
         out = {}
-        for stream, versions in FCOS_STREAMS.items():
+        for _stream, versions in FCOS_STREAMS.items():
             for v in versions:
                 out[v] = self.iso(v)
         self.info.setdefault("sizes", {})["live.iso"] = next(iter(out.values())).stat().st_size
@@ -676,7 +677,7 @@ class Builder:
         self.gpg("--export", "--output", str(self.stage / "keyring.gpg"))
         self.gpg("--armor", "--export", "--output", str(self.stage / "keyring.asc"))
         fpr = self.gpg("--with-colons", "--list-keys", capture=True).decode()
-        self.info["signing_key"] = next(l.split(":")[9] for l in fpr.splitlines() if l.startswith("fpr:"))
+        self.info["signing_key"] = next(line.split(":")[9] for line in fpr.splitlines() if line.startswith("fpr:"))
         self._sigs: dict[tuple[str, str], Path] = {}
 
     def sign(self, path: Path, suffix: str = ".sig", clearsign: bool = False) -> Path:
@@ -723,7 +724,8 @@ class Builder:
             for v in versions:
                 old = v < "42.20250410.3.1"
                 names = {
-                    "kernel": f"fedora-coreos-{v}-live-kernel-x86_64" if old else f"fedora-coreos-{v}-live-kernel.x86_64",
+                    "kernel": (f"fedora-coreos-{v}-live-kernel-x86_64" if old
+                               else f"fedora-coreos-{v}-live-kernel.x86_64"),
                     "initramfs": f"fedora-coreos-{v}-live-initramfs.x86_64.img",
                     "rootfs": f"fedora-coreos-{v}-live-rootfs.x86_64.img",
                     "iso": f"fedora-coreos-{v}-live.x86_64.iso" if old else f"fedora-coreos-{v}-live-iso.x86_64.iso",
@@ -820,8 +822,9 @@ class Builder:
         if prev.exists():
             try:
                 old = json.loads(prev.read_text())
-                self.info["history"] = (old.get("history", []) + [
-                    {k: old.get(k) for k in ("recipe_key", "build_seconds", "base_cache_hit", "built_at")}])[-10:]
+                self.info["history"] = ([*old.get("history", []),
+                                         {k: old.get(k) for k in ("recipe_key", "build_seconds", "base_cache_hit",
+                                                                  "built_at")}])[-10:]
             except (OSError, ValueError):
                 pass
         shutil.copy(self.log, st / "build.log")

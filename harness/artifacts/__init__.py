@@ -6,7 +6,7 @@
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional
+from collections.abc import Iterable
 
 from ..errors import LivelabError
 from ..vocab import check_os, check_stream
@@ -17,12 +17,12 @@ from . import verify as _verify
 from .mirror import normalize_mirror
 from .model import Artifact, LocalArtifact, Release
 
-__all__ = ["resolve", "fetch", "Artifact", "Release", "LocalArtifact"]
+__all__ = ["Artifact", "LocalArtifact", "Release", "fetch", "resolve"]
 
 
-def resolve(os_id: str, stream: str, arch: str = "x86_64", version: Optional[str] = None,
-            mirror: Optional[str] = None, metadata: Optional[str] = None, *, cache_dir=None,
-            offline: bool = False, timeout: Optional[float] = None) -> Release:
+def resolve(os_id: str, stream: str, arch: str = "x86_64", version: str | None = None,
+            mirror: str | None = None, metadata: str | None = None, *, cache_dir=None,
+            offline: bool = False, timeout: float | None = None) -> Release:
     """Resolve a release (latest of ``stream`` unless ``version``) to its artifacts.
 
     ``metadata``: path or URL of a stream JSON (fcos) / version.txt (flatcar) to use instead of
@@ -36,10 +36,10 @@ def resolve(os_id: str, stream: str, arch: str = "x86_64", version: Optional[str
                        cache_dir=cache_dir, offline=offline, timeout=timeout)
 
 
-def fetch(rel: Release, kinds: Optional[Iterable[str]] = None, keyring=None, insecure: bool = False,
-          offline: bool = False, cache_dir=None, progress: Optional[bool] = None, *,
-          timeout: Optional[float] = None, retries: Optional[int] = None,
-          backoff: Optional[float] = None) -> Dict[str, LocalArtifact]:
+def fetch(rel: Release, kinds: Iterable[str] | None = None, keyring=None, insecure: bool = False,
+          offline: bool = False, cache_dir=None, progress: bool | None = None, *,
+          timeout: float | None = None, retries: int | None = None,
+          backoff: float | None = None) -> dict[str, LocalArtifact]:
     """Download (or find in the cache) and verify artifacts of ``rel``; {kind: LocalArtifact}.
 
     Each file is checked against the digests of the metadata and its detached signature

@@ -14,18 +14,18 @@ run trusts the record when size and mtime_ns still match (no re-hash, no HTTP).
 """
 from __future__ import annotations
 
-import json
 import errno
+import json
 import os
 import queue
-import threading
 import re
 import shutil
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Literal, overload
 
 import filelock
 import platformdirs
@@ -89,9 +89,21 @@ def _with_retries(fn, retries: int, backoff: float):
 
 # ------------------------------------------------------------------ metadata
 
-def get_metadata(upstream_url: str, mirror: Optional[str] = None, *, cache_dir=None, offline: bool = False,
+@overload
+def get_metadata(upstream_url: str, mirror: str | None = None, *, cache_dir=None, offline: bool = False,
+                 timeout=None, immutable: bool = False, optional: Literal[False] = False,
+                 retries: int | None = None, backoff: float | None = None) -> bytes: ...
+
+
+@overload
+def get_metadata(upstream_url: str, mirror: str | None = None, *, cache_dir=None, offline: bool = False,
                  timeout=None, immutable: bool = False, optional: bool = False,
-                 retries: Optional[int] = None, backoff: Optional[float] = None) -> Optional[bytes]:
+                 retries: int | None = None, backoff: float | None = None) -> bytes | None: ...
+
+
+def get_metadata(upstream_url: str, mirror: str | None = None, *, cache_dir=None, offline: bool = False,
+                 timeout=None, immutable: bool = False, optional: bool = False,
+                 retries: int | None = None, backoff: float | None = None) -> bytes | None:
     """Fetch a small metadata file (stream JSON, releases.json, version.txt, DIGESTS) via the mirror.
 
     A copy is kept in the cache under the same key; offline runs use only that copy.  Mutable
@@ -119,7 +131,7 @@ def get_metadata(upstream_url: str, mirror: Optional[str] = None, *, cache_dir=N
     return data
 
 
-def read_source(source: str, mirror: Optional[str] = None, timeout=None) -> bytes:
+def read_source(source: str, mirror: str | None = None, timeout=None) -> bytes:
     """Read an explicit ``--metadata`` file path or URL (upstream URLs go through the mirror)."""
     if re.match(r"^[a-z]+://", source):
         try:
@@ -139,14 +151,14 @@ def record_path(final: Path) -> Path:
     return final.with_name(final.name + RECORD_SUFFIX)
 
 
-def load_record(final: Path) -> Optional[dict]:
+def load_record(final: Path) -> dict | None:
     try:
         return json.loads(record_path(final).read_text())
     except (OSError, ValueError):
         return None
 
 
-def _write_record(final: Path, art: Artifact, digests: Dict[str, str], signers: List[str],
+def _write_record(final: Path, art: Artifact, digests: dict[str, str], signers: list[str],
                   keyring, insecure: bool, meta: dict) -> dict:
     st = final.stat()
     rec = {
@@ -160,7 +172,7 @@ def _write_record(final: Path, art: Artifact, digests: Dict[str, str], signers: 
     return rec
 
 
-def _record_ok(rec: Optional[dict], final: Path, art: Artifact, keyring, insecure: bool) -> str:
+def _record_ok(rec: dict | None, final: Path, art: Artifact, keyring, insecure: bool) -> str:
     """'' when the record can be trusted as is, else why not ('stat', 'digest', 'signature')."""
     if not rec:
         return "stat"
@@ -174,9 +186,8 @@ def _record_ok(rec: Optional[dict], final: Path, art: Artifact, keyring, insecur
     for algo, want in art.digests.items():
         if have.get(algo, "").lower() != want.lower():
             return "digest"
-    if not insecure:
-        if rec.get("insecure") or not set(rec.get("verified_with") or ()) & set(keyring.fingerprints):
-            return "signature"
+    if not insecure and (rec.get("insecure") or not set(rec.get("verified_with") or ()) & set(keyring.fingerprints)):
+        return "signature"
     return ""
 
 
@@ -189,21 +200,27 @@ def _local(art: Artifact, final: Path, rec: dict, downloaded: bool) -> LocalArti
 # ------------------------------------------------------------------ download
 
 class _Progress:
-    def __init__(self, name: str, total: Optional[int], enabled: Optional[bool]):
+    def __init__(self, name: str, total: int | None, enabled: bool | None):
         self.bar = None
         if enabled is None:
             enabled = sys.stderr.isatty() and (total or 0) >= PROGRESS_MIN_BYTES
         if enabled:
             from rich.console import Console
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                       TimeRemainingColumn, TransferSpeedColumn)
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                                 TransferSpeedColumn(), TimeRemainingColumn(),
                                 console=Console(file=sys.stderr), transient=True)
             self.bar.start()
             self.task = self.bar.add_task(name, total=total)
 
-    def set(self, done: int, total: Optional[int]) -> None:
+    def set(self, done: int, total: int | None) -> None:
         if self.bar:
             self.bar.update(self.task, completed=done, total=total)
 
@@ -220,7 +237,7 @@ class _HashPipe:
         self._queues = []
         self._threads = []
         for h in hashers.values():
-            q: "queue.Queue" = queue.Queue(maxsize=16)
+            q: queue.Queue = queue.Queue(maxsize=16)
             t = threading.Thread(target=self._run, args=(h, q), daemon=True)
             t.start()
             self._queues.append(q)
@@ -304,8 +321,8 @@ def _fetch_signature(art: Artifact, sig_path: Path, timeout: float, retries: int
 
 
 def fetch_artifact(art: Artifact, *, root: Path, keyring=None, insecure: bool = False, offline: bool = False,
-                   timeout=None, retries: Optional[int] = None, backoff: Optional[float] = None, progress=None,
-                   meta: Optional[dict] = None) -> LocalArtifact:
+                   timeout=None, retries: int | None = None, backoff: float | None = None, progress=None,
+                   meta: dict | None = None) -> LocalArtifact:
     """Return the verified local copy of ``art``, downloading it if needed."""
     meta = meta or {}
     retries = DEFAULT_RETRIES if retries is None else retries
@@ -325,9 +342,9 @@ def fetch_artifact(art: Artifact, *, root: Path, keyring=None, insecure: bool = 
         if final.exists():
             rec = load_record(final)
             why = _record_ok(rec, final, art, keyring, insecure)
-            if not why:
+            if not why and rec is not None:
                 return _local(art, final, rec, downloaded=False)
-            if why == "signature":
+            if why == "signature" and rec is not None:
                 digests = dict(rec["digests"])
             else:   # re-hash: the file changed on disk or the record is missing/old
                 digests = {a: h.hexdigest() for a, h in _verify.hash_file(final, algos).items()}
@@ -404,10 +421,10 @@ def _version_key(v: str):
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.+-]", v))
 
 
-def scan(cache_dir=None) -> List[dict]:
+def scan(cache_dir=None) -> list[dict]:
     """Version groups in the cache: os, stream, version, dir, files (verified), size, newest mtime."""
     root = cache_root(cache_dir)
-    groups: Dict[str, dict] = {}
+    groups: dict[str, dict] = {}
     for dirpath, _dirs, files in os.walk(root):
         rel = Path(dirpath).relative_to(root)
         parts = rel.parts
@@ -442,18 +459,18 @@ def scan(cache_dir=None) -> List[dict]:
     return sorted(groups.values(), key=lambda g: (g["os"], g["stream"], _version_key(g["version"])))
 
 
-def prune(cache_dir=None, keep: Optional[int] = None, older_than_days: Optional[float] = None) -> List[str]:
+def prune(cache_dir=None, keep: int | None = None, older_than_days: float | None = None) -> list[str]:
     """Remove all but the newest ``keep`` versions per os/stream and/or versions whose newest file
     is older than ``older_than_days``; always remove stale ``.part``/``.lock`` files (ones no
     process holds).  Returns the removed paths."""
     if keep is not None and keep < 0:
         raise LivelabError("--keep must be 0 or more")
     root = cache_root(cache_dir)
-    removed: List[str] = []
+    removed: list[str] = []
     groups = scan(root)
-    doomed = set()
+    doomed: set[str] = set()
     if keep is not None:
-        by_stream: Dict[tuple, list] = {}
+        by_stream: dict[tuple, list] = {}
         for g in groups:
             by_stream.setdefault((g["os"], g["stream"]), []).append(g)
         for gs in by_stream.values():
@@ -480,7 +497,7 @@ def prune(cache_dir=None, keep: Optional[int] = None, older_than_days: Optional[
     return removed
 
 
-def _lock_free(lock_path: Path, also: Optional[Path] = None) -> bool:
+def _lock_free(lock_path: Path, also: Path | None = None) -> bool:
     """True (and the lock file, plus ``also``, removed) when no process holds ``lock_path``."""
     lock = filelock.FileLock(str(lock_path), timeout=0)
     try:

@@ -1,7 +1,6 @@
 """``livelab artifacts resolve|fetch|ls|prune``."""
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
@@ -16,8 +15,9 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="artifacts_verb", metavar="SUBVERB")
     sub.required = True
 
-    for name, helptext, func in (("resolve", "print the artifacts of a release (kind, URL, signature, digest)", cmd_resolve),
-                                 ("fetch", "download and verify artifacts into the cache; print local paths", cmd_fetch)):
+    for name, helptext, func in (
+            ("resolve", "print the artifacts of a release (kind, URL, signature, digest)", cmd_resolve),
+            ("fetch", "download and verify artifacts into the cache; print local paths", cmd_fetch)):
         sp = sub.add_parser(name, help=helptext)
         sp.add_argument("os", choices=OSES)
         g = sp.add_mutually_exclusive_group()
@@ -28,16 +28,19 @@ def register(subparsers) -> None:
         sp.add_argument("--metadata", metavar="FILE_OR_URL",
                         help="stream JSON (fcos) / version.txt (flatcar) to use instead of downloading it")
         sp.add_argument("--mirror", metavar="URL", help="mirror base (http://, https://, file:// or a directory)")
-        sp.add_argument("--keyring", metavar="FILE", help="OpenPGP keyring (.asc or binary) to trust instead of the bundled one")
+        sp.add_argument("--keyring", metavar="FILE",
+                        help="OpenPGP keyring (.asc or binary) to trust instead of the bundled one")
         sp.add_argument("--cache-dir", help="artifact cache (default: $LIVELAB_CACHE_DIR or the user cache dir)")
         sp.add_argument("--offline", action="store_true", help="use only what is in the cache")
         sp.add_argument("--timeout", type=float, help="network read timeout in seconds (default 30)")
-        sp.add_argument("--ignition-spec-table", metavar="FILE", help="JSON {os: {version: max spec}} overriding the bundled table")
+        sp.add_argument("--ignition-spec-table", metavar="FILE",
+                        help="JSON {os: {version: max spec}} overriding the bundled table")
         sp.add_argument("--ignition-max-spec", metavar="SPEC", help="override the max Ignition config spec")
         sp.add_argument("--json", action="store_true", help="print JSON")
         if name == "fetch":
             sp.add_argument("--insecure", action="store_true", help="do not check signatures (digests still checked)")
-            sp.add_argument("--kinds", help="comma-separated kinds (fcos: kernel,initramfs,rootfs,iso; flatcar: kernel,initramfs)")
+            sp.add_argument("--kinds", help="comma-separated kinds "
+                                            "(fcos: kernel,initramfs,rootfs,iso; flatcar: kernel,initramfs)")
             sp.add_argument("--no-progress", action="store_true")
         sp.set_defaults(func=func)
 

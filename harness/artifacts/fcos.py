@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import posixpath
 import urllib.parse
-from typing import Dict, Optional, Tuple
 
 from ..errors import LivelabError
 from ..vocab import check_stream
@@ -34,7 +33,8 @@ def _load_json(data: bytes, source: str) -> dict:
     try:
         doc = json.loads(data)
     except ValueError as exc:
-        raise LivelabError(f"{source} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        where = f"{exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise LivelabError(f"{source} is not valid JSON ({where})") from None
     if not isinstance(doc, dict):
         raise LivelabError(f"{source} is not a JSON object")
     return doc
@@ -61,7 +61,7 @@ def _obj(value, what: str, source: str) -> dict:
     return value
 
 
-def _entries(formats, release: str, source: str) -> Dict[str, dict]:
+def _entries(formats, release: str, source: str) -> dict[str, dict]:
     if not isinstance(formats, dict):
         raise LivelabError(f"{source}: no metal artifacts")
     out = {}
@@ -78,7 +78,7 @@ def _entries(formats, release: str, source: str) -> Dict[str, dict]:
     return out
 
 
-def parse_stream(doc: dict, arch: str, source: str = "stream metadata") -> Tuple[str, Dict[str, dict]]:
+def parse_stream(doc: dict, arch: str, source: str = "stream metadata") -> tuple[str, dict[str, dict]]:
     """(release version, {kind: {location, signature, sha256}}) from a stream JSON document."""
     metal = _obj(_arch(doc, arch, source).get("artifacts"), "artifacts", source).get("metal")
     if not isinstance(metal, dict) or not metal.get("release"):
@@ -86,7 +86,7 @@ def parse_stream(doc: dict, arch: str, source: str = "stream metadata") -> Tuple
     return metal["release"], _entries(metal.get("formats"), metal["release"], source)
 
 
-def parse_release(doc: dict, arch: str, source: str = "release.json") -> Tuple[str, Dict[str, dict]]:
+def parse_release(doc: dict, arch: str, source: str = "release.json") -> tuple[str, dict[str, dict]]:
     """Same from a per-release ``release.json`` (``media``/``artifacts`` instead of ``artifacts``/``formats``)."""
     release = doc.get("release")
     if not release:
@@ -111,7 +111,7 @@ def find_in_index(doc: dict, version: str, stream: str, source: str = "releases.
     raise LivelabError(f"FCOS {stream} has no release {version} in {source} (latest: {latest})")
 
 
-def _artifact(kind: str, ent: dict, mirror: Optional[str]) -> Artifact:
+def _artifact(kind: str, ent: dict, mirror: str | None) -> Artifact:
     loc = ent["location"]
     sig = ent.get("signature") or loc + ".sig"
     filename = posixpath.basename(urllib.parse.urlsplit(loc).path)
@@ -121,15 +121,15 @@ def _artifact(kind: str, ent: dict, mirror: Optional[str]) -> Artifact:
                     digests_source="stream metadata" if digests else None)
 
 
-def build_release(stream: str, arch: str, version: str, entries: Dict[str, dict], mirror: Optional[str],
+def build_release(stream: str, arch: str, version: str, entries: dict[str, dict], mirror: str | None,
                   source: str) -> Release:
     arts = {k: _artifact(k, e, mirror) for k, e in entries.items()}
     return Release(os="fcos", stream=stream, version=version, arch=arch, artifacts=arts, mirror=mirror,
                    metadata_source=source)
 
 
-def resolve(stream: str, arch: str = "x86_64", version: Optional[str] = None, mirror: Optional[str] = None,
-            metadata: Optional[str] = None, *, cache_dir=None, offline: bool = False, timeout=None) -> Release:
+def resolve(stream: str, arch: str = "x86_64", version: str | None = None, mirror: str | None = None,
+            metadata: str | None = None, *, cache_dir=None, offline: bool = False, timeout=None) -> Release:
     check_stream("fcos", stream)
     if metadata:
         data, source = _cache.read_source(metadata, mirror, timeout), metadata

@@ -7,7 +7,6 @@ is downloaded, so cache entries and reports always name a real version.
 from __future__ import annotations
 
 import re
-from typing import Dict, Optional
 
 from ..errors import LivelabError
 from ..vocab import check_stream
@@ -35,7 +34,7 @@ def check_version(version: str, source: str = "--version") -> str:
 
 def parse_version_txt(text: str, source: str = "version.txt") -> str:
     """FLATCAR_VERSION (else FLATCAR_VERSION_ID) from a shell-style version.txt."""
-    values: Dict[str, str] = {}
+    values: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
@@ -55,8 +54,8 @@ def parse_version_txt(text: str, source: str = "version.txt") -> str:
     return version
 
 
-def resolve(channel: str, arch: str = "x86_64", version: Optional[str] = None, mirror: Optional[str] = None,
-            metadata: Optional[str] = None, *, cache_dir=None, offline: bool = False, timeout=None) -> Release:
+def resolve(channel: str, arch: str = "x86_64", version: str | None = None, mirror: str | None = None,
+            metadata: str | None = None, *, cache_dir=None, offline: bool = False, timeout=None) -> Release:
     """``metadata``: a version.txt path/URL to use instead of ``current/version.txt``."""
     check_stream("flatcar", channel)
     base = base_url(channel, arch)

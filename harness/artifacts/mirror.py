@@ -11,15 +11,15 @@ error: nothing is ever fetched upstream behind the user's back.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
+import http.client
 import os
 import re
 import socket
-import http.client
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Optional
 
 from ..errors import LivelabError
 from ..vocab import FLATCAR_CHANNELS
@@ -34,7 +34,7 @@ USER_AGENT = "livelab-artifacts/0.1"
 class NetError(LivelabError):
     """A network failure; ``retryable`` for 5xx, connection errors, stalls and short reads."""
 
-    def __init__(self, message: str, status: Optional[int] = None, retryable: bool = False):
+    def __init__(self, message: str, status: int | None = None, retryable: bool = False):
         super().__init__(message)
         self.status = status
         self.retryable = retryable
@@ -59,7 +59,7 @@ def cache_key(upstream_url: str) -> str:
     return key
 
 
-def normalize_mirror(mirror: Optional[str]) -> Optional[str]:
+def normalize_mirror(mirror: str | None) -> str | None:
     """Accept http(s)://, file:// or a local directory path; return a URL without trailing slash."""
     if not mirror:
         return None
@@ -71,7 +71,7 @@ def normalize_mirror(mirror: Optional[str]) -> Optional[str]:
     raise LivelabError(f"unsupported mirror {mirror!r}: expected http://, https://, file:// or a directory")
 
 
-def map_url(url: str, mirror: Optional[str]) -> str:
+def map_url(url: str, mirror: str | None) -> str:
     """Map an upstream URL onto the mirror (identity without a mirror)."""
     mirror = normalize_mirror(mirror)
     if mirror is None:
@@ -86,7 +86,7 @@ def map_url(url: str, mirror: Optional[str]) -> str:
 class Response:
     """A streaming body: ``status`` (200/206), ``length`` (bytes still to come, or None), ``read(n)``."""
 
-    def __init__(self, url: str, fp, status: int, length: Optional[int], offset: int, total: Optional[int],
+    def __init__(self, url: str, fp, status: int, length: int | None, offset: int, total: int | None,
                  timeout: float):
         self.url, self._fp, self.status, self.length = url, fp, status, length
         self.offset, self.total, self.timeout = offset, total, timeout
@@ -102,10 +102,8 @@ class Response:
                            retryable=True) from None
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self._fp.close()
-        except Exception:
-            pass
 
     def __enter__(self):
         return self
@@ -138,7 +136,7 @@ def open_url(url: str, offset: int = 0, timeout: float = DEFAULT_TIMEOUT) -> Res
     if parts.scheme == "file":
         path = urllib.request.url2pathname(parts.path)
         try:
-            fp = open(path, "rb")
+            fp = open(path, "rb")  # noqa: SIM115 -- returned open: the caller streams and closes it
         except FileNotFoundError:
             raise NetError(f"{url}: not found (no such file)", status=404) from None
         except OSError as exc:

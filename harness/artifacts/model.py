@@ -1,8 +1,7 @@
 """Plain data types of the artifacts subsystem (no I/O here)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, asdict
-from typing import Dict, List, Optional
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass
@@ -16,13 +15,13 @@ class Artifact:
     kind: str
     url: str
     upstream_url: str
-    signature_url: Optional[str]
-    digests: Dict[str, str] = field(default_factory=dict)
+    signature_url: str | None
+    digests: dict[str, str] = field(default_factory=dict)
     filename: str = ""
-    upstream_signature_url: Optional[str] = None
-    digests_source: Optional[str] = None   # where the digests came from (stream JSON, DIGESTS URL…)
+    upstream_signature_url: str | None = None
+    digests_source: str | None = None   # where the digests came from (stream JSON, DIGESTS URL…)
 
-    def digest_strings(self) -> List[str]:
+    def digest_strings(self) -> list[str]:
         return [f"{algo}:{hexd}" for algo, hexd in sorted(self.digests.items())]
 
     def to_dict(self) -> dict:
@@ -35,9 +34,9 @@ class Release:
     stream: str
     version: str
     arch: str
-    artifacts: Dict[str, Artifact]
-    mirror: Optional[str] = None
-    metadata_source: Optional[str] = None   # the stream JSON / release.json / version.txt used
+    artifacts: dict[str, Artifact]
+    mirror: str | None = None
+    metadata_source: str | None = None   # the stream JSON / release.json / version.txt used
 
     def to_dict(self) -> dict:
         return {
@@ -52,8 +51,8 @@ class LocalArtifact:
     """A verified file in the cache."""
     kind: str
     path: str
-    digests: Dict[str, str]
-    verified_with: List[str]          # primary-key fingerprints that made a good signature
+    digests: dict[str, str]
+    verified_with: list[str]          # primary-key fingerprints that made a good signature
     insecure: bool = False            # True when the signature was not checked (insecure=True)
     url: str = ""
     upstream_url: str = ""

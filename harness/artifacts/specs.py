@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Optional, Tuple, Union
 
 import yaml
 
@@ -21,14 +20,14 @@ TABLE_PATH = Path(__file__).resolve().parent.parent / "data" / "ignition-specs.y
 _SPEC_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(-experimental)?$")
 
 
-def parse_spec(spec: str) -> Tuple[int, int, int, bool]:
+def parse_spec(spec: str) -> tuple[int, int, int, bool]:
     m = _SPEC_RE.match(str(spec).strip())
     if not m:
         raise LivelabError(f"bad Ignition config spec {spec!r}: expected e.g. 3.3.0 or 3.4.0-experimental")
     return int(m.group(1)), int(m.group(2)), int(m.group(3)), bool(m.group(4))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_table(path: str = str(TABLE_PATH)) -> dict:
     try:
         return yaml.safe_load(Path(path).read_text())
@@ -82,13 +81,13 @@ def _row(os_id: str, version: str) -> dict:
     raise LivelabError(f"no Ignition spec data for {os_id} {version}")
 
 
-def ignition_version(os_id: str, version: str) -> Optional[str]:
+def ignition_version(os_id: str, version: str) -> str | None:
     """The (possibly approximate) Ignition version of the bundled table, or None if unknown."""
     check_os(os_id)
     return _row(os_id, version).get("ignition")
 
 
-def _bundled(os_id: str, version: str) -> Tuple[str, Optional[str]]:
+def _bundled(os_id: str, version: str) -> tuple[str, str | None]:
     row = _row(os_id, version)
     if row.get("max_spec"):
         return row["max_spec"], row.get("experimental")
@@ -96,7 +95,7 @@ def _bundled(os_id: str, version: str) -> Tuple[str, Optional[str]]:
     return ign["max_spec"], ign.get("experimental")
 
 
-def max_spec(os_id: str, version: str, table_override=None, max_override: Optional[str] = None) -> str:
+def max_spec(os_id: str, version: str, table_override=None, max_override: str | None = None) -> str:
     """The newest stable Ignition config spec that ``os_id`` ``version`` reads."""
     check_os(os_id)
     if max_override:
@@ -108,7 +107,7 @@ def max_spec(os_id: str, version: str, table_override=None, max_override: Option
     return _bundled(os_id, version)[0]
 
 
-def reads(os_id: str, version: str, spec: str, table_override=None, max_override: Optional[str] = None) -> bool:
+def reads(os_id: str, version: str, spec: str, table_override=None, max_override: str | None = None) -> bool:
     """True when ``os_id`` ``version`` reads config spec ``spec`` (experimental specs: exact match)."""
     want = parse_spec(spec)
     top = max_spec(os_id, version, table_override, max_override)

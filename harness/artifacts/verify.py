@@ -16,9 +16,9 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 from ..errors import LivelabError
 
@@ -62,7 +62,8 @@ def load_keyring(source, cache_dir=None) -> Keyring:
     except OSError as exc:
         raise LivelabError(f"cannot read keyring {source}: {exc.strerror or exc}") from None
     digest = hashlib.sha256(data).hexdigest()
-    out_dir = Path(cache_dir) / "keyrings" if cache_dir else Path(tempfile.gettempdir()) / f"livelab-keyrings-{os.getuid()}"
+    out_dir = (Path(cache_dir) / "keyrings" if cache_dir
+               else Path(tempfile.gettempdir()) / f"livelab-keyrings-{os.getuid()}")
     out_dir.mkdir(parents=True, exist_ok=True)
     gpg_path, meta_path = out_dir / f"{digest}.gpg", out_dir / f"{digest}.json"
     if gpg_path.exists() and meta_path.exists():
@@ -112,7 +113,7 @@ class SignatureError(LivelabError):
     pass
 
 
-def gpgv_verify(data_path, sig_path, keyring: Keyring, name: Optional[str] = None) -> List[str]:
+def gpgv_verify(data_path, sig_path, keyring: Keyring, name: str | None = None) -> list[str]:
     """Check a detached signature with gpgv; return the primary fingerprints of good signers.
 
     Raises SignatureError (one line naming the file) on a bad signature, an unknown key or any
@@ -150,11 +151,11 @@ def gpgv_verify(data_path, sig_path, keyring: Keyring, name: Optional[str] = Non
 
 # ------------------------------------------------------------------ digests
 
-def new_hashers(algos) -> Dict[str, "hashlib._Hash"]:
+def new_hashers(algos) -> dict[str, hashlib._Hash]:
     return {a: hashlib.new(a) for a in algos}
 
 
-def hash_file(path, algos=("sha256",), hashers=None, limit: Optional[int] = None) -> Dict[str, "hashlib._Hash"]:
+def hash_file(path, algos=("sha256",), hashers=None, limit: int | None = None) -> dict[str, hashlib._Hash]:
     """Feed (the first ``limit`` bytes of) ``path`` into hashers (new ones unless given)."""
     hashers = hashers if hashers is not None else new_hashers(algos)
     left = limit
@@ -170,7 +171,7 @@ def hash_file(path, algos=("sha256",), hashers=None, limit: Optional[int] = None
     return hashers
 
 
-def check_digests(name: str, expected: Dict[str, str], got: Dict[str, str], source: str = "") -> None:
+def check_digests(name: str, expected: dict[str, str], got: dict[str, str], source: str = "") -> None:
     for algo, want in expected.items():
         have = got.get(algo)
         if have is not None and have.lower() != want.lower():
@@ -182,13 +183,13 @@ def check_digests(name: str, expected: Dict[str, str], got: Dict[str, str], sour
 _DIGEST_HEADER = re.compile(r"^#\s*(\w+)\s+HASH\s*$", re.I)
 
 
-def parse_digests(text: str, filename: Optional[str] = None, source: str = "DIGESTS") -> Dict[str, str]:
+def parse_digests(text: str, filename: str | None = None, source: str = "DIGESTS") -> dict[str, str]:
     """Parse a Flatcar ``.DIGESTS`` file (``# SHA512 HASH`` blocks of ``<hex>  <name>``).
 
     Returns {algo: hex} for ``filename`` (or for the single file listed).  Only sha512 is used
     by callers, but md5/sha1 are returned too.  Malformed content raises LivelabError.
     """
-    out: Dict[str, str] = {}
+    out: dict[str, str] = {}
     algo = None
     lengths = {"md5": 32, "sha1": 40, "sha256": 64, "sha512": 128}
     for lineno, raw in enumerate(text.splitlines(), 1):

@@ -17,8 +17,8 @@ import io
 import lzma
 import stat
 import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence, Tuple, Union
 
 from ..errors import LivelabError
 
@@ -31,7 +31,7 @@ _FIELDS = ("ino", "mode", "uid", "gid", "nlink", "mtime", "filesize",
 XZ_MAGIC = b"\xfd7zXZ\x00"
 GZIP_MAGIC = b"\x1f\x8b"
 
-Member = Tuple[str, bytes, int]
+Member = tuple[str, bytes, int]
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def newc_archive(members: Sequence[Member], *, mtime: int = 0) -> bytes:
     return out.getvalue()
 
 
-def with_parent_dirs(files: Union[Mapping[str, bytes], Iterable[Tuple[str, bytes]]], *,
+def with_parent_dirs(files: Mapping[str, bytes] | Iterable[tuple[str, bytes]], *,
                      file_mode: int = 0o100644, dir_mode: int = 0o040755) -> list:
     """Members for ``files`` (name -> data) with every parent directory listed first."""
     items = list(files.items()) if isinstance(files, Mapping) else list(files)
@@ -214,7 +214,7 @@ def ignition_initrd(config: bytes) -> bytes:
     return xz_crc32(newc_archive([("config.ign", bytes(config), 0o100600)]))
 
 
-def oem_initrd(files: Union[Mapping[str, bytes], Iterable[Tuple[str, bytes]]]) -> bytes:
+def oem_initrd(files: Mapping[str, bytes] | Iterable[tuple[str, bytes]]) -> bytes:
     """gzip newc cpio for Flatcar OEM files, e.g. ``{"usr/share/oem/config.ign": data}``.
 
     Parent directories are added with mode 040755, files get 0100644 (pass

@@ -21,11 +21,11 @@ Flatcar (booting-with-ipxe docs)::
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 
 def fcos_script(stream: str, version: str, base_url: str, kernel: str, initramfs: str,
-                kargs: Sequence[str], rootfs: Optional[str] = None, config_url: Optional[str] = None) -> str:
+                kargs: Sequence[str], rootfs: str | None = None, config_url: str | None = None) -> str:
     """``base_url`` ends at ``.../prod/streams``; file names come from the stream metadata."""
     lines = ["#!ipxe", "", f"set STREAM {stream}", f"set VERSION {version}"]
     args = ["initrd=main"]

@@ -26,9 +26,10 @@ import os
 import re
 import shutil
 import struct
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, NamedTuple, Optional, Sequence, Union
+from typing import NamedTuple, Union
 
 from ..errors import LivelabError
 from . import initrd as _initrd
@@ -69,8 +70,9 @@ def _u32(b: bytes, off: int) -> int:
 class ISO9660:
     """Minimal read-only ISO9660 directory reader (primary volume, Rock Ridge NM names)."""
 
-    def __init__(self, source, size: Optional[int] = None):
+    def __init__(self, source, size: int | None = None):
         """``source``: a path (opened for each read) or an open binary file object."""
+        self._path: Path | None
         if isinstance(source, (str, os.PathLike)):
             self._path, self._f = Path(source), None
         else:
@@ -107,6 +109,7 @@ class ISO9660:
 
     def _read(self, offset: int, length: int) -> bytes:
         if self._f is None:
+            assert self._path is not None   # one of the two is always set
             with open(self._path, "rb") as f:
                 f.seek(offset)
                 return f.read(length)
@@ -119,7 +122,7 @@ class ISO9660:
         start = 33 + name_len + (1 - name_len % 2)
         return rec[start:]
 
-    def _rr_name(self, rec: bytes) -> Optional[str]:
+    def _rr_name(self, rec: bytes) -> str | None:
         su = self._system_use(rec)[self._susp_skip:]
         parts: list = []
         found = False
@@ -182,7 +185,7 @@ class ISO9660:
         self._cache[key] = out
         return out
 
-    def lookup(self, path: str) -> Optional[IsoEntry]:
+    def lookup(self, path: str) -> IsoEntry | None:
         """Find ``path`` (``/``-separated, leading ``/`` optional, case-insensitive)."""
         entry = self.root
         for comp in [c for c in path.strip("/").split("/") if c]:
@@ -212,7 +215,7 @@ class KargsArea(NamedTuple):
     length: int
     pad: str = DEFAULT_PAD
     end: str = DEFAULT_END
-    file: Optional[str] = None  # ISO path, or None for a legacy coreKarg area
+    file: str | None = None  # ISO path, or None for a legacy coreKarg area
 
 
 def _parse_kargs_area(raw: bytes, area: KargsArea) -> str:
@@ -251,10 +254,7 @@ def modify_kargs(base: str, append: Iterable[str] = (), delete: Iterable[str] = 
         d = d.strip()
         if not d:
             continue
-        if "=" in d:
-            keep = [a for a in args if a != d]
-        else:
-            keep = [a for a in args if a != d and not a.startswith(d + "=")]
+        keep = [a for a in args if a != d] if "=" in d else [a for a in args if a != d and not a.startswith(d + "=")]
         if len(keep) == len(args):
             raise LivelabError(f"cannot delete kernel argument {d!r}: not present in {' '.join(args)!r}")
         args = keep
@@ -293,7 +293,7 @@ def _split_replace(r) -> tuple:
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(-experimental)?$")
 
 
-def load_ignition(data: Union[bytes, str, dict], source: str = "Ignition config") -> dict:
+def load_ignition(data: bytes | str | dict, source: str = "Ignition config") -> dict:
     """Parse and sanity-check an Ignition config (JSON object with ``ignition.version`` 3.x)."""
     if isinstance(data, dict):
         cfg = data
@@ -306,8 +306,10 @@ def load_ignition(data: Union[bytes, str, dict], source: str = "Ignition config"
         try:
             cfg = json.loads(data)
         except json.JSONDecodeError as exc:
-            hint = " (a Butane YAML file? translate it first with `livelab butane`)" if not data.lstrip().startswith("{") else ""
-            raise LivelabError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}{hint}") from None
+            hint = ("" if data.lstrip().startswith("{")
+                    else " (a Butane YAML file? translate it first with `livelab butane`)")
+            raise LivelabError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} "
+                               f"column {exc.colno}{hint}") from None
     if not isinstance(cfg, dict):
         raise LivelabError(f"{source}: an Ignition config must be a JSON object")
     ign = cfg.get("ignition")
@@ -324,10 +326,12 @@ def load_ignition(data: Union[bytes, str, dict], source: str = "Ignition config"
 
 def _version_key(v: str) -> tuple:
     m = _VERSION_RE.match(v)
+    if m is None:
+        raise LivelabError(f"Ignition version {v!r}: expected X.Y.Z[-experimental]")
     return (int(m.group(1)), int(m.group(2)), int(m.group(3)), 0 if m.group(4) else 1)
 
 
-def merge_ignition(configs: Sequence[Union[bytes, str, dict]]) -> bytes:
+def merge_ignition(configs: Sequence[bytes | str | dict]) -> bytes:
     """One config: returned verbatim (bytes).  Several: a parent config whose
     ``ignition.config.merge`` lists each as a ``data:`` URL, with the highest version."""
     if not configs:
@@ -381,18 +385,18 @@ class LiveISO:
     ``KargsArea``); ``default_kargs`` (str or None); ``volume_id``; ``sources``.
     """
 
-    def __init__(self, path: Union[str, Path]):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.is_file():
             raise LivelabError(f"ISO image not found: {self.path}")
         self.size = self.path.stat().st_size
         self.sources: list = []
-        self.ignition_area: Optional[tuple] = None
+        self.ignition_area: tuple | None = None
         self.ignition_areas: list = []
         self.kargs_areas: list = []
-        self.default_kargs: Optional[str] = None
-        self.legacy_ignition_area: Optional[tuple] = None
-        self.legacy_kargs: Optional[dict] = None
+        self.default_kargs: str | None = None
+        self.legacy_ignition_area: tuple | None = None
+        self.legacy_kargs: dict | None = None
         with open(self.path, "rb") as f:
             self.fs = ISO9660(self.path, self.size)
             self.volume_id = self.fs.volume_id
@@ -406,7 +410,7 @@ class LiveISO:
         if offset < 0 or length <= 0 or offset + length > self.size:
             raise LivelabError(f"{self.path}: {what} ({offset}+{length}) lies outside the image ({self.size} bytes)")
 
-    def _json_file(self, path: str) -> Optional[dict]:
+    def _json_file(self, path: str) -> dict | None:
         entry = self.fs.lookup(path)
         if entry is None or entry.is_dir:
             return None
@@ -492,7 +496,8 @@ class LiveISO:
             if length == 0 or length > _MAX_KARGS_AREA:
                 raise LivelabError(f"{self.path}: bad coreKarg area length {length}")
             if size is not None and size != length:
-                raise LivelabError(f"{self.path}: coreos/kargs.json size {size} disagrees with coreKarg length {length}")
+                raise LivelabError(f"{self.path}: coreos/kargs.json size {size} disagrees with "
+                                   f"coreKarg length {length}")
             self._check_range("coreKarg default area", default_off, length)
             f.seek(default_off)
             legacy_default = _parse_kargs_area(f.read(length), KargsArea(default_off, length))
@@ -525,7 +530,7 @@ class LiveISO:
         """Every ``(offset, length)`` this module may write."""
         return sorted(set(self.ignition_areas) | {(a.offset, a.length) for a in self.kargs_areas})
 
-    def current_kargs(self) -> Optional[str]:
+    def current_kargs(self) -> str | None:
         """Kernel arguments now in the areas (None if the ISO has no kargs areas)."""
         if not self.kargs_areas:
             return None
@@ -534,7 +539,7 @@ class LiveISO:
             raise LivelabError(f"{self.path}: kernel-argument embed areas disagree: {sorted(values)!r}")
         return values.pop()
 
-    def embedded_initrd(self) -> Optional[bytes]:
+    def embedded_initrd(self) -> bytes | None:
         """Raw (compressed) archive in the Ignition area, without the zero padding; None if empty."""
         if self.ignition_area is None:
             return None
@@ -543,13 +548,13 @@ class LiveISO:
             return None
         return raw.rstrip(b"\0") if raw.startswith(_initrd.GZIP_MAGIC) else raw
 
-    def embedded_ignition_bytes(self) -> Optional[bytes]:
+    def embedded_ignition_bytes(self) -> bytes | None:
         blob = self.embedded_initrd()
         if blob is None:
             return None
         return _initrd.extract_member(blob, "config.ign")
 
-    def embedded_ignition(self) -> Optional[dict]:
+    def embedded_ignition(self) -> dict | None:
         """The embedded ``config.ign`` parsed as JSON, or None when the area is empty."""
         data = self.embedded_ignition_bytes()
         if data is None:
@@ -576,8 +581,8 @@ class LiveISO:
 
     # ---- writing
     @classmethod
-    def customize(cls, src: Union[str, Path], dst: Union[str, Path, None] = None,
-                  ignition: Union[IgnitionInput, Sequence] = None, karg_append: Iterable[str] = (),
+    def customize(cls, src: str | Path, dst: str | Path | None = None,
+                  ignition: IgnitionInput | Sequence = None, karg_append: Iterable[str] = (),
                   karg_delete: Iterable[str] = (), karg_replace: Iterable = (), force: bool = False) -> Path:
         """Write ``ignition`` and modified kargs into a copy ``dst`` of ``src`` (in place if
         ``dst`` is None or the same file).
@@ -596,7 +601,7 @@ class LiveISO:
         if ignition is not None:
             if not iso.ignition_areas:
                 raise LivelabError(f"{iso.path} has no Ignition embed area")
-            configs = list(ignition) if isinstance(ignition, (list, tuple)) else [ignition]
+            configs: list = list(ignition) if isinstance(ignition, (list, tuple)) else [ignition]
             config = merge_ignition(configs)
             payload = _initrd.ignition_initrd(config)
             room = min(length for _off, length in iso.ignition_areas)
@@ -612,12 +617,12 @@ class LiveISO:
         return iso._apply(dst, writes)
 
     @classmethod
-    def reset(cls, src: Union[str, Path], dst: Union[str, Path, None] = None) -> Path:
+    def reset(cls, src: str | Path, dst: str | Path | None = None) -> Path:
         """Empty the Ignition area(s) and restore default kargs (in ``dst``, or in place)."""
         iso = cls(src)
         return iso._apply(dst, iso._plan(None, iso.default_kargs))
 
-    def _plan(self, payload: Optional[bytes], kargs: Optional[str]) -> list:
+    def _plan(self, payload: bytes | None, kargs: str | None) -> list:
         writes = []
         for off, length in self.ignition_areas:
             data = payload or b""
@@ -627,7 +632,7 @@ class LiveISO:
                 writes.append((a.offset, _format_kargs_area(kargs, a)))
         return writes
 
-    def _apply(self, dst: Union[str, Path, None], writes: list) -> Path:
+    def _apply(self, dst: str | Path | None, writes: list) -> Path:
         src = self.path
         if dst is None or (Path(dst).exists() and Path(dst).resolve() == src.resolve()):
             target = src
@@ -689,12 +694,12 @@ class LiveISO:
         return "\n".join(lines)
 
 
-def ignition_wrap(config: Union[bytes, str, dict, Sequence], out: Union[str, Path, None] = None) -> bytes:
+def ignition_wrap(config: bytes | str | dict | Sequence, out: str | Path | None = None) -> bytes:
     """``pxe ignition wrap``: xz(CRC32) newc cpio with ``config.ign`` at the root.
 
     Validates (and, for several configs, merges) first; writes to ``out`` if given.
     """
-    configs = list(config) if isinstance(config, (list, tuple)) else [config]
+    configs: list = list(config) if isinstance(config, (list, tuple)) else [config]
     blob = _initrd.ignition_initrd(merge_ignition(configs))
     if out is not None:
         out = Path(out)

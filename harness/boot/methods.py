@@ -18,10 +18,8 @@ method             what the VM does
 """
 from __future__ import annotations
 
-import os
 import posixpath
 from pathlib import Path
-from typing import List
 
 from ..errors import LivelabError
 from ..serve import guest_url
@@ -35,11 +33,12 @@ def _name(lab, kind: str) -> str:
     return posixpath.basename(lab.paths[kind])
 
 
-def _oem_initrd(lab) -> List[str]:
+def _oem_initrd(lab) -> list[str]:
     """Flatcar: an extra initrd holding /usr/share/oem/config.ign (as the Flatcar docs build it)."""
     if lab.req.oem_config is None:
         return []
     import json
+
     from .initrd import oem_initrd
     path = lab.run_dir / "oem.cpio.gz"
     path.write_bytes(oem_initrd({"usr/share/oem/config.ign": json.dumps(lab.req.oem_config).encode()}))
@@ -47,7 +46,7 @@ def _oem_initrd(lab) -> List[str]:
     return ["oem.cpio.gz"]
 
 
-def prepare(lab, kargs: List[str]) -> None:
+def prepare(lab, kargs: list[str]) -> None:
     """Write the boot media for the next boot of ``lab.machine`` with kernel arguments ``kargs``."""
     method, fw, spec = lab.req.method, lab.req.firmware, lab.machine.spec
     (lab.run_dir / "kargs.txt").write_text(" ".join(kargs) + "\n")
@@ -88,7 +87,7 @@ def prepare(lab, kargs: List[str]) -> None:
     raise LivelabError(f"unknown boot method {method!r}")
 
 
-def boot_script(lab, kargs: List[str], oem: List[str]) -> str:
+def boot_script(lab, kargs: list[str], oem: list[str]) -> str:
     if lab.req.os == "fcos":
         rel = lab.release
         kernel_key = lab.paths["kernel"]
@@ -106,7 +105,7 @@ def boot_script(lab, kargs: List[str], oem: List[str]) -> str:
     return script
 
 
-def _prepare_iso(lab, kargs: List[str]) -> None:
+def _prepare_iso(lab, kargs: list[str]) -> None:
     from .iso import LiveISO
     spec = lab.machine.spec
     out = lab.run_dir / "live.iso"

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, Iterable, Sequence
 
 from ..errors import LivelabError
 
@@ -38,7 +38,7 @@ def pxelinux_cfg(kernel: str, initrds: Sequence[str], kargs: Sequence[str], base
             "IPAPPEND 2\n")
 
 
-def link_into(directory: Path, files: Dict[str, Path]) -> None:
+def link_into(directory: Path, files: dict[str, Path]) -> None:
     """Make ``directory/<name>`` point at each verified file (hard link, else symlink)."""
     directory.mkdir(parents=True, exist_ok=True)
     for name, src in files.items():
@@ -52,7 +52,7 @@ def link_into(directory: Path, files: Dict[str, Path]) -> None:
             dst.symlink_to(Path(src).resolve())
 
 
-def populate_tftp(tftp_dir: Path, files: Dict[str, Path], cfg_text: str) -> str:
+def populate_tftp(tftp_dir: Path, files: dict[str, Path], cfg_text: str) -> str:
     """Fill a TFTP root for PXELINUX; returns the DHCP bootfile name."""
     for needed, pkg in ((PXELINUX, "pxelinux"), (LDLINUX, "syslinux-common")):
         if not os.path.exists(needed):

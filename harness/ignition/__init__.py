@@ -10,8 +10,22 @@ from .specs import SPEC_TABLE, check_target, compare_specs, parse_spec, spec_for
 from .validate import ValidationResult, structural_check, validate, validate_or_raise
 
 __all__ = [
-    "Translation", "butane_to_ignition", "mount_unit", "swap_unit", "systemd_escape_path",
-    "decode_data_url", "make_data_url", "merge",
-    "SPEC_TABLE", "check_target", "compare_specs", "parse_spec", "spec_for_variant", "spec_of",
-    "ValidationResult", "structural_check", "validate", "validate_or_raise",
+    "SPEC_TABLE",
+    "Translation",
+    "ValidationResult",
+    "butane_to_ignition",
+    "check_target",
+    "compare_specs",
+    "decode_data_url",
+    "make_data_url",
+    "merge",
+    "mount_unit",
+    "parse_spec",
+    "spec_for_variant",
+    "spec_of",
+    "structural_check",
+    "swap_unit",
+    "systemd_escape_path",
+    "validate",
+    "validate_or_raise",
 ]

@@ -332,7 +332,7 @@ def _mount_units(ctx: _Ctx) -> list:
     units = []
     for path, raw, node in ctx.mount_filesystems:
         fmt = raw.get("format")
-        device = raw["device"] if "device" in raw else None
+        device = raw.get("device", None)
         if device is None:
             raise _err(f"{path}.device", "required when with_mount_unit is true", node)
         if fmt == "swap" and ctx.level >= 4:
@@ -374,7 +374,7 @@ def _trees(config: dict, ctx: _Ctx) -> None:
                 target = os.path.normpath(os.path.join(dest, rel))
                 st = os.lstat(src)
                 if stat.S_ISLNK(st.st_mode):
-                    entry = {"path": target, "target": os.readlink(src)}
+                    entry: dict = {"path": target, "target": os.readlink(src)}
                     if target in link_by_path:
                         existing = link_by_path[target]
                         if "target" in existing:

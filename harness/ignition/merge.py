@@ -82,7 +82,7 @@ def _merge_obj(parent, child, path: tuple):
     for k, v in child.items():
         if v is None:
             continue
-        sub = path + (k,)
+        sub = (*path, k)
         if k in out and isinstance(out[k], dict) and isinstance(v, dict):
             out[k] = _merge_obj(out[k], v, sub)
         elif k in out and isinstance(out[k], list) and isinstance(v, list):

@@ -9,7 +9,7 @@ Sources: Butane docs config-fcos-v1_4/v1_5, config-flatcar-v1_0/v1_1, upgrading-
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -53,7 +53,7 @@ def camel(name: str) -> str:
 
 
 S = Prim("str")
-I = Prim("int")
+INT = Prim("int")
 B = Prim("bool")
 SL = ListOf(S)
 
@@ -74,8 +74,8 @@ def resource(kind: str) -> Obj:
     }, name="resource")
 
 
-NODE_USER = Obj({"id": F(I), "name": F(S)})
-NODE_GROUP = Obj({"id": F(I), "name": F(S)})
+NODE_USER = Obj({"id": F(INT), "name": F(S)})
+NODE_GROUP = Obj({"id": F(INT), "name": F(S)})
 
 FS_FORMATS = {"ext4": 1, "btrfs": 1, "xfs": 1, "vfat": 1, "swap": 1, "none": 4}
 
@@ -94,7 +94,7 @@ LUKS = Obj({
     "clevis": F(Obj({
         "tang": F(ListOf(TANG, key="url")),
         "tpm2": F(B),
-        "threshold": F(I),
+        "threshold": F(INT),
         "custom": F(Obj({"pin": F(S), "config": F(S), "needs_network": F(B)})),
     }, name="clevis")),
     "cex": F(Obj({"enabled": F(B)}), since=6),
@@ -107,14 +107,15 @@ BOOT_DEVICE = Obj({
         "device": F(S, since=6),
         "tang": F(ListOf(BOOT_LUKS_TANG, key="url")),
         "tpm2": F(B),
-        "threshold": F(I),
+        "threshold": F(INT),
         "discard": F(B, since=5),
         "cex": F(Obj({"enabled": F(B)}), since=6),
     })),
     "mirror": F(Obj({"devices": F(SL)})),
 })
 
-UNSUPPORTED_SUGAR = "not supported by livelab's Butane translator (it configures the installed boot disk, which live systems do not use)"
+UNSUPPORTED_SUGAR = ("not supported by livelab's Butane translator (it configures the installed boot disk, "
+                     "which live systems do not use)")
 
 SCHEMA = Obj({
     "variant": F(S, butane_only=True),
@@ -125,7 +126,7 @@ SCHEMA = Obj({
             "merge": F(ListOf(resource("config"))),
             "replace": F(resource("config")),
         })),
-        "timeouts": F(Obj({"http_response_headers": F(I), "http_total": F(I)})),
+        "timeouts": F(Obj({"http_response_headers": F(INT), "http_total": F(INT)})),
         "security": F(Obj({"tls": F(Obj({
             "certificate_authorities": F(ListOf(resource("ca"), key="source")),
         }))})),
@@ -137,9 +138,9 @@ SCHEMA = Obj({
             "wipe_table": F(B),
             "partitions": F(ListOf(Obj({
                 "label": F(S),
-                "number": F(I),
-                "size_mib": F(I, ign="sizeMiB"),
-                "start_mib": F(I, ign="startMiB"),
+                "number": F(INT),
+                "size_mib": F(INT, ign="sizeMiB"),
+                "start_mib": F(INT, ign="startMiB"),
                 "type_guid": F(S, ign="typeGuid"),
                 "guid": F(S),
                 "wipe_partition_entry": F(B),
@@ -151,7 +152,7 @@ SCHEMA = Obj({
             "name": F(S, required=True),
             "level": F(S, required=True),
             "devices": F(SL, required=True),
-            "spares": F(I),
+            "spares": F(INT),
             "options": F(SL),
         }), key="name")),
         "filesystems": F(ListOf(Obj({
@@ -170,14 +171,14 @@ SCHEMA = Obj({
             "overwrite": F(B),
             "contents": F(resource("file")),
             "append": F(ListOf(resource("file"))),
-            "mode": F(I),
+            "mode": F(INT),
             "user": F(NODE_USER),
             "group": F(NODE_GROUP),
         }, name="file"), key="path")),
         "directories": F(ListOf(Obj({
             "path": F(S, required=True),
             "overwrite": F(B),
-            "mode": F(I),
+            "mode": F(INT),
             "user": F(NODE_USER),
             "group": F(NODE_GROUP),
         }, name="directory"), key="path")),
@@ -212,7 +213,7 @@ SCHEMA = Obj({
             "password_hash": F(S),
             "ssh_authorized_keys": F(SL),
             "ssh_authorized_keys_local": F(SL, since=5, butane_only=True),
-            "uid": F(I),
+            "uid": F(INT),
             "gecos": F(S),
             "home_dir": F(S),
             "no_create_home": F(B),
@@ -226,7 +227,7 @@ SCHEMA = Obj({
         }, name="user"), key="name")),
         "groups": F(ListOf(Obj({
             "name": F(S, required=True),
-            "gid": F(I),
+            "gid": F(INT),
             "password_hash": F(S),
             "should_exist": F(B, since=3),
             "system": F(B),
@@ -246,5 +247,5 @@ def ign_key(name: str, f: F) -> str:
 
 def level_for_spec(spec: str) -> int:
     """Ignition 3.N.x → field level N+1 (3.4.0-experimental reads like 3.4.0)."""
-    major, minor = spec.split("-")[0].split(".")[:2]
+    _major, minor = spec.split("-")[0].split(".")[:2]
     return int(minor) + 1

@@ -101,9 +101,9 @@ def newest_butane_for(max_spec: str, variant: str | None = None) -> str | None:
     for (v, ver), s in SPEC_TABLE.items():
         if variant and v != variant:
             continue
-        if compare_specs(s, max_spec) <= 0:
-            if best is None or tuple(map(int, ver.split("."))) > tuple(map(int, best.split("."))):
-                best = ver
+        if compare_specs(s, max_spec) <= 0 and (
+                best is None or tuple(map(int, ver.split("."))) > tuple(map(int, best.split(".")))):
+            best = ver
     return best
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ..errors import LivelabError
 from .dataurl import decode_data_url
-from .schema import SCHEMA, F, ListOf, Obj, Prim, ign_key, level_for_spec
+from .schema import SCHEMA, ListOf, Obj, Prim, ign_key, level_for_spec
 from .specs import KNOWN_SPECS, compare_specs, parse_spec
 
 STRUCTURAL = "livelab structural"
@@ -113,7 +113,7 @@ def validate(config, *, binary: str | None = None) -> ValidationResult:
         return ValidationResult(False, STRUCTURAL, [f"error at $.ignition.version: {exc}"], version)
     binary = binary or shutil.which(IGNITION_VALIDATE)
     iv = ignition_validate_version(binary) if binary else None
-    if iv and ignition_validate_reads(version, iv):
+    if binary and iv and ignition_validate_reads(version, iv):
         return _run_ignition_validate(binary, iv, text, version)
     return structural_check(data)
 
@@ -179,10 +179,11 @@ class _Checker:
             if not isinstance(value, list):
                 self.err(path, f"expected a list, got {type(value).__name__}")
                 return
-            seen = {}
+            seen: dict = {}
             for i, item in enumerate(value):
                 self.check(item, typ.item, f"{path}.{i}")
                 if typ.key and isinstance(item, dict):
+                    k: object
                     if typ.key == "number|label":
                         k = ("number", item["number"]) if item.get("number") else ("label", item.get("label"))
                     else:
@@ -269,9 +270,9 @@ class _Checker:
             p = value.get("path")
             if isinstance(p, str) and not p.startswith("/"):
                 self.err(f"{path}.path", "path not absolute")
-        elif name == "luks":
-            if value.get("clevis", {}).get("custom") and (value["clevis"].get("tang") or value["clevis"].get("tpm2")):
-                self.err(f"{path}.clevis.custom", "cannot use custom clevis config with tpm2 or tang")
+        elif name == "luks" and value.get("clevis", {}).get("custom") and (
+                value["clevis"].get("tang") or value["clevis"].get("tpm2")):
+            self.err(f"{path}.clevis.custom", "cannot use custom clevis config with tpm2 or tang")
 
 
 def camel_key(key: str) -> str:
@@ -290,7 +291,7 @@ def structural_check(config: dict) -> ValidationResult:
                                  f"(structural check knows {', '.join(KNOWN_SPECS)})"], version)
     checker = _Checker(level_for_spec(version))
     checker.check(config, SCHEMA, "$")
-    storage = config.get("storage") if isinstance(config.get("storage"), dict) else {}
+    storage: dict = config["storage"] if isinstance(config.get("storage"), dict) else {}
     seen: dict = {}
     for kind in ("files", "directories", "links"):
         for i, entry in enumerate(storage.get(kind) or []):

@@ -14,7 +14,6 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 from ..errors import LivelabError
 
@@ -80,7 +79,7 @@ def _run_probe(accel_args: list, timeout: float):
         return proc.returncode, time.monotonic() - start, out
 
 
-def probe_kvm(timeout: float = 10.0) -> Optional[str]:
+def probe_kvm(timeout: float = 10.0) -> str | None:
     """Return None if KVM really runs a guest well, else the reason it does not.
 
     The same probe guest runs under TCG first; a KVM that needs more than twice TCG's time
@@ -102,7 +101,7 @@ def probe_kvm(timeout: float = 10.0) -> Optional[str]:
     return None
 
 
-_cached: Optional[Accel] = None
+_cached: Accel | None = None
 
 
 def choose(requested: str = "auto") -> Accel:
@@ -132,7 +131,9 @@ def choose(requested: str = "auto") -> Accel:
 def _probe_cached() -> Accel:
     """Probe once per host boot and QEMU binary (the result is kept in the state directory)."""
     import json
+
     from filelock import FileLock
+
     from ..runtime import state_dir
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
@@ -164,7 +165,7 @@ class Timeouts:
     scale: float
 
     @classmethod
-    def for_accel(cls, accel: Accel, extend_pct: float = 0.0) -> "Timeouts":
+    def for_accel(cls, accel: Accel, extend_pct: float = 0.0) -> Timeouts:
         return cls(accel.scale * (1.0 + extend_pct / 100.0))
 
     def __call__(self, tcg_seconds: float) -> float:

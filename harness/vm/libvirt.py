@@ -48,6 +48,7 @@ Remote URIs (``qemu+ssh://host/system``)
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -57,7 +58,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any
 from urllib.parse import urlparse
 
 from .. import runtime
@@ -78,8 +79,8 @@ ET.register_namespace("qemu", QEMU_NS)
 
 def _libvirt():
     try:
-        import libvirt  # noqa: F401
-        import libvirt_qemu  # noqa: F401
+        import libvirt
+        import libvirt_qemu
     except ImportError as e:
         raise LivelabError("the libvirt backend needs libvirt-python: pip install 'livelab[libvirt]' "
                            "(and libvirt-dev, pkg-config to build it)") from e
@@ -90,12 +91,12 @@ def is_local_uri(uri: str) -> bool:
     return (urlparse(uri).hostname or "") in LOCAL_HOSTS
 
 
-def domain_name(name: str, pid: Optional[int] = None) -> str:
+def domain_name(name: str, pid: int | None = None) -> str:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:60] or "vm"
     return f"livelab-{safe}-{os.getpid() if pid is None else pid}"
 
 
-def passthrough_args(spec: VMSpec, accel: Accel) -> List[str]:
+def passthrough_args(spec: VMSpec, accel: Accel) -> list[str]:
     """QEMU arguments libvirt cannot express: the restricted user netdev and its NIC, fw_cfg
     entries outside ``opt/`` (libvirt's ``<sysinfo type='fwcfg'>`` takes only ``opt/`` names),
     and the spec's own ``extra_args``."""
@@ -108,15 +109,15 @@ def passthrough_args(spec: VMSpec, accel: Accel) -> List[str]:
     return args + list(spec.extra_args)
 
 
-def _sub(parent: ET.Element, tag: str, text: Optional[str] = None, **attrs) -> ET.Element:
+def _sub(parent: ET.Element, tag: str, text: object = None, **attrs) -> ET.Element:
     el = ET.SubElement(parent, tag, {k.rstrip("_"): str(v) for k, v in attrs.items()})
     if text is not None:
         el.text = str(text)
     return el
 
 
-def domain_xml(spec: VMSpec, run_dir: Path, accel: Accel, name: Optional[str] = None,
-               emulator: Optional[str] = None) -> str:
+def domain_xml(spec: VMSpec, run_dir: Path, accel: Accel, name: str | None = None,
+               emulator: str | None = None) -> str:
     """The libvirt domain XML for ``spec`` (pure: no side effects)."""
     rd = Path(run_dir)
     dom = ET.Element("domain", {"type": "kvm" if accel.name == "kvm" else "qemu"})
@@ -209,13 +210,13 @@ def domain_xml(spec: VMSpec, run_dir: Path, accel: Accel, name: Optional[str] = 
     return ET.tostring(dom, encoding="unicode") + "\n"
 
 
-def xml_passthrough_args(xml: str) -> List[str]:
+def xml_passthrough_args(xml: str) -> list[str]:
     """The ``<qemu:commandline>`` arguments of a domain XML (for isolation checks)."""
     root = ET.fromstring(xml)
-    return [a.get("value") for a in root.iter(f"{{{QEMU_NS}}}arg")]
+    return [a.get("value", "") for a in root.iter(f"{{{QEMU_NS}}}arg")]
 
 
-def xml_isolation_problems(xml: str) -> List[str]:
+def xml_isolation_problems(xml: str) -> list[str]:
     """``qemu.isolation_problems`` for a domain XML, plus: no libvirt ``<interface>`` at all."""
     from .qemu import isolation_problems
     root = ET.fromstring(xml)
@@ -223,7 +224,7 @@ def xml_isolation_problems(xml: str) -> List[str]:
     return problems + isolation_problems(xml_passthrough_args(xml))
 
 
-def combine_initrds(paths: List[str], out: Path) -> Path:
+def combine_initrds(paths: list[str], out: Path) -> Path:
     """Concatenate initrds (each padded to 4 bytes, as boot loaders do) into one file."""
     out = Path(out)
     if out.exists() and all(os.path.getmtime(p) <= out.stat().st_mtime for p in paths):
@@ -248,7 +249,7 @@ class LibvirtQMP:
     def __init__(self, dom):
         self.dom = dom
 
-    def cmd_raw(self, name: str, args: Optional[Dict[str, object]] = None) -> dict:
+    def cmd_raw(self, name: str, args: dict[str, object] | None = None) -> dict:
         _, libvirt_qemu = _libvirt()
         if self.dom is None:
             raise LivelabError("QMP: the domain is closed")
@@ -271,13 +272,13 @@ class LibvirtQMP:
 class _DomainProcess:
     """Stands in for ``Machine.proc``: the QEMU that libvirt started for the domain."""
 
-    def __init__(self, machine: "LibvirtMachine", pid: Optional[int]):
+    def __init__(self, machine: LibvirtMachine, pid: int | None):
         self.m = machine
         self.pid = pid
         self.start = runtime._proc_start_time(pid) if pid else None
-        self.returncode: Optional[int] = None
+        self.returncode: int | None = None
 
-    def poll(self) -> Optional[int]:
+    def poll(self) -> int | None:
         if self.returncode is not None:
             return self.returncode
         if self.pid and is_local_uri(self.m.uri):
@@ -288,13 +289,13 @@ class _DomainProcess:
             self.returncode = 0
         return self.returncode
 
-    def wait(self, timeout: Optional[float] = None) -> int:
+    def wait(self, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() > deadline:
+        while (rc := self.poll()) is None:
+            if timeout is not None and deadline is not None and time.monotonic() > deadline:
                 raise subprocess.TimeoutExpired("libvirt domain", timeout)
             time.sleep(0.1)
-        return self.returncode
+        return rc
 
     def kill(self) -> None:
         self.m._destroy()
@@ -335,8 +336,8 @@ _names_in_use: set = set()
 class LibvirtMachine(Machine):
     """``Machine`` on libvirt: ``LibvirtMachine(spec, run_dir, accel, uri="qemu:///system")``."""
 
-    def __init__(self, spec: VMSpec, run_dir: Path, accel: Accel, timeouts: Optional[Timeouts] = None,
-                 ssh_key=None, admission: Optional[runtime.Admission] = None, ssh_user: str = "core",
+    def __init__(self, spec: VMSpec, run_dir: Path, accel: Accel, timeouts: Timeouts | None = None,
+                 ssh_key=None, admission: runtime.Admission | None = None, ssh_user: str = "core",
                  uri: str = DEFAULT_URI):
         super().__init__(spec, run_dir, accel, timeouts, ssh_key=ssh_key, admission=admission, ssh_user=ssh_user)
         _libvirt()
@@ -353,16 +354,16 @@ class LibvirtMachine(Machine):
             name = f"{base}-{n}"
         _names_in_use.add(name)
         self.domain_name = name
-        self.conn = None
-        self.dom = None
-        self.watchdog: Optional[subprocess.Popen] = None
+        self.conn: Any = None          # libvirt.virConnect (libvirt-python has no type information)
+        self.dom: Any = None           # libvirt.virDomain
+        self.watchdog: subprocess.Popen | None = None
 
     # ------------------------------------------------------------------ XML and command line
     def xml(self) -> str:
         emulator = qemu_binary() if is_local_uri(self.uri) else None
         return domain_xml(self.spec, self.run_dir, self.accel, name=self.domain_name, emulator=emulator)
 
-    def command(self) -> List[str]:
+    def command(self) -> list[str]:
         """The QEMU command line: the real one while running (``/proc/<pid>/cmdline``), else the
         pass-through arguments (what ``isolation_problems`` has to judge)."""
         pid = self.proc.pid if self.proc is not None else None
@@ -420,8 +421,8 @@ class LibvirtMachine(Machine):
                         f"{subprocess.list2cmdline(self.command())}\n")
             self.qmp = LibvirtQMP(self.dom)
             self._new_boot()
-            self.console = Console(str(runtime.socket_dir(self.run_dir) / "console.sock"), self.tap, name=self.spec.name,
-                                   alive=self._dead_reason)
+            self.console = Console(str(runtime.socket_dir(self.run_dir) / "console.sock"), self.tap,
+                                   name=self.spec.name, alive=self._dead_reason)
             self.dom.resume()
         except BaseException:
             self.kill()
@@ -430,12 +431,10 @@ class LibvirtMachine(Machine):
     def _reap_own_leftover(self, conn) -> None:
         """A domain of this name can only be one this process left behind: destroy it."""
         libvirt, _ = _libvirt()
-        try:
+        with contextlib.suppress(libvirt.libvirtError):
             conn.lookupByName(self.domain_name).destroy()
-        except libvirt.libvirtError:
-            pass
 
-    def _qemu_pid(self) -> Optional[int]:
+    def _qemu_pid(self) -> int | None:
         if not is_local_uri(self.uri):
             return None
         for path in (f"/run/libvirt/qemu/{self.domain_name}.pid",
@@ -445,13 +444,13 @@ class LibvirtMachine(Machine):
             except (OSError, ValueError):
                 continue
         try:   # the status XML (<domstatus pid=...>) of qemu:///system
-            return int(ET.parse(f"/run/libvirt/qemu/{self.domain_name}.xml").getroot().get("pid"))
+            return int(ET.parse(f"/run/libvirt/qemu/{self.domain_name}.xml").getroot().get("pid", ""))
         except (OSError, ET.ParseError, TypeError, ValueError):
             return None
 
     def _start_watchdog(self) -> None:
         owner = runtime.owner_record()
-        log = open(self.run_dir / "libvirt-watchdog.log", "ab")
+        log = open(self.run_dir / "libvirt-watchdog.log", "ab")  # noqa: SIM115 -- handed to the watchdog, closed below
         try:
             self.watchdog = subprocess.Popen(
                 [sys.executable, "-c", _WATCHDOG, self.uri, self.dom.UUIDString(),
@@ -485,19 +484,17 @@ class LibvirtMachine(Machine):
         libvirt, _ = _libvirt()
         if self.dom is None:
             return
-        try:
+        with contextlib.suppress(libvirt.libvirtError):     # already gone
             self.dom.destroy()
-        except libvirt.libvirtError:
-            pass  # already gone
 
-    def _dead_reason(self) -> Optional[str]:
+    def _dead_reason(self) -> str | None:
         if self.proc is None:
             return "the libvirt domain is not running"
         if self.proc.poll() is None:
             return None
         log = Path(f"/var/log/libvirt/qemu/{self.domain_name}.log")
         lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
-        lines = [l for l in lines if not l.startswith(("LC_ALL=", "/usr/bin/qemu", "-"))]
+        lines = [line for line in lines if not line.startswith(("LC_ALL=", "/usr/bin/qemu", "-"))]
         return f"libvirt domain {self.domain_name} ended: {' | '.join(lines[-3:]) or 'no message'}"
 
     def stop(self) -> None:
@@ -508,10 +505,8 @@ class LibvirtMachine(Machine):
         self._close_channels()
         self._destroy()
         if self.proc is not None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
             if self.proc.pid:
                 runtime.unregister_vm(self.proc.pid)
             self.proc = None
@@ -524,10 +519,8 @@ class LibvirtMachine(Machine):
     def close(self) -> None:
         super().close()
         if self.conn is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.conn.close()
-            except Exception:
-                pass
             self.conn = None
         _names_in_use.discard(self.domain_name)
 

@@ -13,6 +13,7 @@ server through ``guestfwd`` (10.0.2.100:80), QEMU's built-in TFTP, and SSH is fo
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -24,7 +25,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Protocol
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
@@ -50,11 +51,34 @@ LIVEISO_SUCCESS_PORT = "coreos.liveiso-success"
 class Disk:
     """A virtual disk: a qcow2 overlay on ``backing`` (never a copy), or a blank one of ``size``."""
     name: str
-    size: Optional[str] = None           # e.g. "8G" for a blank disk
-    backing: Optional[str] = None        # base image the overlay sits on
+    size: str | None = None           # e.g. "8G" for a blank disk
+    backing: str | None = None        # base image the overlay sits on
     backing_format: str = "raw"
-    serial: Optional[str] = None         # appears as /dev/disk/by-id/virtio-<serial>
+    serial: str | None = None         # appears as /dev/disk/by-id/virtio-<serial>
     interface: str = "virtio"            # virtio | cdrom-disk (ISO attached as a disk)
+
+
+class VMProcess(Protocol):
+    """What a Machine needs of its QEMU: a ``subprocess.Popen``, or the libvirt backend's stand-in."""
+
+    @property
+    def pid(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+class QMPChannel(Protocol):
+    """QMP as a Machine uses it: ``qemu.qmp``'s QEMUMonitorProtocol, or libvirt's monitor passthrough."""
+
+    def cmd(self, *args: Any, **kwargs: Any) -> object: ...    # cmd(name, **arguments)
+
+    def cmd_raw(self, name: str, args: dict[str, object] | None = None) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -66,28 +90,28 @@ class VMSpec:
     firmware: str = "bios"                # bios | uefi
     machine: str = "q35"
     # direct kernel boot (PXE-equivalent kernel arguments go here or into a boot script)
-    kernel: Optional[str] = None
-    initrds: List[str] = field(default_factory=list)
-    append: Optional[str] = None
+    kernel: str | None = None
+    initrds: list[str] = field(default_factory=list)
+    append: str | None = None
     boot: str = "disk"                    # network | cdrom | disk | kernel
     nic_model: str = "virtio-net-pci"
-    nic_rom: Optional[str] = None         # None: QEMU's ROM for the NIC model (Debian: iPXE)
-    tftp_dir: Optional[str] = None
-    bootfile: Optional[str] = None
-    http_port: Optional[int] = None       # harness HTTP server on 127.0.0.1, reached at 10.0.2.100:80
-    ssh_port: Optional[int] = None        # hostfwd 127.0.0.1:ssh_port -> guest 22
-    forwards: List[List[Optional[int]]] = field(default_factory=list)  # [guest port, host port]: more hostfwds
-    cdrom: Optional[str] = None
-    disks: List[Disk] = field(default_factory=list)
-    virtio_ports: List[str] = field(default_factory=lambda: [COMPLETION_PORT])
-    fw_cfg: Dict[str, str] = field(default_factory=dict)
-    extra_args: List[str] = field(default_factory=list)
+    nic_rom: str | None = None         # None: QEMU's ROM for the NIC model (Debian: iPXE)
+    tftp_dir: str | None = None
+    bootfile: str | None = None
+    http_port: int | None = None       # harness HTTP server on 127.0.0.1, reached at 10.0.2.100:80
+    ssh_port: int | None = None        # hostfwd 127.0.0.1:ssh_port -> guest 22
+    forwards: list[list[int | None]] = field(default_factory=list)  # [guest port, host port]: more hostfwds
+    cdrom: str | None = None
+    disks: list[Disk] = field(default_factory=list)
+    virtio_ports: list[str] = field(default_factory=lambda: [COMPLETION_PORT])
+    fw_cfg: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "VMSpec":
+    def from_dict(cls, data: dict) -> VMSpec:
         data = dict(data)
         data["disks"] = [Disk(**d) for d in data.get("disks", [])]
         return cls(**data)
@@ -129,7 +153,7 @@ def nic_arg(spec: VMSpec) -> str:
     return nic
 
 
-def build_command(spec: VMSpec, run_dir: Path, accel: Accel, qemu: str = "qemu-system-x86_64") -> List[str]:
+def build_command(spec: VMSpec, run_dir: Path, accel: Accel, qemu: str = "qemu-system-x86_64") -> list[str]:
     """The QEMU command line for ``spec`` (pure: no side effects)."""
     rd = Path(run_dir)
     sd = runtime.socket_dir(rd)
@@ -179,14 +203,14 @@ def build_command(spec: VMSpec, run_dir: Path, accel: Accel, qemu: str = "qemu-s
             cmd += ["-initrd", ",".join(spec.initrds)]
         if spec.append:
             cmd += ["-append", spec.append]
-    for name, path in spec.fw_cfg.items():
-        cmd += ["-fw_cfg", f"name={name},file={path}"]
+    for name, fw_file in spec.fw_cfg.items():
+        cmd += ["-fw_cfg", f"name={name},file={fw_file}"]
     cmd += ["-rtc", "base=utc", "-device", "virtio-rng-pci"]
     cmd += list(spec.extra_args)
     return cmd
 
 
-def isolation_problems(cmd: List[str]) -> List[str]:
+def isolation_problems(cmd: list[str]) -> list[str]:
     """Why a command line would let a guest reach beyond the harness's loopback services."""
     problems = []
     for i, arg in enumerate(cmd):
@@ -215,8 +239,8 @@ def isolation_problems(cmd: List[str]) -> List[str]:
 class Machine:
     """One VM.  ``with Machine(spec, run_dir) as m: m.start(); m.wait_for_ssh(); m.succeed("id")``."""
 
-    def __init__(self, spec: VMSpec, run_dir: Path, accel: Accel, timeouts: Optional[Timeouts] = None,
-                 ssh_key: Optional[SessionKey] = None, admission: Optional[runtime.Admission] = None,
+    def __init__(self, spec: VMSpec, run_dir: Path, accel: Accel, timeouts: Timeouts | None = None,
+                 ssh_key: SessionKey | None = None, admission: runtime.Admission | None = None,
                  ssh_user: str = "core"):
         self.spec = spec
         self.run_dir = Path(run_dir)
@@ -226,15 +250,15 @@ class Machine:
         self.ssh_key = ssh_key
         self.ssh_user = ssh_user
         self.admission = admission if admission is not None else runtime.Admission()
-        self.proc: Optional[subprocess.Popen] = None
-        self.qmp: Optional[QEMUMonitorProtocol] = None
-        self.console: Optional[Console] = None
-        self.ssh: Optional[SSH] = None
-        self._ssh_lease: Optional[runtime.PortLease] = None
-        self._fwd_leases: List[runtime.PortLease] = []
+        self.proc: VMProcess | None = None
+        self.qmp: QMPChannel | None = None
+        self.console: Console | None = None
+        self.ssh: SSH | None = None
+        self._ssh_lease: runtime.PortLease | None = None
+        self._fwd_leases: list[runtime.PortLease] = []
         self._admitted = False
         self.boot_index = 0
-        self.boots: List[dict] = []     # per boot: kernel args, phases
+        self.boots: list[dict] = []     # per boot: kernel args, phases
         self.t0 = 0.0
         self.tap = ConsoleTap(time.monotonic())
         self._starts = 0
@@ -274,7 +298,7 @@ class Machine:
                 fwd[1] = lease.port
         self._prepare_disks()
 
-    def command(self) -> List[str]:
+    def command(self) -> list[str]:
         return build_command(self.spec, self.run_dir, self.accel, qemu_binary())
 
     def start(self) -> None:
@@ -287,24 +311,25 @@ class Machine:
         with open(self.run_dir / "qemu-cmdline.txt", "a") as f:
             f.write(f"# start {self._starts}, accel {self.accel.name} ({self.accel.reason})\n{shlex.join(cmd)}\n")
         self.write_vm_json()
-        stderr = open(self.run_dir / "qemu-stderr.log", "ab")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
-                                     preexec_fn=_set_pdeathsig, close_fds=True)
+        stderr = open(self.run_dir / "qemu-stderr.log", "ab")  # noqa: SIM115 -- QEMU's; ours is closed below
+        proc = self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                                            preexec_fn=_set_pdeathsig, close_fds=True)
         stderr.close()
-        runtime.register_vm(self.proc.pid, self.spec.name, self.run_dir)
+        runtime.register_vm(proc.pid, self.spec.name, self.run_dir)
         if self.tap.timed_log is None:
-            self.tap.timed_log = open(self.run_dir / "console-timed.log", "a", errors="replace")
+            self.tap.timed_log = open(  # noqa: SIM115 -- kept by the console tap for the VM's life
+                self.run_dir / "console-timed.log", "a", errors="replace")
         try:
             self._connect_qmp()
             self._new_boot()
-            self.console = Console(str(runtime.socket_dir(self.run_dir) / "console.sock"), self.tap, name=self.spec.name,
-                                   alive=self._dead_reason)
-            self.qmp.cmd("cont")
+            self.console = Console(str(runtime.socket_dir(self.run_dir) / "console.sock"), self.tap,
+                                   name=self.spec.name, alive=self._dead_reason)
+            self._live_qmp().cmd("cont")
         except BaseException:
             self.kill()
             raise
 
-    def _dead_reason(self) -> Optional[str]:
+    def _dead_reason(self) -> str | None:
         if self.proc is None:
             return "QEMU is not running"
         rc = self.proc.poll()
@@ -322,10 +347,11 @@ class Machine:
                 raise LivelabError(f"{self.spec.name}: {dead}")
             if os.path.exists(sock):
                 try:
-                    self.qmp = QEMUMonitorProtocol(sock)
-                    self.qmp.connect()
+                    qmp = QEMUMonitorProtocol(sock)
+                    qmp.connect()
+                    self.qmp = qmp
                     return
-                except (OSError, Exception):  # noqa: BLE001 - socket not ready yet
+                except (OSError, Exception):
                     self.qmp = None
             if time.monotonic() > deadline:
                 raise LivelabError(f"{self.spec.name}: QMP socket never came up")
@@ -354,10 +380,8 @@ class Machine:
                 self.qmp.cmd("quit")
         except Exception:
             pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
         self.kill()
 
     def _close_channels(self) -> None:
@@ -366,19 +390,17 @@ class Machine:
             self.console.close()
             self.console = None
         if self.qmp is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.qmp.close()
-            except Exception:
-                pass
             self.qmp = None
 
-    def shutdown(self, timeout: Optional[float] = None) -> None:
+    def shutdown(self, timeout: float | None = None) -> None:
         """Clean power-off: the ACPI power button (QMP ``system_powerdown``), so the guest syncs
         its disks and powers off; QEMU is stopped the hard way only if it has not ended in time."""
         if self.proc is None:
             return
         try:
-            self.qmp.cmd("system_powerdown")
+            self._live_qmp().cmd("system_powerdown")
             self.proc.wait(timeout=timeout or self.timeouts.shutdown)
         except Exception:
             pass
@@ -391,7 +413,8 @@ class Machine:
             if self.proc.poll() is None:
                 self.proc.kill()
             self.proc.wait()
-            runtime.unregister_vm(self.proc.pid)
+            if self.proc.pid is not None:
+                runtime.unregister_vm(self.proc.pid)
             self.proc = None
         if self.ssh is not None:
             self.ssh.close()
@@ -424,7 +447,7 @@ class Machine:
         return self.proc is not None and self.proc.poll() is None
 
     # ------------------------------------------------------------------ artifacts
-    def write_vm_json(self, extra: Optional[dict] = None) -> None:
+    def write_vm_json(self, extra: dict | None = None) -> None:
         path = self.run_dir / "vm.json"
         data = {}
         if path.exists():
@@ -452,6 +475,22 @@ class Machine:
             self.tap.phases[phase] = round(time.monotonic() - self.t0, 2)
             self.write_timings()
 
+    # ------------------------------------------------------------------ channels of a running VM
+    def _live_qmp(self) -> QMPChannel:
+        if self.qmp is None:
+            raise LivelabError(f"{self.spec.name}: not running (no QMP connection)")
+        return self.qmp
+
+    def _live_console(self) -> Console:
+        if self.console is None:
+            raise BootFailure(f"{self.spec.name}: not running (no console)")
+        return self.console
+
+    def _live_ssh(self) -> SSH:
+        if self.ssh is None:
+            raise LivelabError(f"{self.spec.name}: no SSH session yet: call wait_for_ssh() first")
+        return self.ssh
+
     # ------------------------------------------------------------------ waits (runbook style)
     def check(self) -> None:
         """Fail fast: raise if the console showed a fatal line or QEMU died."""
@@ -459,51 +498,53 @@ class Machine:
             raise BootFailure(f"{self.spec.name}: not running")
         self.console.drain(0)
 
-    def wait_for_console_text(self, pattern, timeout: Optional[float] = None, regex: bool = False):
-        return self.console.wait_for(pattern, timeout or self.timeouts.boot, regex=regex)
+    def wait_for_console_text(self, pattern, timeout: float | None = None, regex: bool = False):
+        return self._live_console().wait_for(pattern, timeout or self.timeouts.boot, regex=regex)
 
     def port_text(self, port: str = COMPLETION_PORT) -> str:
         path = self.run_dir / f"port-{port}"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def wait_for_port_token(self, token: str = COMPLETION_TOKEN, port: str = COMPLETION_PORT,
-                            timeout: Optional[float] = None, count: int = 1) -> float:
+                            timeout: float | None = None, count: int = 1) -> float:
         """Wait until ``token`` appears ``count`` times on a virtio port (no SSH needed)."""
         timeout = timeout or self.timeouts.boot
         deadline = time.monotonic() + timeout
         while self.port_text(port).count(token) < count:
-            self.console.drain(0.5)
+            self._live_console().drain(0.5)
             if time.monotonic() > deadline:
                 raise BootFailure(f"{self.spec.name}: no {token!r} on virtio port {port} after {timeout:.0f} s\n"
                                   f"--- last 50 console lines ---\n{self.tap.last_lines(50)}")
         return time.monotonic() - self.t0
 
-    def wait_for_ssh(self, timeout: Optional[float] = None) -> SSH:
+    def wait_for_ssh(self, timeout: float | None = None) -> SSH:
         if self.ssh_key is None:
             raise LivelabError("no SSH key for this VM")
         if self.ssh is None:
+            if self.spec.ssh_port is None:
+                raise LivelabError(f"{self.spec.name}: no SSH port (the VM was never started)")
             self.ssh = SSH("127.0.0.1", self.spec.ssh_port, self.ssh_key, user=self.ssh_user, name=self.spec.name)
-        self.ssh.wait(timeout or self.timeouts.boot, check=lambda: self.console.drain(0))
+        self.ssh.wait(timeout or self.timeouts.boot, check=self.check)
         self.mark("ssh_ready")
         return self.ssh
 
-    def succeed(self, command: str, timeout: Optional[float] = None) -> str:
+    def succeed(self, command: str, timeout: float | None = None) -> str:
         self.check()
-        return self.ssh.succeed(command, timeout or self.timeouts.command)
+        return self._live_ssh().succeed(command, timeout or self.timeouts.command)
 
-    def fail(self, command: str, timeout: Optional[float] = None) -> str:
+    def fail(self, command: str, timeout: float | None = None) -> str:
         self.check()
-        return self.ssh.fail(command, timeout or self.timeouts.command)
+        return self._live_ssh().fail(command, timeout or self.timeouts.command)
 
-    def execute(self, command: str, timeout: Optional[float] = None) -> tuple:
+    def execute(self, command: str, timeout: float | None = None) -> tuple:
         self.check()
-        return self.ssh.run(command, timeout or self.timeouts.command)
+        return self._live_ssh().run(command, timeout or self.timeouts.command)
 
-    def wait_for_unit(self, unit: str, timeout: Optional[float] = None) -> None:
+    def wait_for_unit(self, unit: str, timeout: float | None = None) -> None:
         timeout = timeout or self.timeouts.command
         deadline = time.monotonic() + timeout
         while True:
-            status, out, _ = self.execute(f"systemctl is-active {shlex.quote(unit)}")
+            _status, out, _ = self.execute(f"systemctl is-active {shlex.quote(unit)}")
             state = out.strip()
             if state == "active":
                 return
@@ -515,18 +556,16 @@ class Machine:
     # ------------------------------------------------------------------ reboots and media
     def reboot(self) -> None:
         """Guest reboot (systemctl reboot); the same QEMU process boots again."""
-        try:
-            self.ssh.run("sudo systemctl reboot", timeout=10)
-        except Exception:
-            pass  # the connection drops as the guest goes down
+        with contextlib.suppress(Exception):   # the connection drops as the guest goes down
+            self._live_ssh().run("sudo systemctl reboot", timeout=10)
         self._new_boot()
 
     def reset(self) -> None:
         """Hard reset through QMP (``system_reset``)."""
-        self.qmp.cmd("system_reset")
+        self._live_qmp().cmd("system_reset")
         self._new_boot()
 
-    def power_cycle(self, append: Optional[str] = None, prepare: Optional[Callable[["Machine"], None]] = None) -> None:
+    def power_cycle(self, append: str | None = None, prepare: Callable[[Machine], None] | None = None) -> None:
         """Power off, optionally change the kernel arguments of the next boot, power on.
 
         Direct-kernel boots take ``append``; network boots regenerate their boot config in
@@ -541,8 +580,9 @@ class Machine:
 
     CD_ID = "cd0dev"
 
-    def tray_open(self) -> Optional[bool]:
-        for dev in self.qmp.cmd("query-block"):
+    def tray_open(self) -> bool | None:
+        devices = self._live_qmp().cmd("query-block")
+        for dev in devices if isinstance(devices, list) else []:
             if dev.get("qdev", "").endswith(self.CD_ID) or dev.get("qdev") == self.CD_ID:
                 return dev.get("tray_open")
         return None
@@ -554,19 +594,20 @@ class Machine:
         tray by asking the guest to open it ("wait for tray to open and try again"): a guest that
         no longer uses the media lets it go, one that has it mounted cannot.  So: ask, wait up to
         ``wait`` s for the tray to open, ask again.  ``{"error": ...}`` means the guest kept it."""
-        reply = self.qmp.cmd_raw("eject", {"id": self.CD_ID, "force": force})
+        reply = self._live_qmp().cmd_raw("eject", {"id": self.CD_ID, "force": force})
         desc = (reply.get("error") or {}).get("desc", "")
         if force or "locked" not in desc:
             return reply
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if self.tray_open():
-                return self.qmp.cmd_raw("eject", {"id": self.CD_ID, "force": False})
+                return self._live_qmp().cmd_raw("eject", {"id": self.CD_ID, "force": False})
             time.sleep(0.25)
-        return self.qmp.cmd_raw("eject", {"id": self.CD_ID, "force": False})
+        return self._live_qmp().cmd_raw("eject", {"id": self.CD_ID, "force": False})
 
     def change_media(self, path: str) -> dict:
-        return self.qmp.cmd_raw("blockdev-change-medium", {"id": self.CD_ID, "filename": str(path), "format": "raw"})
+        return self._live_qmp().cmd_raw("blockdev-change-medium",
+                                        {"id": self.CD_ID, "filename": str(path), "format": "raw"})
 
     def memory_total_mib(self) -> int:
         out = self.succeed("grep MemTotal /proc/meminfo")

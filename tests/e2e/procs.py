@@ -6,4 +6,4 @@ from pathlib import Path
 def qemus_of(run_dir: Path) -> list:
     """The `pgrep -af` lines of QEMU processes whose command line names ``run_dir``."""
     out = subprocess.run(["pgrep", "-af", "qemu-system"], capture_output=True, text=True).stdout
-    return [l for l in out.splitlines() if str(run_dir) in l]
+    return [line for line in out.splitlines() if str(run_dir) in line]

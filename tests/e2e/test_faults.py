@@ -5,6 +5,7 @@ one clear error and no QEMU.
 The 1-trial SIGKILL case is tests/e2e/test_vm_core.py::test_sigkill_of_pytest_mid_boot_leaves_no_qemu;
 here SIGKILL runs only in the 20-trial loop (``slow``).
 """
+import contextlib
 import os
 import re
 import shutil
@@ -37,12 +38,12 @@ def _listening(port: int) -> str:
 
 def _listening_of(pid: int) -> str:
     out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout
-    return "\n".join(l for l in out.splitlines() if f"pid={pid}," in l)
+    return "\n".join(line for line in out.splitlines() if f"pid={pid}," in line)
 
 
 def _relays(http_port: int):
     out = subprocess.run(["pgrep", "-af", f"TCP:127.0.0.1:{http_port}"], capture_output=True, text=True).stdout
-    return [l for l in out.splitlines() if "pgrep" not in l]
+    return [line for line in out.splitlines() if "pgrep" not in line]
 
 
 def _interrupt_mid_boot(run_dir: Path, sig: int, log: Path) -> dict:
@@ -82,10 +83,8 @@ def _interrupt_mid_boot(run_dir: Path, sig: int, log: Path) -> dict:
             child.kill()
             child.wait()
         for line in qemus_of(run_dir):          # never leave a VM of ours behind, even on failure
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(line.split()[0]), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def _signal_params():

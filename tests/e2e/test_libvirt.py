@@ -54,8 +54,8 @@ def _check_isolation(m):
     assert xml_isolation_problems(xml) == []
     assert isolation_problems(m.command()) == []          # QEMU's real argv (/proc/<pid>/cmdline)
     usernet = m.qmp.cmd("human-monitor-command", **{"command-line": "info usernet"})
-    fwd = [l for l in usernet.splitlines() if "HOST_FORWARD" in l]
-    assert fwd and all("127.0.0.1" in l for l in fwd), usernet
+    fwd = [line for line in usernet.splitlines() if "HOST_FORWARD" in line]
+    assert fwd and all("127.0.0.1" in line for line in fwd), usernet
 
 
 @pytest.mark.livelab(os="fcos", stream="stable", firmware="bios")
@@ -105,6 +105,7 @@ def test_sigkilled_owner_leaves_no_domain(tmp_path):
     import signal
     import sys
     import time
+
     from harness import runtime
     proc = subprocess.Popen([sys.executable, "-c", _ORPHAN, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:

@@ -1,6 +1,5 @@
 """Across reboots and media: fromram, live login without a config, Flatcar root modes, sshkey,
 autologin, OEM config, RAM minimums.  Runbook style over harness classes; ids carry the config."""
-import json
 import re
 import time
 
@@ -81,7 +80,8 @@ def test_live_iso_without_config_autologin_and_success_token(live_vm):
 
 
 @pytest.mark.livelab(os="flatcar", stream="stable", method="ipxe", firmware="bios")
-@pytest.mark.parametrize("rootfstype,expect", [("tmpfs", "tmpfs"), pytest.param("btrfs", "btrfs", marks=pytest.mark.ci)])
+@pytest.mark.parametrize("rootfstype,expect", [("tmpfs", "tmpfs"),
+                                               pytest.param("btrfs", "btrfs", marks=pytest.mark.ci)])
 def test_flatcar_rootfstype(live_vm, rootfstype, expect):
     """flatcar.stable.ipxe.bios.rootfs-<type>: the root filesystem type follows rootfstype=."""
     lb = live_vm(BootRequest("flatcar", "stable", "ipxe", "bios", ignition=EMPTY, kargs=[f"rootfstype={rootfstype}"],
@@ -186,7 +186,8 @@ def test_tampered_rootfs_is_refused_with_its_console_message(live_vm, tmp_path):
                              name="fcos.stable.pxe-rootfs-url.bios.tampered"), start=False)
     lb.prepare()
     tampered = tmp_path / "rootfs.img"
-    data = bytearray(open(lb.files["rootfs"].path, "rb").read())
+    with open(lb.files["rootfs"].path, "rb") as src:
+        data = bytearray(src.read())
     data[len(data) // 2] ^= 0xFF
     tampered.write_bytes(bytes(data))
     lb.http.publish(lb.paths["rootfs"], tampered)

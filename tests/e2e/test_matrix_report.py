@@ -54,8 +54,10 @@ def _fake_matrix(root: Path) -> list:
             (rd / "console.log").write_text("SeaBIOS\nLinux version 6.1\nlogin: ")
             phases = PHASES if result == "pass" else {"qemu_start": 0.0, "kernel_start": 7.0}
             (rd / "timings.json").write_text(json.dumps({"schema": "livelab.timings/1", "vm": "vm1", "accel": "tcg",
-                                                         "accel_reason": "test", "boots": [{"boot": 1, "phases": phases}]}))
-            attempts.append(mx.Attempt(result, 70.0, [str(rd)], "BootFailure: no login prompt" if result == "fail" else ""))
+                                                         "accel_reason": "test",
+                                                         "boots": [{"boot": 1, "phases": phases}]}))
+            attempts.append(mx.Attempt(result, 70.0, [str(rd)],
+                                       "BootFailure: no login prompt" if result == "fail" else ""))
         os_, stream, method, fw, scen = tid.split(".")
         cells.append(mx.make_cell(mx.Cell(tid, os_, stream, method, fw, scen, 4096), attempts, root))
     return cells

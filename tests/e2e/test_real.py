@@ -1,6 +1,5 @@
 """The same boots on real FCOS / Flatcar artifacts (opt-in: `pytest --real -m real`, needs the
 internet).  Skips with the reason when the real servers cannot be reached; never counted as done."""
-import dataclasses
 
 import pytest
 

@@ -1,7 +1,6 @@
 """The VM core on the stand-in: console and SSH together, reboots, power-cycles, isolation, fast
 failure, cleanup after SIGKILL, parallel VMs.  Ids carry the configuration like every test."""
 import json
-import os
 import re
 import signal
 import subprocess
@@ -52,8 +51,8 @@ def test_console_ssh_reboot_reset_isolation(live_vm, request):
     # isolation, from QEMU's own configuration: the command line and the live user-net state
     assert isolation_problems(m.command()) == []
     usernet = m.qmp.cmd("human-monitor-command", **{"command-line": "info usernet"})
-    fwd = [l for l in usernet.splitlines() if "HOST_FORWARD" in l]
-    assert fwd and all("127.0.0.1" in l for l in fwd), usernet
+    fwd = [line for line in usernet.splitlines() if "HOST_FORWARD" in line]
+    assert fwd and all("127.0.0.1" in line for line in fwd), usernet
     m.console.login("core", "livelab", m.timeouts.boot)
     status, out = m.console.run("cat /proc/cmdline", m.timeouts.command)
     assert status == 0 and "ignition.firstboot" in out
@@ -133,7 +132,8 @@ def test_sigkill_of_pytest_mid_boot_leaves_no_qemu(tmp_path):
     run_dir = tmp_path / "runs"
     child = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                               "scenarios/base.yaml::fcos.stable.pxe-rootfs-url.bios.base",
-                              "--run-dir", str(run_dir)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              "--run-dir", str(run_dir)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while not qemus_of(run_dir):
@@ -166,5 +166,5 @@ def test_two_vms_at_once_under_xdist(tmp_path):
     for t in run_dir.rglob("spans.json"):
         spans.append(json.loads(t.read_text()))
     assert len(spans) == 2
-    (a0, a1), (b0, b1) = sorted((s["start"], s["ssh"]) for s in spans)
+    (_a0, a1), (b0, _b1) = sorted((s["start"], s["ssh"]) for s in spans)
     assert b0 < a1, "the two VMs did not run at the same time"

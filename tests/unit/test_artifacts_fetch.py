@@ -36,15 +36,15 @@ REPO = Path(__file__).resolve().parents[2]
 def signer():
     home = tempfile.mkdtemp(prefix="ll-gpg-", dir="/tmp")       # short: gpg-agent socket path limit
     gpg = ["gpg", "--homedir", home, "--batch", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""]
-    subprocess.run(gpg + ["--quick-gen-key", "livelab test mirror <mirror@example.invalid>", "ed25519", "sign", "never"],
-                   check=True, capture_output=True)
+    subprocess.run([*gpg, "--quick-gen-key", "livelab test mirror <mirror@example.invalid>", "ed25519", "sign",
+                    "never"], check=True, capture_output=True)
     pub = Path(home) / "mirror-key.asc"
-    pub.write_bytes(subprocess.run(gpg + ["--armor", "--export"], check=True, capture_output=True).stdout)
-    colons = subprocess.run(gpg + ["--with-colons", "--list-keys"], check=True, capture_output=True, text=True).stdout
-    fpr = next(l.split(":")[9] for l in colons.splitlines() if l.startswith("fpr:"))
+    pub.write_bytes(subprocess.run([*gpg, "--armor", "--export"], check=True, capture_output=True).stdout)
+    colons = subprocess.run([*gpg, "--with-colons", "--list-keys"], check=True, capture_output=True, text=True).stdout
+    fpr = next(line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr:"))
 
     def sign(path: Path):
-        subprocess.run(gpg + ["--yes", "--detach-sign", "-o", str(path) + ".sig", str(path)], check=True,
+        subprocess.run([*gpg, "--yes", "--detach-sign", "-o", str(path) + ".sig", str(path)], check=True,
                        capture_output=True)
 
     yield type("Signer", (), {"pub": pub, "fpr": fpr, "sign": staticmethod(sign)})
@@ -244,7 +244,8 @@ def test_bad_signature_refused(fcos_mirror, signer):
 def test_missing_signature_refused_and_insecure(fcos_mirror, signer):
     m = fcos_mirror
     (m.dir / (FILES["kernel"][0] + ".sig")).unlink()
-    with pytest.raises(LivelabError, match=rf"refusing {FILES['kernel'][0]}: signature missing at {m.url}/.*\.sig \(HTTP 404\)"):
+    with pytest.raises(LivelabError,
+                       match=rf"refusing {FILES['kernel'][0]}: signature missing at {m.url}/.*\.sig \(HTTP 404\)"):
         _fetch(m, signer, kinds=["kernel"])
     assert m.hits[fpath("kernel")] == 0          # refused before downloading the file
     la = _fetch(m, signer, kinds=["kernel"], insecure=True)["kernel"]
@@ -391,7 +392,8 @@ def test_flatcar_over_http(tmp_path, signer):
     init = d / "flatcar_production_pxe_image.cpio.gz"
     sha512 = hashlib.sha512(init.read_bytes()).hexdigest()
     (d / (init.name + ".DIGESTS")).write_text(
-        f"# MD5 HASH\n{hashlib.md5(init.read_bytes()).hexdigest()}  {init.name}\n# SHA512 HASH\n{sha512}  {init.name}\n")
+        f"# MD5 HASH\n{hashlib.md5(init.read_bytes()).hexdigest()}  {init.name}\n"
+        f"# SHA512 HASH\n{sha512}  {init.name}\n")
     m = Mirror(root)
     try:
         rel = resolve("flatcar", "alpha", mirror=m.url, cache_dir=tmp_path / "c")

@@ -5,11 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.artifacts import resolve
-from harness.artifacts import cli as acli
-from harness.artifacts import fcos, flatcar, mirror, specs
+from harness.artifacts import fcos, flatcar, mirror, resolve, specs
 from harness.artifacts.verify import parse_digests
-from harness.cli import build_parser, main
+from harness.cli import main
 from harness.errors import LivelabError
 
 SAMPLES = Path("/work/shared/reference/samples")
@@ -32,8 +30,10 @@ def new_era_stream(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("sample,version,kernel,iso", [
-    (S33, "33.20201201.3.0", "fedora-coreos-33.20201201.3.0-live-kernel-x86_64", "fedora-coreos-33.20201201.3.0-live.x86_64.iso"),
-    (S41, "41.20250331.3.0", "fedora-coreos-41.20250331.3.0-live-kernel-x86_64", "fedora-coreos-41.20250331.3.0-live.x86_64.iso"),
+    (S33, "33.20201201.3.0", "fedora-coreos-33.20201201.3.0-live-kernel-x86_64",
+     "fedora-coreos-33.20201201.3.0-live.x86_64.iso"),
+    (S41, "41.20250331.3.0", "fedora-coreos-41.20250331.3.0-live-kernel-x86_64",
+     "fedora-coreos-41.20250331.3.0-live.x86_64.iso"),
 ])
 def test_stream_json_old_names(sample, version, kernel, iso):
     rel = resolve("fcos", "stable", metadata=str(sample))
@@ -58,7 +58,7 @@ def test_stream_json_new_names(tmp_path):
 def test_stream_json_other_arch_and_errors(tmp_path):
     rel = resolve("fcos", "stable", arch="aarch64", metadata=str(S41))
     assert rel.artifacts["kernel"].filename.endswith("live-kernel-aarch64")
-    with pytest.raises(LivelabError, match="no architecture 'riscv64'.*aarch64"):
+    with pytest.raises(LivelabError, match=r"no architecture 'riscv64'.*aarch64"):
         resolve("fcos", "stable", arch="riscv64", metadata=str(S41))
     with pytest.raises(LivelabError, match="'stable' stream, not 'testing'"):
         resolve("fcos", "testing", metadata=str(S41))
@@ -71,7 +71,7 @@ def test_stream_json_other_arch_and_errors(tmp_path):
 def test_release_index_and_release_json():
     idx = json.loads(INDEX.read_text())
     assert fcos.find_in_index(idx, "33.20201201.3.0", "stable") == f"{B}/33.20201201.3.0/release.json"
-    with pytest.raises(LivelabError, match="no release 1.2.3 .*latest: 33.20201214.3.1"):
+    with pytest.raises(LivelabError, match=r"no release 1\.2\.3 .*latest: 33\.20201214\.3\.1"):
         fcos.find_in_index(idx, "1.2.3", "stable")
     version, entries = fcos.parse_release(json.loads(REL33.read_text()), "x86_64")
     assert version == "33.20201201.3.0"
@@ -103,13 +103,13 @@ def test_version_pin_through_index(tmp_path):
     assert rel.metadata_source.endswith("33.20201201.3.0/release.json")
     latest = resolve("fcos", "stable", mirror=m, cache_dir=tmp_path / "c")
     assert latest.version == "41.20250331.3.0"
-    with pytest.raises(LivelabError, match="no release 99.1.1"):
+    with pytest.raises(LivelabError, match=r"no release 99\.1\.1"):
         resolve("fcos", "stable", version="99.1.1", mirror=m, cache_dir=tmp_path / "c")
     # offline: metadata comes from the cache only
     shutil.rmtree(root)
     again = resolve("fcos", "stable", version="33.20201201.3.0", mirror=m, cache_dir=tmp_path / "c", offline=True)
     assert again.artifacts["kernel"].digests == k.digests
-    with pytest.raises(LivelabError, match="offline: fcos/streams/next.json is not in the cache"):
+    with pytest.raises(LivelabError, match=r"offline: fcos/streams/next\.json is not in the cache"):
         resolve("fcos", "next", mirror=m, cache_dir=tmp_path / "c", offline=True)
 
 
@@ -142,13 +142,15 @@ def test_stream_json_locations_go_through_mirror(tmp_path):
     doc["architectures"]["x86_64"]["artifacts"]["metal"]["formats"]["pxe"]["kernel"]["location"] = "https://evil.example/k"
     p = tmp_path / "s.json"
     p.write_text(json.dumps(doc))
-    with pytest.raises(LivelabError, match="https://evil.example/k matches no mirror rule"):
+    with pytest.raises(LivelabError, match=r"https://evil\.example/k matches no mirror rule"):
         resolve("fcos", "stable", metadata=str(p), mirror="file:///srv/m")
 
 
 def test_version_txt():
-    assert flatcar.parse_version_txt((SAMPLES / "flatcar/flatcar-release-version.txt-3510.2.2.DERIVED").read_text()) == "3510.2.2"
-    assert flatcar.parse_version_txt((SAMPLES / "flatcar/flatcar-scripts-manifest-version.txt-stable-4593.2.5").read_text()) == "4593.2.5"
+    assert flatcar.parse_version_txt(
+        (SAMPLES / "flatcar/flatcar-release-version.txt-3510.2.2.DERIVED").read_text()) == "3510.2.2"
+    assert flatcar.parse_version_txt(
+        (SAMPLES / "flatcar/flatcar-scripts-manifest-version.txt-stable-4593.2.5").read_text()) == "4593.2.5"
     assert flatcar.parse_version_txt('FLATCAR_VERSION_ID="3602.2.1"\n') == "3602.2.1"
     for bad, why in (("<html>404</html>", "not KEY=value"), ("FLATCAR_BUILD=1\n", "no FLATCAR_VERSION"),
                      ("FLATCAR_VERSION=latest\n", "not a version"), ("", "no FLATCAR_VERSION")):
@@ -194,7 +196,7 @@ def test_flatcar_resolve_file_mirror(tmp_path):
     assert k.signature_url == k.url + ".sig" and k.digests == {}      # no DIGESTS for the kernel: fine
     assert i.digests == {"sha512": h}
     (root / "current/version.txt").write_text("garbage\n")
-    with pytest.raises(LivelabError, match="malformed .*current/version.txt"):
+    with pytest.raises(LivelabError, match=r"malformed .*current/version\.txt"):
         resolve("flatcar", "beta", mirror=m, cache_dir=tmp_path / "c")
     pinned = resolve("flatcar", "beta", version="3602.1.0", mirror=m, cache_dir=tmp_path / "c")
     assert pinned.artifacts["initramfs"].digests == {"sha512": h}

@@ -3,14 +3,13 @@ import gzip
 import hashlib
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from harness.artifacts import fetch
 from harness.artifacts.model import Artifact, Release
-from harness.artifacts.verify import BUNDLED_KEYRINGS, gpgv_verify, hash_file, load_keyring, keyring_for
+from harness.artifacts.verify import BUNDLED_KEYRINGS, gpgv_verify, keyring_for, load_keyring
 from harness.errors import LivelabError
 
 V = Path("/work/shared/reference/samples/coreos-installer/verify")
@@ -61,17 +60,18 @@ def test_tampered_file_refused(ring, tmp_path):
 
 
 def test_missing_and_garbage_signature(ring, tmp_path):
-    with pytest.raises(LivelabError, match="refusing 1M.gz"):
+    with pytest.raises(LivelabError, match=r"refusing 1M\.gz"):
         gpgv_verify(V / "1M.gz", tmp_path / "nope.sig", ring)
     junk = tmp_path / "junk.sig"
     junk.write_text("not a signature")
-    with pytest.raises(LivelabError, match="refusing 1M.gz: signature check failed"):
+    with pytest.raises(LivelabError, match=r"refusing 1M\.gz: signature check failed"):
         gpgv_verify(V / "1M.gz", junk, ring)
 
 
 def test_wrong_key_refused(tmp_path):
     fc = keyring_for("fcos", cache_dir=tmp_path)
-    with pytest.raises(LivelabError, match="signed by key 5FBDA8071BF24B78, which is not in keyring fcos-signing-keys.asc"):
+    with pytest.raises(LivelabError,
+                       match=r"signed by key 5FBDA8071BF24B78, which is not in keyring fcos-signing-keys\.asc"):
         gpgv_verify(V / "1M.gz", V / "1M.gz.sig", fc)
 
 
@@ -108,7 +108,7 @@ def test_fetch_file_mirror_signed(tmp_path):
     rec = json.loads(Path(got.path + ".livelab.json").read_text())
     assert rec["verified_with"] == [TEST_FPR] and rec["size"] == 1054
     # bundled FCOS keys do not trust the test key: the warm entry must be re-checked, and refused
-    with pytest.raises(LivelabError, match="not in keyring fcos-signing-keys.asc"):
+    with pytest.raises(LivelabError, match=r"not in keyring fcos-signing-keys\.asc"):
         fetch(rel, cache_dir=tmp_path / "c", retries=0)
 
 
@@ -134,7 +134,7 @@ def test_insecure_override(tmp_path):
 def test_digest_mismatch_refused_even_insecure(tmp_path):
     rel = _release_for_fixture(tmp_path / "m", with_sig=True)
     rel.artifacts["kernel"].digests = {"sha256": "00" * 32}
-    with pytest.raises(LivelabError, match="refusing 1M.gz: sha256 mismatch"):
+    with pytest.raises(LivelabError, match=r"refusing 1M\.gz: sha256 mismatch"):
         fetch(rel, insecure=True, cache_dir=tmp_path / "c", retries=0)
     d = tmp_path / "c/fcos/prod/streams/stable/builds/1.0/x86_64"
     assert not (d / "1M.gz").exists() and not (d / "1M.gz.part").exists()

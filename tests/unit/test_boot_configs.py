@@ -25,7 +25,7 @@ def test_fcos_ipxe_script_as_in_the_docs():
                          ["ignition.firstboot", "ignition.platform.id=metal",
                           "ignition.config.url=http://10.0.2.100/config.ign", "console=ttyS0,115200"],
                          rootfs="r.img", config_url="http://10.0.2.100/config.ign")
-    lines = [l for l in s.splitlines() if l]
+    lines = [line for line in s.splitlines() if line]
     assert lines[0] == "#!ipxe"
     assert "set STREAM stable" in lines and "set VERSION 42.1" in lines
     assert "set BASEURL http://10.0.2.100/fcos/prod/streams/${STREAM}/builds/${VERSION}/x86_64" in lines

@@ -10,8 +10,13 @@ import textwrap
 import pytest
 
 from harness.errors import LivelabError
-from harness.ignition import (butane_to_ignition, check_target, decode_data_url, merge,
-                              spec_for_variant, systemd_escape_path, validate)
+from harness.ignition import (
+    butane_to_ignition,
+    decode_data_url,
+    spec_for_variant,
+    systemd_escape_path,
+    validate,
+)
 from harness.ignition.specs import SPEC_TABLE
 
 HAVE_IV = shutil.which("ignition-validate") is not None
@@ -188,7 +193,8 @@ def test_seed_quadlet_and_nftables_pieces():
         [Install]
         WantedBy=multi-user.target default.target
         """)
-    ruleset = "#!/usr/sbin/nft -f\ntable inet filter {\n    chain input {\n        type filter hook input priority filter; policy drop;\n        iif lo accept\n    }\n}\n"
+    ruleset = ("#!/usr/sbin/nft -f\ntable inet filter {\n    chain input {\n"
+               "        type filter hook input priority filter; policy drop;\n        iif lo accept\n    }\n}\n")
     dropin = "[Service]\nExecStartPost=podman network reload --all\nExecReload=podman network reload --all\n"
     text = ("variant: fcos\nversion: 1.5.0\nstorage:\n  directories:\n    - path: /etc/wireguard\n      mode: 0700\n"
             "      user: {name: root}\n      group: {name: root}\n  files:\n"
@@ -327,7 +333,8 @@ def test_docs_files_inline_mode_owner():
 
 
 def test_docs_files_remote_gzip_hash_and_headers():
-    h = "sha512-4ee6a9d20cc0e6c7ee187daffa6822bdef7f4cebe109eff44b235f97e45dc3d7a5bb932efc841192e46618f48a6f4f5bc0d15fd74b1038abf46bf4b4fd409f2e"
+    h = ("sha512-4ee6a9d20cc0e6c7ee187daffa6822bdef7f4cebe109eff44b235f97e45dc3d7"
+         "a5bb932efc841192e46618f48a6f4f5bc0d15fd74b1038abf46bf4b4fd409f2e")
     t = tr(f"""
         variant: fcos
         version: 1.1.0
@@ -709,7 +716,8 @@ def test_ignition_section_and_kernel_arguments():
           should_not_exist: [raboof]
         """)
     c = t.config
-    assert json.loads(decode_data_url(c["ignition"]["config"]["merge"][0]["source"])) == {"ignition": {"version": "3.3.0"}}
+    assert json.loads(decode_data_url(c["ignition"]["config"]["merge"][0]["source"])) == {
+        "ignition": {"version": "3.3.0"}}
     assert c["ignition"]["timeouts"] == {"httpResponseHeaders": 20, "httpTotal": 60}
     assert c["ignition"]["proxy"] == {"httpsProxy": "https://proxy.example.net/", "noProxy": ["www.example.net"]}
     assert c["kernelArguments"] == {"shouldExist": ["foobar"], "shouldNotExist": ["raboof"]}
@@ -742,10 +750,13 @@ def test_errors_name_the_path(text, pattern):
 
 GATES = [
     # (snippet, first fcos version, first flatcar version or None)
-    ("storage:\n  filesystems:\n    - {device: /dev/vdb, format: ext4, path: /a, mount_options: [ro]}\n", "1.1.0", "1.0.0"),
-    ("storage:\n  filesystems:\n    - {device: /dev/vdb, format: ext4, path: /a, with_mount_unit: true}\n", "1.1.0", "1.0.0"),
+    ("storage:\n  filesystems:\n    - {device: /dev/vdb, format: ext4, path: /a, mount_options: [ro]}\n",
+     "1.1.0", "1.0.0"),
+    ("storage:\n  filesystems:\n    - {device: /dev/vdb, format: ext4, path: /a, with_mount_unit: true}\n",
+     "1.1.0", "1.0.0"),
     ("ignition:\n  proxy: {http_proxy: 'http://p/'}\n", "1.1.0", "1.0.0"),
-    ("storage:\n  files:\n    - path: /a\n      contents: {source: 'http://x/', http_headers: [{name: A, value: b}]}\n", "1.1.0", "1.0.0"),
+    ("storage:\n  files:\n    - path: /a\n"
+     "      contents: {source: 'http://x/', http_headers: [{name: A, value: b}]}\n", "1.1.0", "1.0.0"),
     ("storage:\n  disks:\n    - device: /dev/vdb\n      partitions: [{number: 1, resize: true}]\n", "1.2.0", "1.0.0"),
     ("passwd:\n  users: [{name: a, should_exist: false}]\n", "1.2.0", "1.0.0"),
     ("storage:\n  luks: [{name: a, device: /dev/vdb}]\n", "1.2.0", "1.0.0"),
@@ -753,7 +764,8 @@ GATES = [
     ("storage:\n  filesystems: [{device: /dev/vdb, format: none}]\n", "1.4.0", "1.0.0"),
     ("storage:\n  luks: [{name: a, device: /dev/vdb, discard: true}]\n", "1.5.0", "1.1.0"),
     ("storage:\n  luks: [{name: a, device: /dev/vdb, open_options: [x]}]\n", "1.5.0", "1.1.0"),
-    ("storage:\n  luks: [{name: a, device: /dev/vdb, clevis: {tang: [{url: 'http://t', thumbprint: t, advertisement: '{}'}]}}]\n", "1.5.0", None),
+    ("storage:\n  luks: [{name: a, device: /dev/vdb, "
+     "clevis: {tang: [{url: 'http://t', thumbprint: t, advertisement: '{}'}]}}]\n", "1.5.0", None),
     ("systemd:\n  units: [{name: a.service, contents_local: a}]\n", "1.5.0", "1.1.0"),
     ("passwd:\n  users: [{name: a, ssh_authorized_keys_local: [a]}]\n", "1.5.0", "1.1.0"),
     ("storage:\n  luks: [{name: a, device: /dev/vdb, cex: {enabled: true}}]\n", "1.6.0", None),
@@ -780,7 +792,8 @@ def test_version_gates(snippet, fcos_from, flatcar_from, variant, version, tmp_p
 
 def test_boot_device_and_grub_are_refused_clearly():
     with pytest.raises(LivelabError, match=r"^boot_device: not supported by livelab"):
-        butane_to_ignition("variant: fcos\nversion: 1.3.0\nboot_device:\n  mirror:\n    devices: [/dev/sda, /dev/sdb]\n")
+        butane_to_ignition("variant: fcos\nversion: 1.3.0\nboot_device:\n"
+                           "  mirror:\n    devices: [/dev/sda, /dev/sdb]\n")
     with pytest.raises(LivelabError, match=r"^boot_device: unknown key in fcos 1\.2\.0; available in fcos ≥ 1\.3\.0"):
         butane_to_ignition("variant: fcos\nversion: 1.2.0\nboot_device:\n  mirror:\n    devices: [/dev/sda]\n")
     with pytest.raises(LivelabError, match=r"^grub: unknown key in flatcar 1\.1\.0"):
@@ -831,7 +844,8 @@ def test_cli_stdin_pretty_and_output_file(tmp_path):
     assert json.loads(p.stdout)["systemd"]["units"][0]["contents"] == VAR_MOUNT
     assert p.stdout.startswith("{\n  ")
     src = tmp_path / "c.bu"
-    src.write_text("variant: fcos\nversion: 1.4.0\nstorage:\n  files:\n    - path: /a\n      contents:\n        local: x\n")
+    src.write_text("variant: fcos\nversion: 1.4.0\nstorage:\n  files:\n"
+                   "    - path: /a\n      contents:\n        local: x\n")
     (tmp_path / "x").write_text("x\n")
     out = tmp_path / "c.ign"
     p = run_cli("-d", str(tmp_path), "-o", str(out), str(src), cwd=root)

@@ -15,7 +15,8 @@ REFERENCE = REPO / "tests" / "ci-durations.json"
 
 def _collect(marker: str) -> list:
     proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                           "-m", marker, "tests/e2e", "scenarios"], cwd=REPO, capture_output=True, text=True, timeout=300)
+                           "-m", marker, "tests/e2e", "scenarios"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return [line.strip() for line in proc.stdout.splitlines() if "::" in line]
 
@@ -94,7 +95,7 @@ def test_summary_names_the_limit_and_the_longest_cases():
     text = durations.summary(data, now=41 * 60)
     assert "make test took 41m00s of CI's 90m00s limit" in text
     assert "e2e parallel (2 workers) 25m00s" in text
-    lines = [l for l in text.splitlines() if "t::c" in l]
+    lines = [line for line in text.splitlines() if "t::c" in line]
     assert len(lines) == 10 and "t::c12" in lines[0] and "t::c3" in lines[-1]
     assert "OVER" in durations.summary(data, now=91 * 60)
 

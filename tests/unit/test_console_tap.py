@@ -19,7 +19,8 @@ from harness.console import ConsoleTap
     ("Couldn't fetch, verify, and unpack image specified by coreos.live.rootfs_url=http://x", "live rootfs refused"),
     ("No bootable device.", "no bootable device"),
     # PXELINUX with too little memory for the kernel and initrds (the path wraps at column 80)
-    ("\x1b[25;80H\r\n/fedora-coreos-42.20250901.3.0-live-kernel.x86_64... failed: Bad file number", "boot loader failed"),
+    ("\x1b[25;80H\r\n/fedora-coreos-42.20250901.3.0-live-kernel.x86_64... failed: Bad file number",
+     "boot loader failed"),
     ("Loading vmlinuz... failed: No such file or directory", "boot loader failed"),
     ("error: out of memory.", "boot loader failed"),
 ])

@@ -140,6 +140,6 @@ def test_cli_with_path_narrowed_reports_what_is_missing(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     for what in ("qemu-system-x86_64", "gpgv"):
-        assert any(l.split()[:2] == ["missing", what] for l in proc.stdout.splitlines()), proc.stdout
-    install = [l for l in proc.stdout.splitlines() if "apt-get install" in l or "dnf install" in l]
+        assert any(line.split()[:2] == ["missing", what] for line in proc.stdout.splitlines()), proc.stdout
+    install = [line for line in proc.stdout.splitlines() if "apt-get install" in line or "dnf install" in line]
     assert len(install) == 1 and "qemu-system-x86" in install[0] and "gpgv" in install[0], proc.stdout

@@ -5,7 +5,6 @@ leased ports never collide.
 Every CLI case runs the real ``livelab`` in a subprocess with ``LIVELAB_QEMU`` pointing at a
 sentinel that records any invocation (and starts nothing): "no VM started" is read from it.
 """
-import errno
 import hashlib
 import json
 import os
@@ -26,7 +25,7 @@ from harness import runtime
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-from bench.mirror import NAMES, VERSION, CountingServer, SignedMirror, Signer  # noqa: E402
+from bench.mirror import NAMES, SignedMirror, Signer  # noqa: E402
 
 # the one progress line `livelab check` prints before it prepares a boot
 CHECK_PROGRESS = re.compile(r"^livelab: \S+: \d+ MiB, \d+ vCPUs, accel ")
@@ -73,7 +72,7 @@ def livelab(args, sentinel, tmp_path, env=None, timeout=120):
 def assert_one_line_error(proc, *, match=None, progress_ok=False):
     lines = proc.stderr.splitlines()
     if progress_ok:
-        lines = [l for l in lines if not CHECK_PROGRESS.match(l)]
+        lines = [line for line in lines if not CHECK_PROGRESS.match(line)]
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("livelab: error: "), proc.stderr
@@ -204,16 +203,16 @@ def test_memory_below_minimum_is_one_line_before_any_download(mirror, sentinel, 
 
 
 def test_missing_qemu_fails_before_any_download_accel_auto(mirror, sentinel, tmp_path):
-    proc, calls = livelab(["check", "fcos", "--via", "pxe-rootfs-url", *standin_args(mirror, tmp_path / "cache")],
-                          sentinel, tmp_path, env={"LIVELAB_QEMU": "qemu-system-nope"})
+    proc, _calls = livelab(["check", "fcos", "--via", "pxe-rootfs-url", *standin_args(mirror, tmp_path / "cache")],
+                           sentinel, tmp_path, env={"LIVELAB_QEMU": "qemu-system-nope"})
     assert_one_line_error(proc, match="QEMU binary 'qemu-system-nope' not found", progress_ok=True)
     assert mirror.server.requests == [], "downloaded before noticing that QEMU is missing"
 
 
 def test_missing_qemu_fails_before_any_download_accel_tcg(mirror, sentinel, tmp_path):
-    proc, calls = livelab(["check", "fcos", "--via", "pxe-rootfs-url", "--accel", "tcg",
-                           *standin_args(mirror, tmp_path / "cache")],
-                          sentinel, tmp_path, env={"LIVELAB_QEMU": "qemu-system-nope"})
+    proc, _calls = livelab(["check", "fcos", "--via", "pxe-rootfs-url", "--accel", "tcg",
+                            *standin_args(mirror, tmp_path / "cache")],
+                           sentinel, tmp_path, env={"LIVELAB_QEMU": "qemu-system-nope"})
     assert_one_line_error(proc, match="QEMU binary 'qemu-system-nope' not found", progress_ok=True)
     assert mirror.server.requests == [], "downloaded before noticing that QEMU is missing"
 
@@ -366,9 +365,9 @@ def test_two_processes_never_hold_the_same_port(state):
         assert len(ports) == len(set(ports)) == 300
         # the ports are held only as leases (nothing listens on them): ours must still avoid them
         mine = [runtime.lease_port() for _ in range(200)]
-        assert not {l.port for l in mine} & set(ports)
-        for l in mine:
-            l.release()
+        assert not {lease.port for lease in mine} & set(ports)
+        for lease in mine:
+            lease.release()
     finally:
         for p in procs:
             p.stdin.close()

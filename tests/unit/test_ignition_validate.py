@@ -7,8 +7,7 @@ import shutil
 import pytest
 
 from harness.errors import LivelabError
-from harness.ignition import (check_target, compare_specs, merge, structural_check, validate,
-                              validate_or_raise)
+from harness.ignition import check_target, compare_specs, merge, structural_check, validate, validate_or_raise
 from harness.ignition.validate import ignition_validate_reads
 
 HAVE_IV = shutil.which("ignition-validate") is not None
@@ -60,7 +59,8 @@ def test_which_specs_ignition_validate_reads():
     (cfg("3.4.0", storage={"files": [{"path": "/a", "contents": {"source": "data:;base64,%%%"}}]}), "invalid data URL"),
     (cfg("3.4.0", storage={"files": [{"path": "/a", "contents": {"source": "ftp://x/y"}}]}), "unsupported URL scheme"),
     (cfg("3.4.0", storage={"files": [{"path": "/a", "contents": {"source": "http://x/y",
-                                                                 "verification": {"hash": "md5-00"}}}]}), "invalid hash"),
+                                                                 "verification": {"hash": "md5-00"}}}]}),
+     "invalid hash"),
     (cfg("3.4.0", storage={"files": [{"path": "/a", "overwrite": True}]}), "overwrite must be false"),
     (cfg("3.4.0", storage={"files": [{"path": "/a", "mode": 0o17777}]}), "illegal file mode"),
     (cfg("3.4.0", storage={"links": [{"path": "/a"}]}), "$.storage.links.0.target: required"),

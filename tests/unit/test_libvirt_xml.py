@@ -5,8 +5,17 @@ import pytest
 
 from harness.errors import LivelabError
 from harness.vm.accel import Accel
-from harness.vm.libvirt import (CD_ALIAS, COMBINED_INITRD, QEMU_NS, combine_initrds, domain_name, domain_xml,
-                                is_local_uri, xml_isolation_problems, xml_passthrough_args)
+from harness.vm.libvirt import (
+    CD_ALIAS,
+    COMBINED_INITRD,
+    QEMU_NS,
+    combine_initrds,
+    domain_name,
+    domain_xml,
+    is_local_uri,
+    xml_isolation_problems,
+    xml_passthrough_args,
+)
 from harness.vm.qemu import OVMF_CODE, Disk, VMSpec, build_command, isolation_problems, netdev_arg, nic_arg
 
 TCG = Accel("tcg", "test")
@@ -96,7 +105,7 @@ def test_disks_are_the_overlays(tmp_path):
     assert disks[0].findtext("serial") == "var"
     # a network boot: the NIC has bootindex=1, every disk an order after it (never a second 1)
     assert [d.find("boot").get("order") for d in disks] == ["2", "3"]
-    assert "bootindex=1" in [a for a in args(root) if a.startswith("virtio-net-pci")][0]
+    assert "bootindex=1" in next(a for a in args(root) if a.startswith("virtio-net-pci"))
     first = dom(tmp_path, disks=[Disk("root", size="8G")], boot="disk")
     assert first.find("devices/disk/boot").get("order") == "1"
 
@@ -112,7 +121,7 @@ def test_network_is_passthrough_user_mode_only(tmp_path):
     assert opts[0] == "user" and "restrict=on" in opts
     assert "tftp=/t/tftp" in opts and "bootfile=pxelinux.0" in opts
     assert "hostfwd=tcp:127.0.0.1:2222-:22" in opts
-    assert any(o.startswith("guestfwd=tcp:10.0.2.100:80-cmd:") and o.endswith("127.0.0.1 8123")
+    assert any((o.startswith("guestfwd=tcp:10.0.2.100:80-cmd:") and o.endswith("127.0.0.1 8123"))
                or o.endswith("TCP:127.0.0.1:8123") for o in opts)
     nic = opt_values(a, "-device")[0]
     assert nic.startswith(nic_arg(s) + ",") and "bootindex=1" in nic   # the QEMU backend's NIC, plus an address

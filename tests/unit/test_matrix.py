@@ -111,9 +111,9 @@ def test_matrix_collects_exactly_its_node_ids(tmp_path):
 
 def test_no_scenario_directory_is_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(LivelabError, match="no scenario directory: .* --scenario-dir DIR"):
+    with pytest.raises(LivelabError, match=r"no scenario directory: .* --scenario-dir DIR"):
         mx.build_matrix("fcos", "stable", "pxe", "bios")
-    with pytest.raises(LivelabError, match="scenario directory .*nowhere does not exist"):
+    with pytest.raises(LivelabError, match=r"scenario directory .*nowhere does not exist"):
         mx.build_matrix("fcos", "stable", "pxe", "bios", scenario_dirs=[tmp_path / "nowhere"])
 
 
@@ -126,9 +126,11 @@ def _junit(path: Path, results: dict, run_root: Path) -> None:
         (rd / "console.log").write_text(f"{tid}\nLinux version 6.1\nlogin:\n")
         phases = PHASES if result == "pass" else {"qemu_start": 0.0, "kernel_start": 3.0}
         (rd / "timings.json").write_text(json.dumps({"schema": "livelab.timings/1", "vm": "vm1", "accel": "tcg",
-                                                     "accel_reason": "no /dev/kvm", "boots": [{"boot": 1, "phases": phases}]}))
+                                                     "accel_reason": "no /dev/kvm",
+                                                     "boots": [{"boot": 1, "phases": phases}]}))
         body = {"pass": "", "skip": '<skipped message="skipped: no artifacts"/>',
-                "fail": '<failure message="BootFailure: vm1: no SSH after 300 s&#10;--- last lines">trace</failure>'}[result]
+                "fail": '<failure message="BootFailure: vm1: no SSH after 300 s&#10;--- last lines">'
+                        'trace</failure>'}[result]
         cases.append(f'<testcase classname="scenarios.base.yaml" name="{tid}" time="12.5">'
                      f'{body}</testcase>')
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +139,8 @@ def _junit(path: Path, results: dict, run_root: Path) -> None:
 
 
 def test_parse_junit(tmp_path):
-    ids = {"fcos.stable.pxe.bios.base": "pass", "fcos.stable.iso.bios.base": "fail", "fcos.stable.ipxe.bios.base": "skip"}
+    ids = {"fcos.stable.pxe.bios.base": "pass", "fcos.stable.iso.bios.base": "fail",
+           "fcos.stable.ipxe.bios.base": "skip"}
     _junit(tmp_path / "j.xml", ids, tmp_path / "runs")
     got = mx.parse_junit(tmp_path / "j.xml", tmp_path / "runs")
     assert {k: a.result for k, a in got.items()} == ids

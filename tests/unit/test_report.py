@@ -18,7 +18,8 @@ def fake_tree(root: Path) -> list:
     """Summary cells over a fake run tree: pass (two boots), flaky, fail (partial boot), skip (no VM)."""
     plan = [("fcos.stable.pxe.bios.base", ["pass"], [FULL, {**FULL, "ignition_done": None}]),
             ("fcos.stable.pxe.uefi.base", ["fail", "pass"], [FULL]),
-            ("fcos.stable.iso.bios.base", ["fail", "fail"], [{"qemu_start": 0.0, "first_console": 1.0, "kernel_start": 6.0}]),
+            ("fcos.stable.iso.bios.base", ["fail", "fail"],
+             [{"qemu_start": 0.0, "first_console": 1.0, "kernel_start": 6.0}]),
             ("fcos.testing.iso.uefi.base", ["skip"], None)]
     cells = []
     for tid, results, boots in plan:
@@ -60,10 +61,11 @@ def test_phase_segments():
 
 
 def test_summary_schema(built):
-    root, cells, paths = built
+    root, _cells, paths = built
     s = json.loads(paths["summary"].read_text())
     assert s["schema"] == "livelab.matrix/1" and s["os"] == "fcos" and s["accel"] == "tcg"
-    assert s["streams"] == ["stable", "testing"] and s["methods"] == ["pxe", "iso"] and s["firmware"] == ["bios", "uefi"]
+    assert (s["streams"] == ["stable", "testing"] and s["methods"] == ["pxe", "iso"]
+            and s["firmware"] == ["bios", "uefi"])
     assert s["totals"] == {"cells": 4, "pass": 1, "flaky": 1, "fail": 1, "skip": 1, "duration": 360.0}
     keys = {"id", "os", "stream", "method", "firmware", "scenario", "result", "attempts", "duration", "run_dir",
             "console_log", "timings", "message"}
@@ -128,7 +130,8 @@ def test_failing_cell_shows_its_message(built):
     root, _, _ = built
     sec = next(s for s in _html(root).iter("section") if s.get("id") == "vm-fcos.stable.iso.bios.base")
     pre = sec.find("pre")
-    assert pre.get("class") == "message" and pre.text == "BootFailure: vm1: no login prompt after 600 s <kernel & initrd>"
+    assert (pre.get("class") == "message"
+            and pre.text == "BootFailure: vm1: no login prompt after 600 s <kernel & initrd>")
     flaky = next(s for s in _html(root).iter("section") if s.get("id") == "vm-fcos.stable.pxe.uefi.base")
     assert "attempt 1 console.log" in "".join(flaky.itertext())
 
@@ -148,7 +151,7 @@ def test_every_link_resolves(built):
 
 
 def test_regenerate_from_summary(built):
-    root, cells, paths = built
+    root, _cells, paths = built
     before = paths["html"].read_text()
     paths["html"].unlink()
     summary = report.load_summary(root)

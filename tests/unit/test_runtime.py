@@ -1,9 +1,7 @@
 """Process safety: admission by memory and CPUs, stale-VM reaping, port leases."""
 import json
-import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -68,10 +66,10 @@ def test_reap_kills_vms_of_dead_owners_only(state, tmp_path):
 
 def test_port_leases_do_not_collide():
     leases = [runtime.lease_port() for _ in range(20)]
-    ports = [l.port for l in leases]
+    ports = [lease.port for lease in leases]
     assert len(set(ports)) == 20
-    for l in leases:
-        l.release()
+    for lease in leases:
+        lease.release()
 
 
 def test_plan_workers_by_cores_and_memory():

@@ -5,7 +5,7 @@ import pytest
 
 from harness import scenario as sc
 from harness.errors import LivelabError
-from harness.ignition import butane_to_ignition, validate_or_raise, check_target
+from harness.ignition import butane_to_ignition, check_target, validate_or_raise
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 SCENARIOS = sc.load_all(SCENARIO_DIR)
@@ -14,7 +14,7 @@ SCENARIOS = sc.load_all(SCENARIO_DIR)
 @pytest.mark.parametrize("s", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_scenario_loads_and_butane_validates(s):
     assert s.cases(), f"{s.name} applies to no cell"
-    for os_id, f in s.butane.items():
+    for _os_id, f in s.butane.items():
         if not f:
             continue
         t = butane_to_ignition((s.path.parent / f).read_text(), files_dir=str(s.path.parent))
@@ -44,12 +44,15 @@ def test_selection_by_keyword():
 
 
 @pytest.mark.parametrize("body, error", [
-    ("forwards: [80]\nboots:\n  - checks:\n      - port: 80\n        expect: maybe\n", r"checks\[0\]\.expect: one of answers"),
+    ("forwards: [80]\nboots:\n  - checks:\n      - port: 80\n        expect: maybe\n",
+     r"checks\[0\]\.expect: one of answers"),
     ("boots:\n  - checks:\n      - port: 80\n        expect: answers\n", r"port check on 80: add 80 to forwards"),
     ("forwards: [22]\n", r"forwards: a list of guest TCP port numbers"),
-    ("forwards: [80]\nboots:\n  - checks:\n      - port: http\n        expect: answers\n", r"checks\[0\]\.port: a guest TCP port"),
+    ("forwards: [80]\nboots:\n  - checks:\n      - port: http\n        expect: answers\n",
+     r"checks\[0\]\.port: a guest TCP port"),
     ("boots:\n  - checks:\n      - ssh: 'true'\n        expect: answers\n", r"expect/send belong to a port check"),
-    ("boots:\n  - checks:\n      - ssh: 'true'\n        output: '('\n", r"checks\[0\]\.output: not a regular expression"),
+    ("boots:\n  - checks:\n      - ssh: 'true'\n        output: '('\n",
+     r"checks\[0\]\.output: not a regular expression"),
 ])
 def test_port_checks_are_checked_when_loaded(tmp_path, body, error):
     (tmp_path / "p.yaml").write_text(body)

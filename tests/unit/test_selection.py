@@ -129,8 +129,9 @@ def test_user_scenarios_collect_with_livelab_ids(user_repo):
 
 
 @pytest.mark.parametrize("options, expected", [
-    (["--os", "flatcar"], {"flatcar.stable.pxe.bios.mine", "flatcar.stable.pxe.uefi.mine", "flatcar.stable.ipxe.bios.mine",
-                           "flatcar.stable.ipxe.uefi.mine", "test_flatcar_thing", "test_not_about_a_configuration"}),
+    (["--os", "flatcar"], {"flatcar.stable.pxe.bios.mine", "flatcar.stable.pxe.uefi.mine",
+                           "flatcar.stable.ipxe.bios.mine", "flatcar.stable.ipxe.uefi.mine", "test_flatcar_thing",
+                           "test_not_about_a_configuration"}),
     # a scenario naming no stream runs on the one chosen; Flatcar is left out without --channel
     (["--stream", "next", "--firmware", "bios"], {"fcos.next.pxe.bios.mine", "fcos.next.ipxe.bios.mine",
                                                   "test_not_about_a_configuration"}),

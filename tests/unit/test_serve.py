@@ -1,6 +1,6 @@
 """The loopback HTTP server: 127.0.0.1 only, HEAD, Range, 404."""
-import urllib.request
 import urllib.error
+import urllib.request
 
 import pytest
 

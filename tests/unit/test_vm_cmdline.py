@@ -64,7 +64,7 @@ def test_network_boot_nic_gets_ipxe_rom_and_tftp(tmp_path):
     assert "tftp=/srv/tftp" in net and "bootfile=pxelinux.0" in net
     assert "hostfwd=tcp:127.0.0.1:2222-:22" in net
     assert "guestfwd=tcp:10.0.2.100:80-cmd:" in net and net.endswith("127.0.0.1:8080")
-    nic = [d for d in opt_values(c, "-device") if d.startswith("virtio-net-pci")][0]
+    nic = next(d for d in opt_values(c, "-device") if d.startswith("virtio-net-pci"))
     assert "romfile" not in nic and "bootindex=1" in nic   # QEMU's own iPXE ROM for the NIC
 
 
@@ -76,7 +76,7 @@ def test_extra_forwards_are_loopback_hostfwds(tmp_path):
 
 
 def test_disk_boot_nic_has_no_rom(tmp_path):
-    nic = [d for d in opt_values(cmd(tmp_path), "-device") if d.startswith("virtio-net-pci")][0]
+    nic = next(d for d in opt_values(cmd(tmp_path), "-device") if d.startswith("virtio-net-pci"))
     assert nic.endswith("romfile=")
 
 
@@ -123,7 +123,7 @@ def test_isolation_asserted_from_command_line(tmp_path):
     assert "user netdev without restrict=on" in isolation_problems(bad)
     bad = [a.replace("hostfwd=tcp:127.0.0.1:", "hostfwd=tcp::") for a in c]
     assert any("not bound to 127.0.0.1" in p for p in isolation_problems(bad))
-    assert any("not user mode" in p for p in isolation_problems(c + ["-netdev", "tap,id=x"]))
+    assert any("not user mode" in p for p in isolation_problems([*c, "-netdev", "tap,id=x"]))
 
 
 def test_command_line_is_shell_quotable(tmp_path):
@@ -155,6 +155,7 @@ def test_probe_port_tells_answers_refused_and_dropped():
     import socket
     import threading
     from types import SimpleNamespace
+
     from harness.vm.qemu import Machine
 
     def server(behaviour):
