@@ -26,6 +26,7 @@ from typing import Callable, ClassVar, TextIO
 import pexpect
 import pexpect.spawnbase
 
+from . import poll
 from .errors import BootFailure
 
 # (reason, pattern): a console line matching a pattern ends the boot at once.
@@ -148,16 +149,15 @@ class _BufferSpawn(pexpect.spawnbase.SpawnBase):
             self._cond.notify_all()
 
     def read_nonblocking(self, size=1, timeout=None):
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         with self._cond:
-            while not self._chunks:
+            # woken by feed()/feed_eof(): a condition wait, not a poll
+            self._cond.wait_for(lambda: self._chunks or self._closed,
+                                None if timeout is None else max(0.0, timeout))
+            if not self._chunks:
                 if self._closed:
                     self.flag_eof = True
                     raise pexpect.EOF("console closed")
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise pexpect.TIMEOUT("no console output")
-                self._cond.wait(left)
+                raise pexpect.TIMEOUT("no console output")
             data = self._chunks.popleft()
             if len(data) > size:
                 self._chunks.appendleft(data[size:])
@@ -192,17 +192,18 @@ class Console:
         self.name = name
         self.tap = tap
         self._alive = alive or (lambda: None)
-        deadline = time.monotonic() + connect_timeout
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+
+        def connect() -> socket.socket:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                self.sock.connect(sock_path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise BootFailure(f"{name}: serial console socket {sock_path} never appeared") from None
-                time.sleep(0.05)
+                sock.connect(sock_path)
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                sock.close()
+                raise poll.Retry(f"{type(exc).__name__}") from None
+            return sock
+
+        self.sock = poll.poll(connect, connect_timeout, what=f"{name}: serial console socket {sock_path}",
+                              interval=0.05, error=BootFailure)
         self.child = _BufferSpawn(self.sock, encoding="utf-8", codec_errors="replace")
         self.child.delaybeforesend = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -234,13 +235,7 @@ class Console:
 
     def drain(self, seconds: float = 0.0) -> None:
         """Let ``seconds`` pass while watching the console (the reader thread does the reading)."""
-        end = time.monotonic() + seconds
-        while True:
-            self.check()
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            time.sleep(min(0.1, left))
+        poll.pause(seconds, self.check)
 
     # ------------------------------------------------------------------ waits
     def wait_for(self, pattern: str | Pattern, timeout: float, regex: bool = False) -> re.Match:
@@ -257,20 +252,25 @@ class Console:
         """Like ``wait_for`` but returns None when ``timeout`` passes (a lost boot still raises)."""
         pat = _compile(pattern, regex)
         deadline = time.monotonic() + timeout
-        while True:
-            self.check()
-            try:
+
+        def expect_a_while() -> re.Match:
+            try:   # at most a second at a time, so the watchers run in between
                 self.child.expect([pat], timeout=min(1.0, max(0.05, deadline - time.monotonic())))
-                self.check_after_match()
-                return self.child.match
             except pexpect.TIMEOUT:
-                if time.monotonic() >= deadline:
-                    self.check()
-                    return None
+                raise poll.Retry("no match") from None
             except pexpect.EOF:
                 self.check()
                 raise BootFailure(f"{self.name}: console closed while waiting for {pat.pattern!r}\n"
                                   f"--- last 50 console lines ---\n{self.tap.last_lines(50)}") from None
+            self.check_after_match()
+            return self.child.match
+
+        try:
+            return poll.poll(expect_a_while, timeout, what=f"{pat.pattern!r} on the console", interval=0,
+                             check=self.check)
+        except poll.WaitTimeout:
+            self.check()
+            return None
 
     def check_after_match(self) -> None:
         if self.tap.failure:
@@ -316,14 +316,19 @@ class Console:
         half = len(self.PROMPT) // 2
         setup = (f"bind 'set enable-bracketed-paste off' 2>/dev/null; stty -echo 2>/dev/null; "
                  f"export TERM=dumb PS1='{self.PROMPT[:half]}''{self.PROMPT[half:]}'")
-        while True:
+
+        def type_setup() -> None:
             self.send_line(setup)
             left = deadline - time.monotonic()
-            if self.poll_for(self.PROMPT, max(0.1, min(self.RESEND_S, left))) is not None:
-                return
-            if time.monotonic() >= deadline:
-                raise BootFailure(f"{self.name}: no shell prompt answered within {timeout:.0f} s"
-                                  f"\n--- last 50 console lines ---\n{self.tap.last_lines(50)}")
+            if self.poll_for(self.PROMPT, max(0.1, min(self.RESEND_S, left))) is None:
+                raise poll.Retry("no prompt after the set-up line")
+
+        def no_prompt(msg: str) -> BootFailure:
+            return BootFailure(f"{self.name}: no shell prompt answered within {timeout:.0f} s"
+                               f"\n--- last 50 console lines ---\n{self.tap.last_lines(50)}")
+
+        poll.poll(type_setup, max(0.0, deadline - time.monotonic()), what="shell prompt", interval=0,
+                  check=self.check, error=no_prompt)
 
     def run(self, command: str, timeout: float) -> tuple:
         """Run a command in the console shell: (exit status, output)."""

@@ -303,10 +303,12 @@ class LiveBoot:
         boot = machine.boot_index + 1
         kargs = [a for a in self.kargs_for_boot(boot) if a.split("=", 1)[0] not in remove and a not in remove]
         kargs += list(add)
-        machine.shutdown()
-        self._prepare_boot(boot, kargs)
-        machine.write_vm_json(self.vm_record())
-        machine.start()
+
+        def prepare(m: Machine) -> None:
+            self._prepare_boot(boot, kargs)
+            m.write_vm_json(self.vm_record())
+
+        machine.power_cycle(prepare=prepare)
         from .boot import methods
         methods.after_start(self)
 

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import runtime
+from . import poll, runtime
 from .errors import LivelabError
 from .lab import BootRequest, LabOptions, LiveBoot
 from .ssh import SessionKey
@@ -136,8 +136,8 @@ def _keep(lb: LiveBoot) -> int:
             print(f"\nlivelab: SSH ready: ssh -i {lb.ssh_key.path} -p {m.spec.ssh_port} -o StrictHostKeyChecking=no "
                   f"-o UserKnownHostsFile=/dev/null core@127.0.0.1", file=sys.stderr)
         print("livelab: Ctrl-C or `livelab down` powers it off", file=sys.stderr)
-        while not stop["now"] and m.running and m.console is not None:
-            m.console.drain(0.5)
+        # until `livelab down` (SIGTERM) or the VM ends; the console watchers keep running
+        poll.until(lambda: stop["now"] or not m.running, None, what="livelab down", interval=0.5, check=m.check)
     except KeyboardInterrupt:
         pass
     finally:

@@ -12,12 +12,12 @@ import json
 import os
 import signal
 import socket
-import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from filelock import FileLock
 
+from . import poll
 from .errors import LivelabError
 
 
@@ -216,18 +216,18 @@ class Admission:
             raise LivelabError(
                 f"VM {key} needs {memory_mib} MiB and {cpus} vCPUs; this host can run at most "
                 f"{self.total_mem - self.OVERHEAD_MIB} MiB and {self.cpus} vCPUs per VM")
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def claim() -> None:
             with self.lock:
                 claims = self._load()
-                if self.fits(claims, mem, cpus):
-                    claims[key] = {"mem": mem, "cpus": cpus, **owner_record()}
-                    self._save(claims)
-                    return
-            if time.monotonic() > deadline:
-                raise LivelabError(f"VM {key} waited {timeout:.0f} s for {memory_mib} MiB and {cpus} vCPUs"
-                                   " to become free on this host")
-            time.sleep(0.5)
+                if not self.fits(claims, mem, cpus):
+                    raise poll.Retry(f"{sum(c['mem'] for c in claims.values())} MiB and "
+                                     f"{sum(c['cpus'] for c in claims.values())} vCPUs claimed by {len(claims)} VM(s)")
+                claims[key] = {"mem": mem, "cpus": cpus, **owner_record()}
+                self._save(claims)
+
+        poll.poll(claim, timeout, what=f"VM {key} waited for {memory_mib} MiB and {cpus} vCPUs to become free "
+                                       "on this host", interval=0.5, error=LivelabError)
 
     def release(self, key: str) -> None:
         with self.lock:

@@ -18,6 +18,10 @@ A scenario (``scenarios/<name>.yaml``)::
           - ssh: test -e /run/ostree-live           # exit status 0 expected unless `status:`
           - ssh: cat /etc/hostname
             output: '^\\w+'                         # regex searched in stdout
+            save_as: hostname                       # later checks may say {{hostname}}
+          - wait_until: curl -sf localhost:8080     # retried every second until it exits 0
+            output: hello                           # (and its stdout matches)
+            timeout: 60
           - console: 'Reached target .*Multi-User'  # a line seen on the console this boot
           - port: 80                                # from outside the guest (127.0.0.1 forward):
             expect: answers                         # answers | refused | dropped (a firewall drop)
@@ -27,6 +31,10 @@ A scenario (``scenarios/<name>.yaml``)::
         checks: [...]
 
 Test ids: ``<os>.<stream>.<method>.<firmware>.<scenario>``.
+
+``save_as: NAME`` keeps a check's stdout (stripped) for the rest of the case; ``{{NAME}}`` in a
+later check's command is replaced by it, and in its ``output`` / ``not_output`` by it as a
+literal (escaped) pattern.  A name must be saved by an earlier check than the one using it.
 """
 from __future__ import annotations
 
@@ -38,22 +46,26 @@ import yaml
 
 from .errors import BootFailure, LivelabError
 from .lab import BootRequest
+from .poll import WaitTimeout
 from .vm.qemu import Disk
 from .vocab import FIRMWARES, OS_METHODS, STREAMS
 
 _KEYS = {"description", "butane", "applies", "memory", "cpus", "disks", "ci", "boots", "completion",
          "user_config", "kargs", "first_boot_kargs", "slow", "oem_config", "below_minimum", "expect_failure",
          "forwards"}
-_CHECK_KEYS = {"ssh", "console", "console_cmd", "port", "expect", "send", "status", "output", "not_output", "name",
-               "timeout", "only"}
-_CHECK_KINDS = ("ssh", "console", "console_cmd", "port")
+_CHECK_KEYS = {"ssh", "console", "console_cmd", "port", "wait_until", "expect", "send", "status", "output",
+               "not_output", "name", "timeout", "only", "save_as"}
+_CHECK_KINDS = ("ssh", "console", "console_cmd", "port", "wait_until")
+_SAVES_OUTPUT = ("ssh", "console_cmd", "wait_until")      # the kinds whose stdout save_as keeps
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 PORT_RESULTS = ("answers", "refused", "dropped")
 _BOOT_KEYS = {"how", "checks", "add_kargs", "remove_kargs", "expect_failure"}
 
 
 @dataclass
 class Check:
-    kind: str                     # ssh | console | console_cmd | port
+    kind: str                     # ssh | console | console_cmd | port | wait_until
     text: str
     expect: str | None = None  # port: answers | refused | dropped
     send: str | None = None    # port: what to send (default an HTTP GET)
@@ -63,6 +75,7 @@ class Check:
     name: str | None = None
     timeout: float | None = None
     only: str | None = None    # run only on this OS / method (e.g. fcos, iso)
+    save_as: str | None = None # keep the stdout under this name for {{name}} in later checks
 
     def applies_to(self, req) -> bool:
         return self.only is None or self.only in (req.os, req.method, req.firmware)
@@ -165,11 +178,22 @@ def _check(path: Path, where: str, raw) -> Check:
             raise _err(path, f"{where}.expect: one of {', '.join(PORT_RESULTS)}")
     elif "expect" in raw or "send" in raw:
         raise _err(path, f"{where}: expect/send belong to a port check")
+    save_as = raw.get("save_as")
+    if save_as is not None:
+        if kind not in _SAVES_OUTPUT:
+            raise _err(path, f"{where}.save_as: only {', '.join(_SAVES_OUTPUT)} checks have an output to save")
+        if not isinstance(save_as, str) or not _NAME.match(save_as):
+            raise _err(path, f"{where}.save_as: a name of letters, digits and _")
+    if kind == "wait_until" and "status" in raw:
+        raise _err(path, f"{where}.status: wait_until waits for exit status 0")
+    if "timeout" in raw and (isinstance(raw["timeout"], bool) or not isinstance(raw["timeout"], (int, float))
+                             or raw["timeout"] <= 0):
+        raise _err(path, f"{where}.timeout: seconds, a positive number")
     status_default = 0 if kind in ("ssh", "console_cmd") else None
     return Check(kind, str(raw[kind]), expect=raw.get("expect"), send=raw.get("send"),
                  status=raw.get("status", status_default), output=raw.get("output"),
                  not_output=raw.get("not_output"), name=raw.get("name"), timeout=raw.get("timeout"),
-                 only=raw.get("only"))
+                 only=raw.get("only"), save_as=save_as)
 
 
 def load(path: Path) -> Scenario:
@@ -218,10 +242,18 @@ def load(path: Path) -> Scenario:
                         kargs=list(data.get("kargs") or []), first_boot_kargs=list(data.get("first_boot_kargs") or []),
                         slow=bool(data.get("slow", False)), oem_config=data.get("oem_config"),
                         below_minimum=bool(data.get("below_minimum", False)), forwards=list(forwards))
-    for boot in scenario.boots:
-        for check in boot.checks:
+    saved: set[str] = set()
+    for i, boot in enumerate(scenario.boots):
+        for j, check in enumerate(boot.checks):
             if check.kind == "port" and int(check.text) not in scenario.forwards:
                 raise _err(path, f"a port check on {check.text}: add {check.text} to forwards")
+            for field_ in (check.text, check.output or "", check.not_output or ""):
+                for ref in _REF.findall(field_):
+                    if ref not in saved:
+                        raise _err(path, f"boots[{i}].checks[{j}]: {{{{{ref}}}}} is not saved by an earlier "
+                                         f"check (save_as: {ref})")
+            if check.save_as:
+                saved.add(check.save_as)
     return scenario
 
 
@@ -233,34 +265,53 @@ def load_all(directory) -> list[Scenario]:
     return [load(p) for p in sorted(directory.glob("*.yaml"))]
 
 
-def run_check(lb, check: Check) -> str:
-    """Run one check on a booted VM; raise AssertionError with the evidence when it fails."""
+def _fill(text: str, values: dict[str, str], pattern: bool = False) -> str:
+    """``{{name}}`` replaced by a saved value (escaped when ``text`` is a regex)."""
+    return _REF.sub(lambda m: re.escape(values[m.group(1)]) if pattern else values[m.group(1)], text)
+
+
+def run_check(lb, check: Check, values: dict[str, str] | None = None) -> str:
+    """Run one check on a booted VM; raise AssertionError with the evidence when it fails.
+    ``values``: what earlier checks saved (``save_as``); this check's own is added to it."""
+    values = {} if values is None else values
     m = lb.machine
+    text = _fill(check.text, values)
+    output = _fill(check.output, values, pattern=True) if check.output else None
+    not_output = _fill(check.not_output, values, pattern=True) if check.not_output else None
     if check.kind == "console":
-        m.console.wait_for(re.compile(check.text), check.timeout or m.timeouts.boot)
-        return f"console showed {check.text!r}"
+        m.wait_for_console_text(re.compile(text), check.timeout or m.timeouts.boot)
+        return f"console showed {text!r}"
     if check.kind == "port":
         send = (check.send if check.send is not None else "GET / HTTP/1.0\r\n\r\n").encode()
-        result, data = m.probe_port(int(check.text), send, wait=check.timeout or 5.0)
-        text = data.decode(errors="replace")
-        evidence = f"guest port {check.text} (127.0.0.1:{m.host_port(int(check.text))}) {result}: {text[:300]!r}"
+        result, data = m.probe_port(int(text), send, wait=check.timeout or 5.0)
+        reply = data.decode(errors="replace")
+        evidence = f"guest port {text} (127.0.0.1:{m.host_port(int(text))}) {result}: {reply[:300]!r}"
         if result != check.expect:
             raise AssertionError(f"{check.describe()}: expected {check.expect}; {evidence}")
-        if check.output and not re.search(check.output, text, re.M):
-            raise AssertionError(f"{check.describe()}: reply does not match {check.output!r}; {evidence}")
+        if output and not re.search(output, reply, re.M):
+            raise AssertionError(f"{check.describe()}: reply does not match {output!r}; {evidence}")
         return f"{check.describe()}: {result}"
-    if check.kind == "ssh":
-        status, out, err = m.execute(check.text, check.timeout)
+    if check.kind == "wait_until":
+        try:
+            out = m.wait_until_succeeds(text, check.timeout, output=output)
+        except WaitTimeout as exc:
+            raise AssertionError(f"{check.describe()}: {exc}") from None
+        status, err = 0, ""
+    elif check.kind == "ssh":
+        status, out, err = m.execute(text, check.timeout)
     else:
-        status, out = m.console.run(check.text, check.timeout or m.timeouts.command)
+        status, out = m.console_run(text, check.timeout)
         err = ""
-    evidence = f"`{check.text}` exited {status}\nstdout: {out.strip()[-1500:]}\nstderr: {err.strip()[-800:]}"
+    evidence = f"`{text}` exited {status}\nstdout: {out.strip()[-1500:]}\nstderr: {err.strip()[-800:]}"
     if check.status is not None and status != check.status:
         raise AssertionError(f"{check.describe()}: expected exit {check.status}; {evidence}")
-    if check.output and not re.search(check.output, out, re.M):
-        raise AssertionError(f"{check.describe()}: output does not match {check.output!r}; {evidence}")
-    if check.not_output and re.search(check.not_output, out, re.M):
-        raise AssertionError(f"{check.describe()}: output matches {check.not_output!r}; {evidence}")
+    if output and not re.search(output, out, re.M):
+        raise AssertionError(f"{check.describe()}: output does not match {output!r}; {evidence}")
+    if not_output and re.search(not_output, out, re.M):
+        raise AssertionError(f"{check.describe()}: output matches {not_output!r}; {evidence}")
+    if check.save_as:
+        values[check.save_as] = out.strip()
+        return f"{check.describe()}: ok ({check.save_as} = {out.strip()[:200]!r})"
     return f"{check.describe()}: ok"
 
 
@@ -300,6 +351,7 @@ def run_scenario(scenario: Scenario, lb) -> list[str]:
         with open(record, "a") as f:
             f.write(line + "\n")
 
+    values: dict[str, str] = {}     # save_as
     for i, boot in enumerate(scenario.boots):
         if i == 0:
             lb.start()
@@ -325,7 +377,7 @@ def run_scenario(scenario: Scenario, lb) -> list[str]:
             if not check.applies_to(lb.req):
                 continue
             try:
-                note(f"boot {i + 1}: {run_check(lb, check)}")
+                note(f"boot {i + 1}: {run_check(lb, check, values)}")
             except AssertionError as exc:
                 note(f"boot {i + 1}: FAILED {exc}")
                 raise

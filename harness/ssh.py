@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from filelock import FileLock
 
-from .errors import BootFailure
+from . import poll
 
 # paramiko logs every refused early connection attempt; our own errors say what matters
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
@@ -99,48 +99,37 @@ class SSH:
         """Wait until the guest accepts our key; ``check`` raises if the boot failed meanwhile.
 
         Each attempt runs in a helper thread while this one keeps calling ``check`` every 0.1 s,
-        so a failed boot is reported at once even while an attempt waits for sshd's banner."""
+        so a failed boot is reported at once even while an attempt waits for sshd's banner.
+        Attempts are 0.5 s apart at first, then up to 1 s."""
         start = time.monotonic()
         deadline = start + timeout
-        delay = 0.5
-        last = "no attempt"
-        banner = 2.0
-        while True:
-            check()
+        state = {"banner": 2.0}
+
+        def attempt() -> paramiko.SSHClient:
             result: dict = {}
 
-            def attempt(result=result, banner=banner):   # this turn's values, bound now
+            def connect() -> None:
                 try:
                     # QEMU's user net accepts the TCP connection before sshd listens: a short
                     # banner wait, retried often, notices sshd within a second of its start
                     result["client"] = self._connect(timeout=min(15.0, max(1.0, deadline - time.monotonic())),
-                                                     banner_timeout=banner)
+                                                     banner_timeout=state["banner"])
                 except (OSError, paramiko.SSHException, EOFError) as exc:
                     result["error"] = f"{type(exc).__name__}: {exc}"
 
-            worker = threading.Thread(target=attempt, name=f"ssh-wait-{self.name}", daemon=True)
+            worker = threading.Thread(target=connect, name=f"ssh-wait-{self.name}", daemon=True)
             worker.start()
-            while worker.is_alive():
-                try:
-                    check()
-                except BaseException:
-                    worker.join(0)   # the attempt ends by itself (its own timeout); we report now
-                    raise
-                worker.join(0.1)
+            # the attempt ends by itself (its own time-out); a failed boot is reported now
+            poll.until(lambda: not worker.is_alive(), None, what="SSH attempt", check=check)
             if "client" in result:
-                self.client = result["client"]
-                return time.monotonic() - start
-            last = result.get("error", last)
-            if time.monotonic() + delay > deadline:
-                raise BootFailure(f"{self.name}: SSH to {self.user}@{self.host}:{self.port} not ready "
-                                  f"after {timeout:.0f} s (last error: {last})")
-            pause_until = time.monotonic() + delay
-            while time.monotonic() < pause_until:
-                check()
-                time.sleep(min(0.1, max(0.0, pause_until - time.monotonic())))
-            delay = min(delay * 1.5, 1.0)
-            if "banner" in last.lower():
-                banner = min(banner * 1.5, 4.0)   # a loaded host may answer slowly: wait longer
+                return result["client"]
+            if "banner" in result["error"].lower():
+                state["banner"] = min(state["banner"] * 1.5, 4.0)   # a loaded host may answer slowly
+            raise poll.Retry(result["error"])
+
+        self.client = poll.poll(attempt, timeout, what=f"{self.name}: SSH to {self.user}@{self.host}:{self.port}",
+                                interval=0.5, backoff=1.5, max_interval=1.0, check=check)
+        return time.monotonic() - start
 
     def _client(self) -> paramiko.SSHClient:
         transport = self.client.get_transport() if self.client is not None else None

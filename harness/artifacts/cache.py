@@ -30,6 +30,7 @@ from typing import Literal, overload
 import filelock
 import platformdirs
 
+from .. import poll
 from ..errors import LivelabError
 from . import mirror as _mirror
 from . import verify as _verify
@@ -76,15 +77,21 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _with_retries(fn, retries: int, backoff: float):
-    attempt = 0
-    while True:
+    """``fn()``, tried again up to ``retries`` times on a retryable NetError, ``backoff`` s apart
+    at first and twice as long each time."""
+    failures = 0
+
+    def attempt():
+        nonlocal failures
         try:
             return fn()
         except NetError as exc:
-            if not exc.retryable or attempt >= retries:
+            failures += 1
+            if not exc.retryable or failures > retries:
                 raise
-            attempt += 1
-            time.sleep(backoff * (2 ** (attempt - 1)))
+            raise poll.Retry(str(exc)) from None
+
+    return poll.poll(attempt, None, what="download", interval=backoff, backoff=2.0)
 
 
 # ------------------------------------------------------------------ metadata

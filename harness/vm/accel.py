@@ -189,5 +189,9 @@ class Timeouts:
         return self(120)
 
     @property
+    def condition(self) -> float:     # a condition in the running guest (wait_until_succeeds, wait_for_unit)
+        return self(180)
+
+    @property
     def shutdown(self) -> float:
         return self(60)

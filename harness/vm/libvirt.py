@@ -55,13 +55,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .. import runtime
+from .. import poll, runtime
 from ..console import Console
 from ..errors import LivelabError
 from .accel import TCG_CPU, Accel, Timeouts, qemu_binary
@@ -290,12 +289,16 @@ class _DomainProcess:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while (rc := self.poll()) is None:
-            if timeout is not None and deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired("libvirt domain", timeout)
-            time.sleep(0.1)
-        return rc
+        def ended() -> int:
+            rc = self.poll()
+            if rc is None:
+                raise poll.Retry("domain running")
+            return rc
+
+        def expired(msg: str) -> Exception:   # as subprocess.Popen.wait says it
+            return subprocess.TimeoutExpired("libvirt domain", timeout or 0)
+
+        return poll.poll(ended, timeout, what="libvirt domain to end", interval=0.1, error=expired)
 
     def kill(self) -> None:
         self.m._destroy()

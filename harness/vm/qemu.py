@@ -27,9 +27,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+import paramiko
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
-from .. import runtime
+from .. import poll, runtime
 from ..console import Console, ConsoleTap
 from ..errors import BootFailure, LivelabError
 from ..serve import GUEST_HTTP_IP, GUEST_HTTP_PORT, relay_command
@@ -262,6 +263,8 @@ class Machine:
         self.t0 = 0.0
         self.tap = ConsoleTap(time.monotonic())
         self._starts = 0
+        self._stale_boot_id: str | None = None    # the boot_id the next SSH boot must not have
+        self._console_shell_boot = 0               # the boot whose console shell we took over
 
     # ------------------------------------------------------------------ lifecycle
     def _prepare_disks(self) -> None:
@@ -339,23 +342,25 @@ class Machine:
         return f"QEMU exited with status {rc}: {' | '.join(err[-3:]) or 'no message'}"
 
     def _connect_qmp(self) -> None:
-        deadline = time.monotonic() + 15
         sock = str(runtime.socket_dir(self.run_dir) / "qmp.sock")
-        while True:
+
+        def qemu_alive() -> None:
             dead = self._dead_reason()
             if dead:
                 raise LivelabError(f"{self.spec.name}: {dead}")
-            if os.path.exists(sock):
-                try:
-                    qmp = QEMUMonitorProtocol(sock)
-                    qmp.connect()
-                    self.qmp = qmp
-                    return
-                except (OSError, Exception):
-                    self.qmp = None
-            if time.monotonic() > deadline:
-                raise LivelabError(f"{self.spec.name}: QMP socket never came up")
-            time.sleep(0.05)
+
+        def connect() -> QMPChannel:
+            if not os.path.exists(sock):
+                raise poll.Retry("no socket yet")
+            qmp = QEMUMonitorProtocol(sock)
+            try:
+                qmp.connect()
+            except Exception as exc:
+                raise poll.Retry(f"{type(exc).__name__}: {exc}") from None
+            return qmp
+
+        self.qmp = poll.poll(connect, 15, what=f"{self.spec.name}: QMP socket {sock}", interval=0.05,
+                             check=qemu_alive, error=LivelabError)
 
     def _new_boot(self) -> None:
         if self.boots:
@@ -467,7 +472,8 @@ class Machine:
             self.boots[-1]["phases"] = dict(self.tap.phases)
         data = {"schema": "livelab.timings/1", "vm": self.spec.name,
                 "accel": self.accel.name, "accel_reason": self.accel.reason,
-                "boots": [{"boot": b["boot"], "phases": b["phases"]} for b in self.boots]}
+                "boots": [{"boot": b["boot"], "phases": b["phases"],
+                           **({"boot_id": b["boot_id"]} if b.get("boot_id") else {})} for b in self.boots]}
         (self.run_dir / "timings.json").write_text(json.dumps(data, indent=2))
 
     def mark(self, phase: str) -> None:
@@ -499,6 +505,7 @@ class Machine:
         self.console.drain(0)
 
     def wait_for_console_text(self, pattern, timeout: float | None = None, regex: bool = False):
+        """Wait for text (or a regex) on the serial console; returns the match."""
         return self._live_console().wait_for(pattern, timeout or self.timeouts.boot, regex=regex)
 
     def port_text(self, port: str = COMPLETION_PORT) -> str:
@@ -509,68 +516,166 @@ class Machine:
                             timeout: float | None = None, count: int = 1) -> float:
         """Wait until ``token`` appears ``count`` times on a virtio port (no SSH needed)."""
         timeout = timeout or self.timeouts.boot
-        deadline = time.monotonic() + timeout
-        while self.port_text(port).count(token) < count:
-            self._live_console().drain(0.5)
-            if time.monotonic() > deadline:
-                raise BootFailure(f"{self.spec.name}: no {token!r} on virtio port {port} after {timeout:.0f} s\n"
-                                  f"--- last 50 console lines ---\n{self.tap.last_lines(50)}")
+
+        def no_token(msg: str) -> BootFailure:
+            return BootFailure(f"{self.spec.name}: no {token!r} on virtio port {port} after {timeout:.0f} s\n"
+                               f"--- last 50 console lines ---\n{self.tap.last_lines(50)}")
+
+        poll.until(lambda: self.port_text(port).count(token) >= count, timeout, what=f"{token!r} on port {port}",
+                   interval=0.5, check=self.check, error=no_token)
         return time.monotonic() - self.t0
 
+    BOOT_ID = "cat /proc/sys/kernel/random/boot_id"
+
     def wait_for_ssh(self, timeout: float | None = None) -> SSH:
+        """Wait until SSH answers with our key on *this* boot.
+
+        After ``reboot()``, ``reset()`` or ``power_cycle()`` the guest's ``boot_id`` must differ
+        from the one before: an sshd of the old boot that still answers is not the new boot."""
         if self.ssh_key is None:
             raise LivelabError("no SSH key for this VM")
         if self.ssh is None:
             if self.spec.ssh_port is None:
                 raise LivelabError(f"{self.spec.name}: no SSH port (the VM was never started)")
             self.ssh = SSH("127.0.0.1", self.spec.ssh_port, self.ssh_key, user=self.ssh_user, name=self.spec.name)
-        self.ssh.wait(timeout or self.timeouts.boot, check=self.check)
-        self.mark("ssh_ready")
-        return self.ssh
+        ssh = self.ssh
+        timeout = timeout or self.timeouts.boot
+        deadline = time.monotonic() + timeout
 
+        def this_boot() -> SSH:
+            ssh.wait(max(1.0, deadline - time.monotonic()), check=self.check)
+            try:
+                boot_id = ssh.run(self.BOOT_ID, timeout=30)[1].strip()
+            except (OSError, EOFError, paramiko.SSHException) as exc:   # the old system going down
+                ssh.new_boot()
+                raise poll.Retry(f"reading boot_id: {type(exc).__name__}: {exc}") from None
+            if not boot_id or boot_id == self._stale_boot_id:
+                ssh.new_boot()      # nor is its host key this boot's
+                raise poll.Retry(f"the sshd of the boot before answered (boot_id {boot_id or 'unreadable'})")
+            self._stale_boot_id = None
+            self.boots[-1]["boot_id"] = boot_id
+            return ssh
+
+        poll.poll(this_boot, timeout, what=f"{self.spec.name}: SSH on boot {self.boot_index}", interval=1.0,
+                  check=self.check)
+        self.mark("ssh_ready")
+        return ssh
+
+    def boot_id(self) -> str:
+        """The guest's ``/proc/sys/kernel/random/boot_id`` (over SSH): new at every boot."""
+        return self.succeed(self.BOOT_ID).strip()
+
+    # ------------------------------------------------------------------ commands (over SSH)
     def succeed(self, command: str, timeout: float | None = None) -> str:
+        """Run ``command``; it must exit 0.  Returns its stdout."""
         self.check()
         return self._live_ssh().succeed(command, timeout or self.timeouts.command)
 
     def fail(self, command: str, timeout: float | None = None) -> str:
+        """Run ``command``; it must fail.  Returns its stdout and stderr."""
         self.check()
         return self._live_ssh().fail(command, timeout or self.timeouts.command)
 
     def execute(self, command: str, timeout: float | None = None) -> tuple:
+        """Run ``command``: (exit status, stdout, stderr)."""
         self.check()
         return self._live_ssh().run(command, timeout or self.timeouts.command)
 
+    def _until(self, command: str, want_success: bool, timeout: float | None, output: str | None = None) -> str:
+        def probe() -> str:
+            status, out, err = self.execute(command)
+            if (status == 0) != want_success:
+                raise poll.Retry(f"exit {status}: {(err.strip() or out.strip())[-300:]}")
+            if output is not None and not re.search(output, out, re.M):
+                raise poll.Retry(f"exit {status}, stdout not matching {output!r}: {out.strip()[-300:]}")
+            return out if want_success else out + err
+        return poll.poll(probe, timeout or self.timeouts.condition, interval=1.0, check=self.check,
+                         what=f"{self.spec.name}: `{command}` to {'succeed' if want_success else 'fail'}")
+
+    def wait_until_succeeds(self, command: str, timeout: float | None = None, output: str | None = None) -> str:
+        """Run ``command`` every second until it exits 0 (and its stdout matches the regex
+        ``output``, if given); returns its stdout."""
+        return self._until(command, True, timeout, output)
+
+    def wait_until_fails(self, command: str, timeout: float | None = None) -> str:
+        """Run ``command`` every second until it exits non-zero; returns its stdout and stderr."""
+        return self._until(command, False, timeout)
+
     def wait_for_unit(self, unit: str, timeout: float | None = None) -> None:
-        timeout = timeout or self.timeouts.command
-        deadline = time.monotonic() + timeout
-        while True:
-            _status, out, _ = self.execute(f"systemctl is-active {shlex.quote(unit)}")
-            state = out.strip()
+        """Wait until ``unit`` is active.  It fails at once when the unit failed, or when it is
+        inactive with no job pending (nothing will start it)."""
+        q = shlex.quote(unit)
+
+        def journal() -> str:
+            return self.execute(f"journalctl -b -u {q} --no-pager | tail -n 30")[1]
+
+        def probe() -> None:
+            state = self.execute(f"systemctl show -p ActiveState --value {q}")[1].strip()
             if state == "active":
                 return
-            if state == "failed" or time.monotonic() > deadline:
-                _, journal, _ = self.execute(f"journalctl -b -u {shlex.quote(unit)} --no-pager | tail -n 30")
-                raise BootFailure(f"{self.spec.name}: unit {unit} is {state}\n{journal}")
-            time.sleep(1)
+            if state == "failed":
+                raise BootFailure(f"{self.spec.name}: unit {unit} failed\n{journal()}")
+            if state == "inactive" and not self.execute(f"systemctl list-jobs --no-legend {q}")[1].strip():
+                raise BootFailure(f"{self.spec.name}: unit {unit} is inactive and no job is pending\n{journal()}")
+            raise poll.Retry(state or "unknown")
+
+        poll.poll(probe, timeout or self.timeouts.condition, what=f"{self.spec.name}: unit {unit} active",
+                  interval=1.0, check=self.check)
+
+    def wait_for_open_port(self, port: int, timeout: float | None = None) -> None:
+        """Wait until something listens on TCP ``port`` in the guest."""
+        self.wait_until_succeeds(f"ss -Htln 'sport = :{int(port)}' | grep -q .", timeout)
+
+    def wait_for_file(self, path: str, timeout: float | None = None) -> None:
+        """Wait until ``path`` exists in the guest."""
+        self.wait_until_succeeds(f"test -e {shlex.quote(path)}", timeout)
+
+    # ------------------------------------------------------------------ the serial console
+    def console_login(self, user: str, password: str | None = None, timeout: float | None = None) -> None:
+        """Log in at the console's getty prompt; ``console_run`` then uses that shell."""
+        self._live_console().login(user, password, timeout or self.timeouts.boot)
+        self._console_shell_boot = self.boot_index
+
+    def console_run(self, command: str, timeout: float | None = None) -> tuple:
+        """Run ``command`` in the serial console's shell (taken over at its first use this boot):
+        (exit status, output)."""
+        console = self._live_console()
+        if self._console_shell_boot != self.boot_index:
+            console.take_shell(self.timeouts.boot)
+            self._console_shell_boot = self.boot_index
+        return console.run(command, timeout or self.timeouts.command)
 
     # ------------------------------------------------------------------ reboots and media
+    def _remember_boot_id(self) -> None:
+        """Before a reboot: the boot_id the next boot must not have (read now if SSH is up)."""
+        known = next((b["boot_id"] for b in reversed(self.boots) if b.get("boot_id")), None)
+        if self.ssh is not None and self.ssh.client is not None:
+            with contextlib.suppress(Exception):
+                known = self.ssh.run(self.BOOT_ID, timeout=10)[1].strip() or known
+        self._stale_boot_id = known
+
     def reboot(self) -> None:
-        """Guest reboot (systemctl reboot); the same QEMU process boots again."""
+        """Guest reboot (systemctl reboot); the same QEMU process boots again.  The next
+        ``wait_for_ssh()`` accepts only a new ``boot_id``."""
+        self._remember_boot_id()
         with contextlib.suppress(Exception):   # the connection drops as the guest goes down
             self._live_ssh().run("sudo systemctl reboot", timeout=10)
         self._new_boot()
 
     def reset(self) -> None:
-        """Hard reset through QMP (``system_reset``)."""
+        """Hard reset through QMP (``system_reset``); proven like ``reboot``."""
+        self._remember_boot_id()
         self._live_qmp().cmd("system_reset")
         self._new_boot()
 
     def power_cycle(self, append: str | None = None, prepare: Callable[[Machine], None] | None = None) -> None:
-        """Power off, optionally change the kernel arguments of the next boot, power on.
+        """Power off, optionally change the kernel arguments of the next boot, power on; proven
+        like ``reboot``.
 
         Direct-kernel boots take ``append``; network boots regenerate their boot config in
         ``prepare`` (e.g. pxelinux.cfg / boot.ipxe with other arguments).  Disks (overlays) keep
         their contents."""
+        self._remember_boot_id()
         self.shutdown()
         if append is not None:
             self.spec.append = append
@@ -598,11 +703,8 @@ class Machine:
         desc = (reply.get("error") or {}).get("desc", "")
         if force or "locked" not in desc:
             return reply
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if self.tray_open():
-                return self._live_qmp().cmd_raw("eject", {"id": self.CD_ID, "force": False})
-            time.sleep(0.25)
+        with contextlib.suppress(poll.WaitTimeout):   # a guest that keeps the media: ask once more anyway
+            poll.until(lambda: bool(self.tray_open()), wait, what="the CD tray to open", interval=0.25)
         return self._live_qmp().cmd_raw("eject", {"id": self.CD_ID, "force": False})
 
     def change_media(self, path: str) -> dict:

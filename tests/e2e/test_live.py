@@ -73,8 +73,7 @@ def test_live_iso_without_config_autologin_and_success_token(live_vm):
                              name="fcos.stable.iso.bios.live-login"))
     m = lb.machine
     assert lb.config is None and m.spec.virtio_ports == [LIVEISO_SUCCESS_PORT]
-    m.console.take_shell(m.timeouts.boot)
-    status, out = m.console.run("id -un", m.timeouts.command)
+    status, out = m.console_run("id -un")
     assert (status, out.strip()) == (0, "core")
     m.wait_for_port_token("coreos-liveiso-success", port=LIVEISO_SUCCESS_PORT)
 
@@ -132,8 +131,7 @@ def test_flatcar_no_first_boot_sshkey_and_autologin(live_vm, livelab):
                              name="flatcar.beta.pxe.bios.sshkey-autologin"))
     m = lb.machine
     assert "flatcar.first_boot" not in (lb.run_dir / "kargs.txt").read_text()
-    m.console.take_shell(m.timeouts.boot)
-    status, out = m.console.run("id -un; test -e /etc/ignition-ran && echo ran || echo not-run", m.timeouts.command)
+    status, out = m.console_run("id -un; test -e /etc/ignition-ran && echo ran || echo not-run")
     assert status == 0 and out.splitlines() == ["core", "not-run"], out
     m.wait_for_ssh()
     assert m.succeed("cat ~/.ssh/authorized_keys ~/.ssh/authorized_keys.d/* 2>/dev/null").count(key.split()[1]) >= 1
@@ -149,8 +147,7 @@ def test_flatcar_oem_config_from_extra_initrd(live_vm):
     lb = live_vm(BootRequest("flatcar", "stable", "pxe", "bios", user_config=False, oem_config=oem,
                              kargs=["flatcar.autologin=ttyS0"], name="flatcar.stable.pxe.bios.oem"))
     m = lb.machine
-    m.console.take_shell(m.timeouts.boot)
-    status, out = m.console.run("cat /etc/livelab-oem", m.timeouts.command)
+    status, out = m.console_run("cat /etc/livelab-oem")
     assert (status, out.strip()) == (0, "from-oem")
 
 

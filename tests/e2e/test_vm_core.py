@@ -53,24 +53,27 @@ def test_console_ssh_reboot_reset_isolation(live_vm, request):
     usernet = m.qmp.cmd("human-monitor-command", **{"command-line": "info usernet"})
     fwd = [line for line in usernet.splitlines() if "HOST_FORWARD" in line]
     assert fwd and all("127.0.0.1" in line for line in fwd), usernet
-    m.console.login("core", "livelab", m.timeouts.boot)
-    status, out = m.console.run("cat /proc/cmdline", m.timeouts.command)
+    m.console_login("core", "livelab")
+    status, out = m.console_run("cat /proc/cmdline")
     assert status == 0 and "ignition.firstboot" in out
     m.wait_for_ssh()
     assert m.succeed("id -un").strip() == "core"
-    key1 = _host_key(m)
+    key1, id1 = _host_key(m), m.boot_id()
     m.reboot()
-    m.wait_for_ssh()
-    key2 = _host_key(m)
+    m.wait_for_ssh()            # accepts only a new boot_id
+    key2, id2 = _host_key(m), m.boot_id()
+    assert id2 != id1, "reboot() must be proven by a new boot_id"
     assert key2 != key1, "a live boot must generate new sshd host keys"
     assert m.succeed("systemctl is-enabled livelab-boot-done.service").strip() == "enabled"
     m.reset()
     m.wait_for_ssh()
+    assert m.boot_id() not in (id1, id2)
     assert _host_key(m) not in (key1, key2)
     timings = json.loads((lb.run_dir / "timings.json").read_text())
     assert timings["accel"] in ("tcg", "kvm") and len(timings["boots"]) == 3
     for boot in timings["boots"]:
         assert {"qemu_start", "kernel_start", "ssh_ready"} <= set(boot["phases"]), boot
+    assert [b["boot_id"] for b in timings["boots"]] == [id1, id2, m.boot_id()]
 
 
 @pytest.mark.livelab(os="flatcar", stream="stable", method="pxe", firmware="bios")
@@ -86,7 +89,7 @@ def test_power_cycle_changes_kernel_arguments(live_vm):
     lb.power_cycle(add=["livelab.marker=two"], remove=["flatcar.first_boot", "livelab.marker"])
     # without flatcar.first_boot Ignition does not run: the session key is not installed, so
     # the boot is judged on the console
-    m.wait_for_console_text(re.compile(r"login:"), m.timeouts.boot)
+    m.wait_for_console_text(re.compile(r"login:"))
     cfg = (lb.run_dir / "pxelinux.cfg").read_text()
     assert "livelab.marker=two" in cfg and "flatcar.first_boot" not in cfg and "marker=one" not in cfg
     vm = json.loads((lb.run_dir / "vm.json").read_text())

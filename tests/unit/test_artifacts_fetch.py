@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import poll
 from harness.artifacts import cache as acache
 from harness.artifacts import fetch, resolve
 from harness.artifacts import verify as averify
@@ -357,10 +358,11 @@ def test_connection_refused(tmp_path, monkeypatch):
     port = s.getsockname()[1]
     s.close()
     sleeps = []
-    monkeypatch.setattr(acache.time, "sleep", sleeps.append)
+    monkeypatch.setattr(poll, "pause", lambda seconds, check=None: sleeps.append(seconds))
     with pytest.raises(LivelabError, match=rf"^http://127.0.0.1:{port}/fcos/streams/stable.json: connection refused$"):
         resolve("fcos", "stable", mirror=f"http://127.0.0.1:{port}", cache_dir=tmp_path, timeout=2)
     assert len(sleeps) == acache.DEFAULT_RETRIES and sleeps == sorted(sleeps)    # retried with backoff
+    assert sleeps[1] == 2 * sleeps[0]
 
 
 def test_offline_cold_and_warm(fcos_mirror, signer):

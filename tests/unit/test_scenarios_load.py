@@ -67,3 +67,66 @@ def test_firewall_scenario_probes_from_outside():
     assert req.forwards == [80, 8080, 9]
     probes = [(c.text, c.expect) for c in fw.boots[0].checks if c.kind == "port"]
     assert ("8080", "dropped") in probes and ("8080", "answers") in probes and ("9", "refused") in probes
+
+
+CHECKS = "boots:\n  - checks:\n"
+
+
+@pytest.mark.parametrize("body, error", [
+    (CHECKS + "      - ssh: echo {{nope}}\n", r"checks\[0\]: \{\{nope\}\} is not saved by an earlier check"),
+    (CHECKS + "      - ssh: 'true'\n        output: '{{later}}'\n      - ssh: echo x\n        save_as: later\n",
+     r"boots\[0\]\.checks\[0\]: \{\{later\}\} is not saved"),
+    ("forwards: [80]\n" + CHECKS + "      - port: 80\n        expect: answers\n        save_as: x\n",
+     r"save_as: only ssh, console_cmd, wait_until checks"),
+    (CHECKS + "      - ssh: 'true'\n        save_as: 2x\n", r"save_as: a name of letters"),
+    (CHECKS + "      - wait_until: 'true'\n        status: 1\n", r"wait_until waits for exit status 0"),
+    (CHECKS + "      - wait_until: 'true'\n        timeout: soon\n", r"timeout: seconds, a positive number"),
+])
+def test_wait_until_and_save_as_are_checked_when_loaded(tmp_path, body, error):
+    (tmp_path / "w.yaml").write_text(body)
+    with pytest.raises(LivelabError, match=error):
+        sc.load(tmp_path / "w.yaml")
+
+
+def test_no_shell_retry_loops_in_scenarios():
+    for s in SCENARIOS:
+        for boot in s.boots:
+            for c in boot.checks:
+                assert "seq " not in c.text and "sleep" not in c.text, (s.name, c.text)
+
+
+class _FakeMachine:
+    def __init__(self):
+        self.ran = []
+        self.timeouts = None
+
+    def execute(self, command, timeout=None):
+        self.ran.append(command)
+        return 0, {"blkid": "1234-abcd\n", "again": "1234-abcd\n"}.get(command.split()[0], "x\n"), ""
+
+    def wait_until_succeeds(self, command, timeout=None, output=None):
+        self.ran.append(("wait_until", command, timeout, output))
+        return "hello\n"
+
+
+def test_save_as_carries_a_value_to_later_checks_across_boots(tmp_path):
+    (tmp_path / "s.yaml").write_text(
+        "boots:\n"
+        "  - checks:\n"
+        "      - ssh: blkid\n        save_as: uuid\n"
+        "      - wait_until: curl -s localhost\n        output: hel+o\n        timeout: 30\n"
+        "  - how: reboot\n    checks:\n"
+        "      - ssh: again {{uuid}}\n        output: '^{{uuid}}$'\n")
+    s = sc.load(tmp_path / "s.yaml")
+    lb = type("LB", (), {"machine": _FakeMachine(), "req": None})()
+    values: dict = {}
+    assert "uuid = '1234-abcd'" in sc.run_check(lb, s.boots[0].checks[0], values)
+    assert values == {"uuid": "1234-abcd"}
+    sc.run_check(lb, s.boots[0].checks[1], values)
+    assert lb.machine.ran[-1] == ("wait_until", "curl -s localhost", 30, "hel+o")
+    sc.run_check(lb, s.boots[1].checks[0], values)
+    assert lb.machine.ran[-1] == "again 1234-abcd"
+    # a saved value is a literal in a pattern
+    values["uuid"] = "12.4"
+    with pytest.raises(AssertionError, match="does not match"):
+        sc.run_check(lb, s.boots[1].checks[0], values)

@@ -1,0 +1,207 @@
+"""The one wait helper (harness/poll.py), and the Machine verbs and reboot proof built on it."""
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import poll, runtime
+from harness.errors import BootFailure, LivelabError
+from harness.vm.accel import Accel
+from harness.vm.qemu import Machine, VMSpec
+
+
+def test_poll_returns_the_probe_result_and_keeps_what_it_saw():
+    seen = []
+
+    def probe():
+        seen.append(1)
+        if len(seen) < 3:
+            raise poll.Retry(f"try {len(seen)}")
+        return "done"
+
+    assert poll.poll(probe, 5, what="x", interval=0.01) == "done" and len(seen) == 3
+
+    def never():
+        seen.append(1)
+        raise poll.Retry(f"try {len(seen)}")
+
+    seen.clear()
+    with pytest.raises(poll.WaitTimeout, match=r"^thing: not within 0 s \(last seen: try \d+\)$"):
+        poll.poll(never, 0.05, what="thing", interval=0.01)
+    assert len(seen) >= 2
+
+
+def test_timeout_is_a_boot_failure_or_the_error_asked_for():
+    def never():
+        raise poll.Retry("nope")
+    assert issubclass(poll.WaitTimeout, BootFailure)
+    with pytest.raises(LivelabError, match="waited: not within"):
+        poll.poll(never, 0.05, what="waited", interval=0.01, error=LivelabError)
+
+
+def test_check_runs_between_tries_and_during_pauses_so_a_lost_boot_fails_at_once():
+    calls = []
+
+    def check():
+        calls.append(time.monotonic())
+        if len(calls) > 5:
+            raise BootFailure("kernel panic")
+
+    def never():
+        raise poll.Retry("not yet")
+
+    t0 = time.monotonic()
+    with pytest.raises(BootFailure, match="kernel panic"):
+        poll.poll(never, 60, what="x", interval=10, check=check)
+    assert time.monotonic() - t0 < 2     # not the 10 s interval, not the 60 s time-out
+
+
+def test_backoff_grows_the_pause_up_to_its_cap(monkeypatch):
+    pauses = []
+    monkeypatch.setattr(poll, "pause", lambda seconds, check=None: pauses.append(round(seconds, 3)))
+    n = []
+
+    def probe():
+        n.append(1)
+        if len(n) < 6:
+            raise poll.Retry("x")
+
+    poll.poll(probe, None, what="x", interval=0.5, backoff=1.5, max_interval=1.0)
+    assert pauses == [0.5, 0.75, 1.0, 1.0, 1.0]
+
+
+def test_until_and_pause():
+    flag = {"at": time.monotonic() + 0.2}
+    poll.until(lambda: time.monotonic() >= flag["at"], 5, what="flag", interval=0.01)
+    with pytest.raises(poll.WaitTimeout, match="never: not within"):
+        poll.until(lambda: False, 0.05, what="never", interval=0.01)
+    t0 = time.monotonic()
+    poll.pause(0.15)
+    assert 0.14 <= time.monotonic() - t0 < 1
+
+
+# ---------------------------------------------------------------- Machine on fakes (no QEMU)
+
+class FakeSSH:
+    """Answers boot_id with the ids given, in order; records what was asked."""
+
+    def __init__(self, boot_ids):
+        self.boot_ids = list(boot_ids)
+        self.client = object()
+        self.commands = []
+        self.waits = 0
+        self.new_boots = 0
+
+    def wait(self, timeout, check=lambda: None):
+        check()
+        self.waits += 1
+        self.client = object()
+        return 0.0
+
+    def run(self, command, timeout=120):
+        self.commands.append(command)
+        if command == Machine.BOOT_ID:
+            return 0, self.boot_ids.pop(0) + "\n", ""
+        if command.startswith("exit"):
+            return int(command.split()[1]), "", "failed as asked"
+        return 0, "ok\n", ""
+
+    def succeed(self, command, timeout=120):
+        return self.run(command, timeout)[1]
+
+    def new_boot(self):
+        self.new_boots += 1
+        self.client = None
+
+    def close(self):
+        self.client = None
+
+
+class FakeConsole:
+    def drain(self, seconds=0.0):
+        pass
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVELAB_STATE_DIR", str(tmp_path / "state"))
+    m = Machine(VMSpec(name="fake", memory_mib=128, cpus=1, ssh_port=2222), tmp_path / "vm", Accel("tcg", "test"),
+                ssh_key=object(), admission=runtime.Admission())
+    m.console = FakeConsole()
+    m._new_boot()
+    return m
+
+
+def test_a_stale_sshd_is_rejected_after_reboot(machine, monkeypatch):
+    """After reboot(), an sshd still answering with the old boot_id is not the new boot: the
+    wait drops it (and its host key) and waits on until a new boot_id answers."""
+    monkeypatch.setattr(poll, "pause", lambda seconds, check=None: None)
+    ssh = machine.ssh = FakeSSH(["boot-A", "boot-A", "boot-A", "boot-B"])
+    machine.wait_for_ssh()
+    assert machine.boots[-1]["boot_id"] == "boot-A"
+    machine.reboot()            # reads boot-A before, then asks the guest to reboot
+    assert "sudo systemctl reboot" in ssh.commands
+    machine.wait_for_ssh()      # boot-A answers once more (stale), then boot-B
+    assert ssh.waits == 3 and ssh.new_boots >= 1
+    assert [b.get("boot_id") for b in machine.boots] == ["boot-A", "boot-B"]
+
+
+def test_a_reboot_that_never_comes_is_a_time_out_naming_the_old_boot(machine, monkeypatch):
+    machine.ssh = FakeSSH(["boot-A"] * 50)
+    machine.wait_for_ssh()
+    machine.reboot()
+    with pytest.raises(poll.WaitTimeout, match=r"SSH on boot 2: not within .*the sshd of the boot before answered"):
+        machine.wait_for_ssh(timeout=0.3)
+
+
+def test_wait_until_succeeds_and_fails(machine, monkeypatch):
+    monkeypatch.setattr(poll, "pause", lambda seconds, check=None: None)
+    machine.ssh = FakeSSH([])
+    assert machine.wait_until_succeeds("true") == "ok\n"
+    assert "failed as asked" in machine.wait_until_fails("exit 3")
+    with pytest.raises(poll.WaitTimeout, match=r"`exit 1` to succeed: not within 0 s \(last seen: exit 1: failed"):
+        machine.wait_until_succeeds("exit 1", timeout=0.05)
+
+
+def test_wait_for_unit_fails_at_once_on_failed_and_on_inactive_without_a_job(machine):
+    class UnitSSH(FakeSSH):
+        def __init__(self, state, jobs=""):
+            super().__init__([])
+            self.state, self.jobs = state, jobs
+
+        def run(self, command, timeout=120):
+            self.commands.append(command)
+            if command.startswith("systemctl show"):
+                return 0, self.state + "\n", ""
+            if command.startswith("systemctl list-jobs"):
+                return 0, self.jobs, ""
+            return 0, "journal lines\n", ""
+
+    machine.ssh = UnitSSH("active")
+    machine.wait_for_unit("web.service")
+    machine.ssh = UnitSSH("failed")
+    with pytest.raises(BootFailure, match=r"unit web\.service failed"):
+        machine.wait_for_unit("web.service", timeout=60)
+    machine.ssh = UnitSSH("inactive")
+    t0 = time.monotonic()
+    with pytest.raises(BootFailure, match="inactive and no job is pending"):
+        machine.wait_for_unit("web.service", timeout=60)
+    assert time.monotonic() - t0 < 5
+    machine.ssh = UnitSSH("inactive", jobs="42 web.service start waiting\n")
+    with pytest.raises(poll.WaitTimeout, match="last seen: inactive"):
+        machine.wait_for_unit("web.service", timeout=0.05)
+
+
+def test_no_hand_written_wait_loop_outside_the_poll_helper():
+    """Every sleep of the harness is the poll helper's (the reads and daemon loops that remain
+    are listed: none of them waits for a condition)."""
+    root = Path(__file__).resolve().parents[2] / "harness"
+    sleepers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if "time.sleep(" in p.read_text())
+    assert sleepers == ["poll.py", "vm/libvirt.py"], sleepers
+    # libvirt.py's only sleep is in the watchdog script it runs as a separate process
+    text = (root / "vm" / "libvirt.py").read_text()
+    watchdog = text[text.index("_WATCHDOG = "):]
+    assert text.count("time.sleep(") == watchdog[:watchdog.index('"""', watchdog.index('"""') + 3)].count("time.sleep(")
