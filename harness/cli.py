@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import logging
 import sys
 
 from .errors import BootFailure, LivelabError
@@ -32,6 +33,8 @@ _HOST_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="livelab", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log every step of the harness (artifacts, VM lifecycle, waits) to stderr")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
     for name in _VERB_MODULES:
@@ -48,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+        logging.getLogger("paramiko").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except BootFailure as exc:   # the reason, then the console evidence

@@ -15,6 +15,7 @@ from __future__ import annotations
 import codecs
 import collections
 import contextlib
+import logging
 import re
 import socket
 import threading
@@ -29,6 +30,7 @@ import pexpect.spawnbase
 from . import poll
 from .errors import BootFailure
 
+log = logging.getLogger(__name__)
 # (reason, pattern): a console line matching a pattern ends the boot at once.
 FAIL_PATTERNS = [
     ("kernel panic", re.compile(r"Kernel panic - not syncing.*")),
@@ -118,6 +120,7 @@ class ConsoleTap:
                     continue
                 if pat.match(line) or pat.search(line):
                     self.failure = (reason, line.strip(), now)
+                    log.debug("console: %s at %.1f s: %s", reason, now - self.t0, line.strip())
                     break
 
     def last_lines(self, n: int = 50) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from .vocab import check_firmware, check_method, check_stream, memory_minimum
 CONSOLE_KARG = "console=ttyS0,115200"
 
 
+log = logging.getLogger(__name__)
 @dataclass
 class LabOptions:
     """Session-wide settings (pytest options / CLI flags)."""
@@ -196,12 +198,14 @@ class LiveBoot:
     def prepare(self) -> Machine:
         """Resolve, fetch and verify artifacts, render Ignition, build the boot media. No VM yet."""
         r = self.req
+        log.debug("%s: resolving %s %s (mirror %s)", self.name, r.os, r.stream, self.opts.mirror or "upstream")
         release = self.release = _artifacts.resolve(r.os, r.stream, version=r.version, mirror=self.opts.mirror,
                                                     metadata=self.opts.metadata, cache_dir=self.opts.cache_dir,
                                                     offline=self.opts.offline)
         self.files = _artifacts.fetch(release, kinds=self.kinds(), keyring=self.opts.keyring,
                                       insecure=self.opts.insecure, offline=self.opts.offline,
                                       cache_dir=self.opts.cache_dir)
+        log.debug("%s: release %s, artifacts %s verified", self.name, release.version, ", ".join(self.files))
         self.render_config()
         self.http = HttpServer()
         spec = VMSpec(name=self.name, memory_mib=self.memory_mib, cpus=self.cpus, firmware=r.firmware,
@@ -224,6 +228,7 @@ class LiveBoot:
                                                        ssh_key=self.ssh_key, **self._machine_kwargs())
         self._prepare_boot(1)
         machine.write_vm_json(self.vm_record())
+        log.debug("%s: %s media ready in %s", self.name, r.method, self.run_dir)
         return machine
 
     def _machine_class(self):

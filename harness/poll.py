@@ -13,11 +13,13 @@
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Callable, TypeVar
 
 from .errors import BootFailure
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 SLICE = 0.1          # how often ``check`` runs during a pause
 
@@ -53,14 +55,20 @@ def poll(probe: Callable[[], T], timeout: float | None, *, what: str, interval: 
     deadline = None if timeout is None else start + timeout
     last = "no answer yet"
     delay = interval
+    tries = 0
     while True:
         check()
+        tries += 1
         try:
-            return probe()
+            result = probe()
+            if tries > 1:
+                log.debug("%s: after %.1f s, %d tries", what, time.monotonic() - start, tries)
+            return result
         except Retry as exc:
             last = str(exc) or last
         now = time.monotonic()
         if deadline is not None and now >= deadline:
+            log.debug("%s: gave up after %.1f s, %d tries; last seen: %s", what, now - start, tries, last)
             raise error(f"{what}: not within {timeout:.0f} s (last seen: {last})")
         pause(delay if deadline is None else min(delay, deadline - now), check)
         delay = delay * backoff

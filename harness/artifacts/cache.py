@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import queue
 import re
@@ -36,6 +37,8 @@ from . import mirror as _mirror
 from . import verify as _verify
 from .mirror import NetError, cache_key, map_url
 from .model import Artifact, LocalArtifact
+
+log = logging.getLogger(__name__)
 
 RECORD_SUFFIX = ".livelab.json"
 PROGRESS_MIN_BYTES = 16 << 20
@@ -119,6 +122,7 @@ def get_metadata(upstream_url: str, mirror: str | None = None, *, cache_dir=None
     """
     key = cache_key(upstream_url)
     path = cache_root(cache_dir) / key
+    log.debug("metadata %s%s", upstream_url, " (offline)" if offline else "")
     if offline or (immutable and path.exists()):
         if path.exists():
             return path.read_bytes()
@@ -199,6 +203,8 @@ def _record_ok(rec: dict | None, final: Path, art: Artifact, keyring, insecure: 
 
 
 def _local(art: Artifact, final: Path, rec: dict, downloaded: bool) -> LocalArtifact:
+    log.debug("%s %s: %s (%s)", art.kind, "downloaded and verified" if downloaded else "cache hit, verified",
+              final, ", ".join(f"{a}:{d[:12]}" for a, d in sorted(rec.get("digests", {}).items())))
     return LocalArtifact(kind=art.kind, path=str(final), digests=dict(rec["digests"]),
                          verified_with=list(rec.get("verified_with") or []), insecure=bool(rec.get("insecure")),
                          url=art.url, upstream_url=art.upstream_url, downloaded=downloaded)

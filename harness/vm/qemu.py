@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import re
 import shlex
@@ -37,6 +38,7 @@ from ..serve import GUEST_HTTP_IP, GUEST_HTTP_PORT, relay_command
 from ..ssh import SSH, SessionKey
 from .accel import Accel, Timeouts, qemu_binary
 
+log = logging.getLogger(__name__)
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 # Network boots use the NIC's own QEMU ROM: Debian's ipxe-qemu (efi-<nic>.rom, BIOS and EFI iPXE
@@ -288,6 +290,7 @@ class Machine:
         if self.proc is not None:
             raise LivelabError(f"{self.spec.name} is already running")
         if not self._admitted:
+            log.debug("%s: admission for %d MiB, %d vCPUs", self.spec.name, self.spec.memory_mib, self.spec.cpus)
             self.admission.acquire(f"{self.spec.name}-{os.getpid()}-{id(self)}", self.spec.memory_mib,
                                    self.spec.cpus, timeout=self.timeouts(1800))
             self._admitted = True
@@ -319,6 +322,7 @@ class Machine:
                                             preexec_fn=_set_pdeathsig, close_fds=True)
         stderr.close()
         runtime.register_vm(proc.pid, self.spec.name, self.run_dir)
+        log.debug("%s: QEMU started (pid %d, start %d): %s", self.spec.name, proc.pid, self._starts, shlex.join(cmd))
         if self.tap.timed_log is None:
             self.tap.timed_log = open(  # noqa: SIM115 -- kept by the console tap for the VM's life
                 self.run_dir / "console-timed.log", "a", errors="replace")
@@ -366,6 +370,7 @@ class Machine:
         if self.boots:
             self.boots[-1]["phases"] = dict(self.tap.phases)
         self.boot_index += 1
+        log.debug("%s: boot %d", self.spec.name, self.boot_index)
         self.t0 = time.monotonic()
         if self.tap.timed_log is not None:
             self.tap.timed_log.write(f"--- boot {self.boot_index} ---\n")
@@ -378,6 +383,7 @@ class Machine:
 
     def stop(self) -> None:
         """Power off: ask QEMU to quit, then make sure it is gone."""
+        log.debug("%s: stop (QMP quit)", self.spec.name)
         if self.proc is None:
             return
         try:
@@ -402,6 +408,7 @@ class Machine:
     def shutdown(self, timeout: float | None = None) -> None:
         """Clean power-off: the ACPI power button (QMP ``system_powerdown``), so the guest syncs
         its disks and powers off; QEMU is stopped the hard way only if it has not ended in time."""
+        log.debug("%s: shutdown (ACPI power button)", self.spec.name)
         if self.proc is None:
             return
         try:
@@ -413,6 +420,7 @@ class Machine:
 
     def kill(self) -> None:
         """Kill QEMU at once (SIGKILL) and release everything it held."""
+        log.debug("%s: kill", self.spec.name)
         self._close_channels()
         if self.proc is not None:
             if self.proc.poll() is None:
@@ -554,6 +562,7 @@ class Machine:
                 raise poll.Retry(f"the sshd of the boot before answered (boot_id {boot_id or 'unreadable'})")
             self._stale_boot_id = None
             self.boots[-1]["boot_id"] = boot_id
+            log.debug("%s: SSH on boot %d, boot_id %s", self.spec.name, self.boot_index, boot_id)
             return ssh
 
         poll.poll(this_boot, timeout, what=f"{self.spec.name}: SSH on boot {self.boot_index}", interval=1.0,
@@ -653,6 +662,7 @@ class Machine:
             with contextlib.suppress(Exception):
                 known = self.ssh.run(self.BOOT_ID, timeout=10)[1].strip() or known
         self._stale_boot_id = known
+        log.debug("%s: new boot requested; boot_id before: %s", self.spec.name, known)
 
     def reboot(self) -> None:
         """Guest reboot (systemctl reboot); the same QEMU process boots again.  The next

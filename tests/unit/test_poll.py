@@ -205,3 +205,31 @@ def test_no_hand_written_wait_loop_outside_the_poll_helper():
     text = (root / "vm" / "libvirt.py").read_text()
     watchdog = text[text.index("_WATCHDOG = "):]
     assert text.count("time.sleep(") == watchdog[:watchdog.index('"""', watchdog.index('"""') + 3)].count("time.sleep(")
+
+
+def test_waits_are_logged_at_debug_level(caplog):
+    n = []
+
+    def probe():
+        n.append(1)
+        if len(n) < 2:
+            raise poll.Retry("warming up")
+        return 1
+
+    with caplog.at_level("DEBUG", logger="harness.poll"):
+        poll.poll(probe, 5, what="the web service", interval=0.01)
+        with pytest.raises(poll.WaitTimeout):
+            poll.poll(lambda: (_ for _ in ()).throw(poll.Retry("still down")), 0.02, what="never", interval=0.01)
+    text = caplog.text
+    assert "the web service: after" in text and "2 tries" in text
+    assert "never: gave up after" in text and "last seen: still down" in text
+
+
+def test_livelab_verbose_turns_on_debug_logging():
+    """`livelab -v` sends the harness's debug lines (lifecycle steps, waits) to stderr."""
+    import subprocess
+    import sys
+    code = ("import logging; from harness.cli import main; main(['-v', 'doctor', '--no-kvm-probe']); "
+            "logging.getLogger('harness.vm.qemu').debug('lifecycle step')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "harness.vm.qemu: lifecycle step" in proc.stderr, proc.stderr
