@@ -1,4 +1,10 @@
-"""Errors the user sees as one line, before any VM starts."""
+"""livelab's errors.
+
+- ``LivelabError``: bad input or a host problem, said in one line before any VM starts.
+- ``BootFailure``: a guest that did not boot; the message carries the reason and console evidence
+  (``poll.WaitTimeout`` is the kind that ran out of time).
+- ``AbnormalShutdown``: a guest that did not power off by itself; QEMU had to be stopped.
+"""
 
 
 class LivelabError(Exception):
@@ -13,5 +19,12 @@ class LivelabError(Exception):
 
 class BootFailure(LivelabError):
     """A guest failed to boot; the message carries the reason and the console evidence."""
+
+    exit_status = 1
+
+
+class AbnormalShutdown(LivelabError):
+    """The guest did not power off cleanly (no answer to the power button in time, or QEMU
+    exited with an error): it was stopped the hard way, and its disks may not be synced."""
 
     exit_status = 1

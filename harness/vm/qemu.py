@@ -33,7 +33,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from .. import poll, runtime
 from ..console import Console, ConsoleTap
-from ..errors import BootFailure, LivelabError
+from ..errors import AbnormalShutdown, BootFailure, LivelabError
 from ..serve import GUEST_HTTP_IP, GUEST_HTTP_PORT, relay_command
 from ..ssh import SSH, SessionKey
 from .accel import Accel, Timeouts, qemu_binary
@@ -408,15 +408,26 @@ class Machine:
     def shutdown(self, timeout: float | None = None) -> None:
         """Clean power-off: the ACPI power button (QMP ``system_powerdown``), so the guest syncs
         its disks and powers off; QEMU is stopped the hard way only if it has not ended in time."""
-        log.debug("%s: shutdown (ACPI power button)", self.spec.name)
         if self.proc is None:
             return
+        timeout = timeout or self.timeouts.shutdown
+        log.debug("%s: shutdown (ACPI power button, %.0f s)", self.spec.name, timeout)
+        reason = None
         try:
             self._live_qmp().cmd("system_powerdown")
-            self.proc.wait(timeout=timeout or self.timeouts.shutdown)
-        except Exception:
-            pass
+        except Exception as exc:   # QMP is gone: QEMU is dying or dead
+            reason = f"the power button could not be pressed ({type(exc).__name__}: {exc})"
+        else:
+            try:
+                rc = self.proc.wait(timeout=timeout)
+                if rc != 0:
+                    reason = f"QEMU exited with status {rc} after the power button"
+            except subprocess.TimeoutExpired:
+                reason = f"the guest did not power off within {timeout:.0f} s of the power button"
         self.stop()
+        if reason:
+            raise AbnormalShutdown(f"{self.spec.name}: {reason}; QEMU was stopped the hard way\n"
+                                   f"--- last 20 console lines ---\n{self.tap.last_lines(20)}")
 
     def kill(self) -> None:
         """Kill QEMU at once (SIGKILL) and release everything it held."""

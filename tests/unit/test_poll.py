@@ -233,3 +233,55 @@ def test_livelab_verbose_turns_on_debug_logging():
             "logging.getLogger('harness.vm.qemu').debug('lifecycle step')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "harness.vm.qemu: lifecycle step" in proc.stderr, proc.stderr
+
+
+class FakeProc:
+    """A QEMU that powers off after the power button, or never does."""
+
+    def __init__(self, powers_off: bool, status: int = 0):
+        self.powers_off, self.status, self.pid, self.killed, self.rc = powers_off, status, None, False, None
+
+    def poll(self):
+        return self.rc
+
+    def wait(self, timeout=None):
+        import subprocess
+        if self.rc is None and not self.powers_off and not self.killed:
+            raise subprocess.TimeoutExpired("qemu", timeout)
+        self.rc = self.status if not self.killed else -9
+        return self.rc
+
+    def kill(self):
+        self.killed = True
+
+
+class FakeQMP:
+    def __init__(self):
+        self.sent = []
+
+    def cmd(self, name, **args):
+        self.sent.append(name)
+
+    def cmd_raw(self, name, args=None):
+        return {}
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("powers_off, status, error", [
+    (True, 0, None),
+    (False, 0, r"fake: the guest did not power off within 1 s of the power button; QEMU was stopped the hard way"),
+    (True, 1, r"fake: QEMU exited with status 1 after the power button"),
+])
+def test_an_unclean_power_off_is_an_abnormal_shutdown(machine, powers_off, status, error):
+    from harness.errors import AbnormalShutdown
+    proc, qmp = FakeProc(powers_off, status), FakeQMP()
+    machine.proc, machine.qmp = proc, qmp
+    if error is None:
+        machine.shutdown(timeout=1)
+    else:
+        with pytest.raises(AbnormalShutdown, match=error):
+            machine.shutdown(timeout=1)
+    assert qmp.sent[0] == "system_powerdown"
+    assert machine.proc is None          # released either way
