@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from . import matrix as mx
-from . import report, runtime
+from . import options, report, runtime
 from .errors import LivelabError
 from .vocab import FCOS_STREAMS, FLATCAR_CHANNELS, OS_METHODS
 
@@ -62,13 +62,9 @@ def _matrix_options(p, os_id: str) -> None:
                    help="where the scenario YAML files are (repeatable; default ./scenarios)")
     p.add_argument("--output", "-o", required=True, help="output directory")
     p.add_argument("--rerun", type=int, default=0, metavar="N", help="re-run failed cells up to N times")
-    p.add_argument("--extend-timeout", type=float, default=0.0, metavar="PCT",
-                   help="extend every timeout by PCT percent")
     p.add_argument("--workers", default="auto", help="pytest-xdist workers: N or auto (by memory and CPUs)")
-    p.add_argument("--vm-cpus", default="auto", metavar="N|auto", help=runtime.VM_CPUS_HELP)
-    p.add_argument("--mirror", help="mirror base URL or directory (default: the repository's ini value)")
-    p.add_argument("--keyring", help="OpenPGP keyring trusted for signatures")
-    p.add_argument("--ignition-spec-table", help="extra Ignition spec table (JSON)")
+    # passed on to the matrix's pytest; the mirror and keyring default to its ini values
+    options.add_options(p.add_argument, ("extend_timeout", "vm_cpus", "mirror", "keyring", "ignition_spec_table"))
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")
     p.set_defaults(func=cmd_run, os=os_id)
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from . import durations, runtime, selection
+from . import durations, options, runtime, selection
 from . import scenario as sc
 from .errors import LivelabError
-from .lab import BootRequest, LabOptions, LiveBoot
+from .lab import BootRequest, LiveBoot
 from .ssh import SessionKey
 from .vocab import largest_memory_minimum
 
@@ -49,24 +49,10 @@ def pytest_addoption(parser):
                 help="keep only cases of this firmware (bios, uefi)")
     g.addoption("--scenario-dir", action="append", default=None, metavar="DIR",
                 help="collect the scenario YAML files of DIR (besides ini livelab_scenarios)")
-    g.addoption("--accel", default="auto", choices=("auto", "kvm", "tcg"), help="QEMU accelerator (auto probes KVM)")
-    g.addoption("--backend", default="qemu", choices=("qemu", "libvirt"),
-                help="run VMs with QEMU directly or through libvirt (harness/vm/libvirt.py)")
-    g.addoption("--libvirt-uri", default=None, metavar="URI", help="libvirt connection (default qemu:///system)")
-    g.addoption("--mirror", default=None,
-                help="mirror base URL (or directory) for upstream artifact URLs; 'none' for upstream")
-    g.addoption("--keyring", default=None, help="OpenPGP keyring trusted for artifact signatures")
-    g.addoption("--ignition-spec-table", default=None, help="extra Ignition spec table (JSON)")
-    g.addoption("--ignition-max-spec", default=None, help="newest Ignition spec the target reads (override)")
-    g.addoption("--insecure", action="store_true", help="do not check signatures (reported)")
-    g.addoption("--offline", action="store_true", help="use only cached artifacts")
-    g.addoption("--cache-dir", default=None, help="artifact cache directory")
+    options.add_options(g.addoption, options.ARTIFACT_OPTIONS + options.VM_OPTIONS + ("vm_cpus",))
     g.addoption("--keep-vms", action="store_true", help="leave VMs running after their test (for debugging)")
-    g.addoption("--extend-timeout", type=float, default=0.0, metavar="PCT", help="extend every timeout by PCT percent")
-    g.addoption("--below-minimum", action="store_true", help="allow memory below the documented minimum")
     g.addoption("--real", action="store_true",
                 help="run tests marked `real` against the real FCOS/Flatcar servers (needs the internet)")
-    g.addoption("--vm-cpus", default="auto", metavar="N|auto", help=runtime.VM_CPUS_HELP)
     g.addoption("--durations-json", default=None, metavar="PATH",
                 help="add each test's wall time (setup + call + teardown) and whether it ran beside other "
                      "xdist workers to PATH (JSON, merged with what PATH holds)")
@@ -88,7 +74,7 @@ def pytest_configure(config):
                  "(for --os/--stream/--channel/--firmware)"):
         config.addinivalue_line("markers", line)
     try:   # bad option values: one line, before anything is collected or booted
-        runtime.parse_vm_cpus(config.getoption("--vm-cpus"))
+        runtime.parse_vm_cpus(config.getoption("vm_cpus"))
         config.stash[SELECTION] = selection.Selection.from_options(
             config.getoption("--os"), config.getoption("--stream"), config.getoption("--channel"),
             config.getoption("--firmware"))
@@ -227,16 +213,12 @@ class LivelabSession:
         mirror = opt("--mirror") or _ini_path(config, "livelab_mirror")
         if mirror == "none":
             mirror = None
-        self.options = LabOptions(
-            mirror=mirror,
-            keyring=opt("--keyring") or (_ini_path(config, "livelab_keyring") if mirror else None),
-            insecure=opt("--insecure"), offline=opt("--offline"), cache_dir=opt("--cache-dir"),
-            accel=opt("--accel"), extend_timeout=opt("--extend-timeout"),
-            ignition_spec_table=opt("--ignition-spec-table") or (
-                _ini_path(config, "livelab_ignition_spec_table") if mirror else None),
-            ignition_max_spec=opt("--ignition-max-spec"), below_minimum=opt("--below-minimum"),
-            backend=opt("--backend"), libvirt_uri=opt("--libvirt-uri"),
-            cpus=runtime.parse_vm_cpus(opt("--vm-cpus")))
+        # the ini defaults (mirror, and the keyring and spec table that go with it) apply to a mirror only
+        self.options = options.lab_options(
+            opt, cpus=runtime.parse_vm_cpus(opt("vm_cpus")), mirror=mirror,
+            keyring=None if opt("keyring") or not mirror else _ini_path(config, "livelab_keyring"),
+            ignition_spec_table=None if opt("ignition_spec_table") or not mirror else _ini_path(
+                config, "livelab_ignition_spec_table"))
         root = opt("--run-dir") or os.environ.get("LIVELAB_RUN_DIR")
         if not root:
             stamp = os.environ.setdefault("LIVELAB_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))

@@ -14,21 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import poll, runtime
+from . import options, poll, runtime
 from .errors import LivelabError
 from .lab import BootRequest, LabOptions, LiveBoot
 from .ssh import SessionKey
 from .vocab import FIRMWARES, METHODS, OSES, TestId
-
-
-def add_artifact_options(p) -> None:
-    p.add_argument("--mirror", help="mirror base URL or directory for upstream URLs")
-    p.add_argument("--keyring", help="OpenPGP keyring trusted for signatures")
-    p.add_argument("--ignition-spec-table", help="extra Ignition spec table (JSON)")
-    p.add_argument("--ignition-max-spec", help="newest Ignition spec the target reads (override)")
-    p.add_argument("--insecure", action="store_true", help="skip signature checks (reported)")
-    p.add_argument("--offline", action="store_true", help="use only cached artifacts")
-    p.add_argument("--cache-dir", help="artifact cache directory")
 
 
 def add_boot_options(p, positional_os: bool = True) -> None:
@@ -43,13 +33,8 @@ def add_boot_options(p, positional_os: bool = True) -> None:
     p.add_argument("--cpus", type=int, default=None, help="vCPUs (default 2)")
     p.add_argument("--butane", help="Butane config for the boot")
     p.add_argument("--karg", action="append", default=[], help="extra kernel argument")
-    p.add_argument("--below-minimum", action="store_true")
-    p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
-    p.add_argument("--backend", default="qemu", choices=("qemu", "libvirt"), help="QEMU directly or through libvirt")
-    p.add_argument("--libvirt-uri", metavar="URI", help="libvirt connection (default qemu:///system)")
-    p.add_argument("--extend-timeout", type=float, default=0.0, metavar="PCT")
     p.add_argument("--run-dir", help="directory for the VM's artifacts")
-    add_artifact_options(p)
+    options.add_options(p.add_argument, options.VM_OPTIONS + options.ARTIFACT_OPTIONS)
 
 
 def stream_of(args) -> str:
@@ -63,12 +48,7 @@ def stream_of(args) -> str:
 
 
 def options_of(args) -> LabOptions:
-    return LabOptions(mirror=args.mirror, keyring=args.keyring, insecure=args.insecure, offline=args.offline,
-                      cache_dir=args.cache_dir, accel=getattr(args, "accel", "auto"),
-                      extend_timeout=getattr(args, "extend_timeout", 0.0),
-                      ignition_spec_table=args.ignition_spec_table, ignition_max_spec=args.ignition_max_spec,
-                      below_minimum=getattr(args, "below_minimum", False),
-                      backend=getattr(args, "backend", "qemu"), libvirt_uri=getattr(args, "libvirt_uri", None))
+    return options.lab_options(lambda name: getattr(args, name, None))
 
 
 def request_of(args) -> BootRequest:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 
+from .. import options
 from ..errors import LivelabError
 from ..vocab import FCOS_STREAMS, FLATCAR_CHANNELS, OSES, check_stream
 from . import cache as _cache
@@ -27,30 +28,23 @@ def register(subparsers) -> None:
         sp.add_argument("--version", help="pin a release version instead of the latest of the stream/channel")
         sp.add_argument("--metadata", metavar="FILE_OR_URL",
                         help="stream JSON (fcos) / version.txt (flatcar) to use instead of downloading it")
-        sp.add_argument("--mirror", metavar="URL", help="mirror base (http://, https://, file:// or a directory)")
-        sp.add_argument("--keyring", metavar="FILE",
-                        help="OpenPGP keyring (.asc or binary) to trust instead of the bundled one")
-        sp.add_argument("--cache-dir", help="artifact cache (default: $LIVELAB_CACHE_DIR or the user cache dir)")
-        sp.add_argument("--offline", action="store_true", help="use only what is in the cache")
         sp.add_argument("--timeout", type=float, help="network read timeout in seconds (default 30)")
-        sp.add_argument("--ignition-spec-table", metavar="FILE",
-                        help="JSON {os: {version: max spec}} overriding the bundled table")
-        sp.add_argument("--ignition-max-spec", metavar="SPEC", help="override the max Ignition config spec")
         sp.add_argument("--json", action="store_true", help="print JSON")
+        shared = [o for o in options.ARTIFACT_OPTIONS if o != "insecure" or name == "fetch"]
+        options.add_options(sp.add_argument, shared)
         if name == "fetch":
-            sp.add_argument("--insecure", action="store_true", help="do not check signatures (digests still checked)")
             sp.add_argument("--kinds", help="comma-separated kinds "
                                             "(fcos: kernel,initramfs,rootfs,iso; flatcar: kernel,initramfs)")
             sp.add_argument("--no-progress", action="store_true")
         sp.set_defaults(func=func)
 
     sp = sub.add_parser("ls", help="list cached releases")
-    sp.add_argument("--cache-dir")
+    options.add_options(sp.add_argument, ("cache_dir",))
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_ls)
 
     sp = sub.add_parser("prune", help="remove old cached releases and stale .part/.lock files")
-    sp.add_argument("--cache-dir")
+    options.add_options(sp.add_argument, ("cache_dir",))
     sp.add_argument("--keep", type=int, metavar="N", help="keep the newest N versions per os/stream")
     sp.add_argument("--older-than", type=float, metavar="DAYS", help="remove versions not touched for DAYS days")
     sp.set_defaults(func=cmd_prune)
@@ -66,7 +60,8 @@ def _stream(args) -> str:
 
 def _resolve(args):
     from . import resolve
-    return resolve(args.os, _stream(args), arch=args.arch, version=args.version, mirror=args.mirror,
+    mirror = None if args.mirror == "none" else args.mirror      # --mirror none: upstream
+    return resolve(args.os, _stream(args), arch=args.arch, version=args.version, mirror=mirror,
                    metadata=args.metadata, cache_dir=args.cache_dir, offline=args.offline, timeout=args.timeout)
 
 

@@ -1,0 +1,80 @@
+"""The options livelab's front-ends share, defined once.
+
+``OPTIONS`` holds each shared option's flags and argparse keywords; ``add_options`` puts a
+selection of them on an argparse parser or on a pytest option group (``addoption`` takes the same
+arguments), and ``lab_options`` builds the one ``LabOptions`` of a run from whichever front-end
+parsed them.  Front-end specific options (``--via``, ``--workers``, ``--keep-vms`` ...) stay with
+their front-end.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import runtime
+
+if TYPE_CHECKING:
+    from .lab import LabOptions
+
+
+@dataclass(frozen=True)
+class Option:
+    flags: tuple[str, ...]
+    kwargs: dict = field(default_factory=dict)
+
+
+OPTIONS: dict[str, Option] = {
+    # where artifacts come from and how they are trusted
+    "mirror": Option(("--mirror",), {"metavar": "URL|DIR", "help": (
+        "mirror base URL (http://, https://, file://) or directory for upstream artifact URLs; "
+        "'none' for upstream")}),
+    "keyring": Option(("--keyring",), {"metavar": "FILE", "help": (
+        "OpenPGP keyring (.asc or binary) trusted for artifact signatures instead of the bundled keys")}),
+    "ignition_spec_table": Option(("--ignition-spec-table",), {"metavar": "FILE", "help": (
+        "JSON {os: {version: max Ignition spec}} overriding the bundled table")}),
+    "ignition_max_spec": Option(("--ignition-max-spec",), {"metavar": "SPEC", "help": (
+        "newest Ignition config spec the target reads (override)")}),
+    "insecure": Option(("--insecure",), {"action": "store_true", "help": (
+        "do not check signatures (digests are still checked; reported)")}),
+    "offline": Option(("--offline",), {"action": "store_true", "help": "use only cached artifacts"}),
+    "cache_dir": Option(("--cache-dir",), {"metavar": "DIR", "help": (
+        "artifact cache (default: $LIVELAB_CACHE_DIR or the user cache directory)")}),
+    # how VMs run
+    "accel": Option(("--accel",), {"default": "auto", "choices": ("auto", "kvm", "tcg"), "help": (
+        "QEMU accelerator (auto probes KVM for real and falls back to TCG)")}),
+    "backend": Option(("--backend",), {"default": "qemu", "choices": ("qemu", "libvirt"), "help": (
+        "run VMs with QEMU directly or through libvirt (harness/vm/libvirt.py)")}),
+    "libvirt_uri": Option(("--libvirt-uri",), {"metavar": "URI", "help": (
+        "libvirt connection (default qemu:///system)")}),
+    "extend_timeout": Option(("--extend-timeout",), {"type": float, "default": 0.0, "metavar": "PCT", "help": (
+        "extend every timeout by PCT percent")}),
+    "below_minimum": Option(("--below-minimum",), {"action": "store_true", "help": (
+        "allow memory below the documented minimum")}),
+    "vm_cpus": Option(("--vm-cpus",), {"default": "auto", "metavar": "N|auto", "help": runtime.VM_CPUS_HELP}),
+}
+ARTIFACT_OPTIONS = ("mirror", "keyring", "ignition_spec_table", "ignition_max_spec", "insecure", "offline",
+                    "cache_dir")
+VM_OPTIONS = ("accel", "backend", "libvirt_uri", "extend_timeout", "below_minimum")
+
+
+def add_options(add: Callable[..., Any], names: tuple[str, ...] | list[str], **changes: dict) -> None:
+    """``add`` (an argparse ``add_argument`` or a pytest group's ``addoption``) each named option;
+    ``changes``: per option, keywords that differ for this front-end (e.g. another help)."""
+    for name in names:
+        opt = OPTIONS[name]
+        add(*opt.flags, dest=name, **{**opt.kwargs, **changes.get(name, {})})
+
+
+def lab_options(value: Callable[[str], Any], cpus: int | None = None, **overrides: Any) -> LabOptions:
+    """The run's ``LabOptions`` from a front-end's parsed values (``value(name)``: None when that
+    front-end has no such option); ``--mirror none`` means upstream."""
+    fields = ARTIFACT_OPTIONS + VM_OPTIONS
+    got = {name: value(name) for name in fields}
+    got = {k: v for k, v in got.items() if v is not None}
+    got.update({k: v for k, v in overrides.items() if v is not None})
+    if got.get("mirror") == "none":
+        got["mirror"] = None
+    if cpus is not None:
+        got["cpus"] = cpus
+    from .lab import LabOptions  # the VM side is loaded only by those who boot
+    return LabOptions(**got)
