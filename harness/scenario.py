@@ -39,8 +39,9 @@ literal (escaped) pattern.  A name must be saved by an earlier check than the on
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, Callable
 
 import yaml
 
@@ -50,9 +51,6 @@ from .poll import WaitTimeout
 from .vm.qemu import Disk
 from .vocab import FIRMWARES, OS_METHODS, STREAMS
 
-_KEYS = {"description", "butane", "applies", "memory", "cpus", "disks", "ci", "boots", "completion",
-         "user_config", "kargs", "first_boot_kargs", "slow", "oem_config", "below_minimum", "expect_failure",
-         "forwards"}
 _CHECK_KEYS = {"ssh", "console", "console_cmd", "port", "wait_until", "expect", "send", "status", "output",
                "not_output", "name", "timeout", "only", "save_as"}
 _CHECK_KINDS = ("ssh", "console", "console_cmd", "port", "wait_until")
@@ -93,26 +91,34 @@ class Boot:
     expect_failure: str | None = None   # this boot must fail fast with this reason (e.g. "Ignition failed")
 
 
+def _key(kind: str) -> dict:
+    """The metadata of a field that is a scenario file key; ``kind`` names its check in ``_KINDS``."""
+    return {"yaml": kind}
+
+
 @dataclass
 class Scenario:
+    """A scenario file: every field with a kind is a YAML key of that name (the one schema: the
+    loader's key set, checks and constructor all come from these fields)."""
     name: str
     path: Path
-    description: str
-    butane: dict[str, str | None]
-    applies: dict[str, list[str]]
-    boots: list[Boot]
-    memory: int | None = None
-    cpus: int | None = None
-    disks: list[dict] = field(default_factory=list)
-    ci: list[str] = field(default_factory=list)
-    completion: bool = True
-    user_config: bool = True
-    kargs: list[str] = field(default_factory=list)
-    first_boot_kargs: list[str] = field(default_factory=list)
-    slow: bool = False
-    oem_config: str | None = None
-    below_minimum: bool = False
-    forwards: list[int] = field(default_factory=list)
+    description: str = field(default="", metadata=_key("text"))
+    butane: dict[str, str | None] = field(default_factory=lambda: {"fcos": None, "flatcar": None},
+                                          metadata=_key("butane"))
+    applies: dict[str, list[str]] = field(default_factory=dict, metadata=_key("applies"))
+    boots: list[Boot] = field(default_factory=lambda: [Boot()], metadata=_key("boots"))
+    memory: int | None = field(default=None, metadata=_key("MiB"))
+    cpus: int | None = field(default=None, metadata=_key("count"))
+    disks: list[dict] = field(default_factory=list, metadata=_key("disks"))
+    ci: list[str] = field(default_factory=list, metadata=_key("strings"))
+    completion: bool = field(default=True, metadata=_key("flag"))
+    user_config: bool = field(default=True, metadata=_key("flag"))
+    kargs: list[str] = field(default_factory=list, metadata=_key("strings"))
+    first_boot_kargs: list[str] = field(default_factory=list, metadata=_key("strings"))
+    slow: bool = field(default=False, metadata=_key("flag"))
+    oem_config: str | None = field(default=None, metadata=_key("file"))
+    below_minimum: bool = field(default=False, metadata=_key("flag"))
+    forwards: list[int] = field(default_factory=list, metadata=_key("ports"))
 
     def cases(self, streams: dict[str, list[str]] | None = None) -> list[tuple]:
         """(test id, os, stream, method, firmware) for every cell this scenario applies to.
@@ -196,52 +202,112 @@ def _check(path: Path, where: str, raw) -> Check:
                  only=raw.get("only"), save_as=save_as)
 
 
+def _positive(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _butane(path: Path, key: str, value: object) -> dict[str, str | None]:
+    if value is None or isinstance(value, str):
+        butane: dict = {"fcos": value, "flatcar": value}
+    elif isinstance(value, dict) and set(value) <= {"fcos", "flatcar"}:
+        butane = {"fcos": None, "flatcar": None, **value}
+    else:
+        raise _err(path, f"{key}: a file name, or {{fcos: FILE, flatcar: FILE}}")
+    for os_id, f in butane.items():
+        if f is not None and not isinstance(f, str):
+            raise _err(path, f"{key}.{os_id}: a file name")
+        if f and not (path.parent / f).is_file():
+            raise _err(path, f"{key}.{os_id}: {f} not found next to the scenario")
+    return butane
+
+
+def _applies(path: Path, key: str, value: object) -> dict[str, list[str]]:
+    if not isinstance(value, dict):
+        raise _err(path, f"{key}: a mapping of os, method, firmware, stream, channel to lists")
+    for k, values in value.items():
+        if k not in ("os", "method", "firmware", "stream", "channel"):
+            raise _err(path, f"{key}.{k}: unknown key")
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise _err(path, f"{key}.{k}: a list of names")
+        if k == "firmware" and not set(values) <= set(FIRMWARES):
+            raise _err(path, f"{key}.firmware: expected a subset of {FIRMWARES}")
+    return value
+
+
+def _boots(path: Path, key: str, value: object) -> list[Boot]:
+    if not isinstance(value, list) or not value:
+        raise _err(path, f"{key}: a list of boots")
+    boots = []
+    for i, raw in enumerate(value):
+        if not isinstance(raw, dict):
+            raise _err(path, f"{key}[{i}]: a mapping")
+        unknown = set(raw) - _BOOT_KEYS
+        if unknown:
+            raise _err(path, f"{key}[{i}].{sorted(unknown)[0]}: unknown key")
+        how = raw.get("how", "start" if i == 0 else "reboot")
+        if how not in ("start", "reboot", "reset", "power-cycle"):
+            raise _err(path, f"{key}[{i}].how: expected reboot, reset or power-cycle")
+        if (raw.get("add_kargs") or raw.get("remove_kargs")) and how != "power-cycle":
+            raise _err(path, f"{key}[{i}]: changing kernel arguments needs how: power-cycle")
+        raw_checks = raw.get("checks") or []
+        if not isinstance(raw_checks, list):
+            raise _err(path, f"{key}[{i}].checks: a list of checks")
+        checks = [_check(path, f"{key}[{i}].checks[{j}]", c) for j, c in enumerate(raw_checks)]
+        boots.append(Boot(how, checks, list(raw.get("add_kargs") or []), list(raw.get("remove_kargs") or []),
+                          raw.get("expect_failure")))
+    return boots
+
+
+def _plain(test: Callable[[object], bool], what: str) -> Callable[[Path, str, object], Any]:
+    def parse(path: Path, key: str, value: object) -> Any:
+        if not test(value):
+            raise _err(path, f"{key}: {what}")
+        return list(value) if isinstance(value, list) else value
+    return parse
+
+
+def _oem_file(path: Path, key: str, value: object) -> str | None:
+    if value is not None and not (isinstance(value, str) and (path.parent / value).is_file()):
+        raise _err(path, f"{key}: a file next to the scenario")
+    return value
+
+
+# what each kind of key must be (see Scenario's fields)
+_KINDS: dict[str, Callable[[Path, str, object], Any]] = {
+    "text": _plain(lambda v: isinstance(v, str), "text"),
+    "MiB": _plain(lambda v: v is None or _positive(v), "a number of MiB"),
+    "count": _plain(lambda v: v is None or _positive(v), "a positive number"),
+    "flag": _plain(lambda v: isinstance(v, bool), "true or false"),
+    "strings": _plain(lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"),
+    "disks": _plain(lambda v: isinstance(v, list) and all(isinstance(d, dict) and "name" in d for d in v),
+                    "a list of disks ({name: ..., size: ..., serial: ...})"),
+    "ports": _plain(lambda v: isinstance(v, list) and all(
+        isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 and p != 22 for p in v),
+                    "a list of guest TCP port numbers (22 is always forwarded)"),
+    "file": _oem_file,
+    "butane": _butane,
+    "applies": _applies,
+    "boots": _boots,
+}
+_KEY_FIELDS = {f.name: f for f in fields(Scenario) if "yaml" in f.metadata}
+
+
 def load(path: Path) -> Scenario:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise _err(path, f"not valid YAML: {' '.join(str(exc).split())}") from None
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise _err(path, "a scenario is a YAML mapping")
-    unknown = set(data) - _KEYS
+    unknown = set(data) - set(_KEY_FIELDS)
     if unknown:
-        raise _err(path, f"{sorted(unknown)[0]}: unknown key")
-    butane = data.get("butane")
-    if isinstance(butane, str) or butane is None:
-        butane = {"fcos": butane, "flatcar": butane}
-    for os_id, f in butane.items():
-        if f and not (path.parent / f).is_file():
-            raise _err(path, f"butane.{os_id}: {f} not found next to the scenario")
-    applies = data.get("applies") or {}
-    for key, values in applies.items():
-        if key not in ("os", "method", "firmware", "stream", "channel"):
-            raise _err(path, f"applies.{key}: unknown key")
-        if key == "firmware" and not set(values) <= set(FIRMWARES):
-            raise _err(path, f"applies.firmware: expected a subset of {FIRMWARES}")
-    forwards = data.get("forwards") or []
-    if not all(isinstance(p, int) and 0 < p < 65536 and p != 22 for p in forwards):
-        raise _err(path, "forwards: a list of guest TCP port numbers (22 is always forwarded)")
-    boots = []
-    for i, raw in enumerate(data.get("boots") or [{}]):
-        unknown = set(raw) - _BOOT_KEYS
-        if unknown:
-            raise _err(path, f"boots[{i}].{sorted(unknown)[0]}: unknown key")
-        how = raw.get("how", "start" if i == 0 else "reboot")
-        if how not in ("start", "reboot", "reset", "power-cycle"):
-            raise _err(path, f"boots[{i}].how: expected reboot, reset or power-cycle")
-        if (raw.get("add_kargs") or raw.get("remove_kargs")) and how != "power-cycle":
-            raise _err(path, f"boots[{i}]: changing kernel arguments needs how: power-cycle")
-        checks = [_check(path, f"boots[{i}].checks[{j}]", c) for j, c in enumerate(raw.get("checks") or [])]
-        boots.append(Boot(how, checks, list(raw.get("add_kargs") or []), list(raw.get("remove_kargs") or []),
-                          raw.get("expect_failure")))
-    scenario = Scenario(name=path.stem, path=path, description=data.get("description", ""), butane=butane,
-                        applies=applies, boots=boots, memory=data.get("memory"), cpus=data.get("cpus"),
-                        disks=data.get("disks") or [], ci=list(data.get("ci") or []),
-                        completion=data.get("completion", True), user_config=data.get("user_config", True),
-                        kargs=list(data.get("kargs") or []), first_boot_kargs=list(data.get("first_boot_kargs") or []),
-                        slow=bool(data.get("slow", False)), oem_config=data.get("oem_config"),
-                        below_minimum=bool(data.get("below_minimum", False)), forwards=list(forwards))
+        raise _err(path, f"{sorted(unknown, key=str)[0]}: unknown key")
+    values = {name: _KINDS[f.metadata["yaml"]](path, name, data[name])
+              for name, f in _KEY_FIELDS.items() if name in data and data[name] is not None}
+    scenario = Scenario(name=path.stem, path=path, **values)
     saved: set[str] = set()
     for i, boot in enumerate(scenario.boots):
         for j, check in enumerate(boot.checks):

@@ -130,3 +130,31 @@ def test_save_as_carries_a_value_to_later_checks_across_boots(tmp_path):
     values["uuid"] = "12.4"
     with pytest.raises(AssertionError, match="does not match"):
         sc.run_check(lb, s.boots[1].checks[0], values)
+
+
+@pytest.mark.parametrize("body, error", [
+    ("memory: lots\n", r"x\.yaml: memory: a number of MiB"),
+    ("cpus: 0\n", r"cpus: a positive number"),
+    ("slow: yes please\n", r"slow: true or false"),
+    ("kargs: console=ttyS0\n", r"kargs: a list of strings"),
+    ("disks: [var]\n", r"disks: a list of disks"),
+    ("butane: [a, b]\n", r"butane: a file name, or \{fcos: FILE, flatcar: FILE\}"),
+    ("applies: [fcos]\n", r"applies: a mapping"),
+    ("applies: {os: fcos}\n", r"applies\.os: a list of names"),
+    ("boots: {checks: []}\n", r"boots: a list of boots"),
+    ("boots: [ssh]\n", r"boots\[0\]: a mapping"),
+    ("oem_config: nowhere.ign\n", r"oem_config: a file next to the scenario"),
+    ("1: 2\n", r"1: unknown key"),
+])
+def test_every_key_is_checked_by_its_kind(tmp_path, body, error):
+    (tmp_path / "x.yaml").write_text(body)
+    with pytest.raises(LivelabError, match=error):
+        sc.load(tmp_path / "x.yaml")
+
+
+def test_the_schema_is_the_dataclass():
+    """The loader's keys are exactly the Scenario fields that carry a kind."""
+    from dataclasses import fields
+    keys = {f.name for f in fields(sc.Scenario) if "yaml" in f.metadata}
+    assert keys == set(sc._KEY_FIELDS) and {"description", "butane", "applies", "disks", "ci", "boots"} <= keys
+    assert all(f.metadata["yaml"] in sc._KINDS for f in fields(sc.Scenario) if "yaml" in f.metadata)
