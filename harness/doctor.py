@@ -21,7 +21,7 @@ from typing import Callable
 from .boot.pxe import LDLINUX, PXELINUX
 from .errors import LivelabError
 from .vm import accel
-from .vm.qemu import IPXE_ROM_DIR, OVMF_CODE, OVMF_VARS
+from .vm.spec import IPXE_ROM_DIR, OVMF_CODE, OVMF_VARS
 
 OS_RELEASE = "/etc/os-release"
 # QEMU's default ROM for the harness's NIC (virtio-net-pci); Debian's QEMU finds it in IPXE_ROM_DIR

@@ -28,7 +28,8 @@ from .errors import LivelabError
 from .serve import HttpServer, guest_url
 from .ssh import SessionKey
 from .vm.accel import Accel, Timeouts, choose, qemu_binary
-from .vm.qemu import COMPLETION_PORT, COMPLETION_TOKEN, LIVEISO_SUCCESS_PORT, Disk, Machine, VMSpec
+from .vm.machine import Machine
+from .vm.spec import COMPLETION_PORT, COMPLETION_TOKEN, LIVEISO_SUCCESS_PORT, Disk, VMSpec
 from .vocab import check_firmware, check_method, check_stream, memory_minimum
 
 CONSOLE_KARG = "console=ttyS0,115200"

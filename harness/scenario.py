@@ -48,7 +48,7 @@ import yaml
 from .errors import BootFailure, LivelabError
 from .lab import BootRequest
 from .poll import WaitTimeout
-from .vm.qemu import Disk
+from .vm.spec import Disk
 from .vocab import FIRMWARES, OS_METHODS, STREAMS
 
 _CHECK_KEYS = {"ssh", "console", "console_cmd", "port", "wait_until", "expect", "send", "status", "output",

@@ -64,7 +64,8 @@ from .. import poll, runtime
 from ..console import Console
 from ..errors import LivelabError
 from .accel import TCG_CPU, Accel, Timeouts, qemu_binary
-from .qemu import OVMF_CODE, OVMF_VARS, Machine, VMSpec, netdev_arg, nic_arg
+from .machine import Machine
+from .spec import OVMF_CODE, OVMF_VARS, VMSpec, netdev_arg, nic_arg
 
 DEFAULT_URI = "qemu:///system"
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
@@ -217,7 +218,7 @@ def xml_passthrough_args(xml: str) -> list[str]:
 
 def xml_isolation_problems(xml: str) -> list[str]:
     """``qemu.isolation_problems`` for a domain XML, plus: no libvirt ``<interface>`` at all."""
-    from .qemu import isolation_problems
+    from .spec import isolation_problems
     root = ET.fromstring(xml)
     problems = [f"libvirt <interface type={i.get('type')!r}> present" for i in root.iter("interface")]
     return problems + isolation_problems(xml_passthrough_args(xml))
