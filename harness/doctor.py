@@ -5,17 +5,14 @@ iPXE ROM of the NIC, PXELINUX, GnuPG, ``ignition-validate`` -- and prints one li
 (``ok`` / ``missing``, with what was looked for), then one install command for the missing
 packages (``apt-get`` on Debian/Ubuntu, ``dnf`` on Fedora/RHEL; both package names elsewhere).
 KVM is probed with the harness's real probe guest; KVM unusable is a warning (TCG is used).
-Exit status 0 when nothing required is missing, else 1.
+Exit status 0 when nothing required is missing, else 1.  The verb itself is ``harness/cli/doctor.py``.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shlex
 import shutil
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 from .boot.pxe import LDLINUX, PXELINUX
@@ -139,43 +136,3 @@ def _line(r: Result) -> str:
         return f"  ok       {looked}" + (f": {r.detail}" if r.kind == "command" else "")
     status = "missing " if r.required else "missing (optional)"
     return f"  {status} {looked} (Debian {r.debian}, Fedora {r.fedora})"
-
-
-def cmd_doctor(args, os_release: str = OS_RELEASE, which: Callable = shutil.which,
-               exists: Callable = os.path.exists) -> int:
-    results = run_checks(which, exists, None if args.no_kvm_probe else accel.probe_kvm)
-    family, os_id = distribution(os_release)
-    hint = install_hint(results, family)
-    ok = all(r.ok for r in results if r.required)
-    if args.json:
-        print(json.dumps({"ok": ok, "distribution": os_id, "family": family, "install": hint,
-                          "checks": [asdict(r) for r in results]}, indent=2))
-    else:
-        for r in results:
-            print(_line(r))
-        if hint and family:
-            print(f"livelab doctor: to install what is missing: {hint}")
-        elif hint:
-            print(f"livelab doctor: unknown distribution {os_id!r}; {hint}")
-        print("livelab doctor: " + ("this host can run livelab" if ok else "required tools are missing"))
-    return 0 if ok else 1
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("doctor", help="check that this host has what livelab needs")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--no-kvm-probe", action="store_true", help="skip the KVM probe guest")
-    p.set_defaults(func=cmd_doctor)
-
-
-def main(argv=None, **inject) -> int:
-    """``livelab doctor [--json] [--no-kvm-probe]`` with ``argv`` the options after the verb;
-    ``inject`` (os_release, which, exists) goes to ``cmd_doctor``."""
-    parser = argparse.ArgumentParser(prog="livelab")
-    register(parser.add_subparsers(dest="verb"))
-    args = parser.parse_args(["doctor", *(sys.argv[1:] if argv is None else argv)])
-    return cmd_doctor(args, **inject)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,5 @@
-"""``livelab min-ram``: bisect the smallest memory that still reaches SSH with Ignition applied.
+"""Bisect the smallest memory that still reaches SSH with Ignition applied (``livelab min-ram``,
+whose command line is ``harness/cli/minram.py``).
 
 Each probe is a real boot (``--below-minimum`` implied) with the session key and the completion
 unit; success means SSH came up and the completion unit (written by Ignition) ran.  A failed probe
@@ -78,27 +79,3 @@ def bisect(req: BootRequest, opts: LabOptions, run_dir: Path, low: int = 64, hig
               "timeouts": [p.memory_mib for p in probes if not p.ok and "timed out" in p.reason]}
     (run_dir / "min-ram.json").write_text(json.dumps(result, indent=2))
     return result
-
-
-def register(sub) -> None:
-    from .run_cli import add_boot_options
-    p = sub.add_parser("min-ram", help="bisect the smallest memory that reaches SSH with Ignition applied")
-    add_boot_options(p)
-    p.add_argument("--low", type=int, default=64)
-    p.add_argument("--step", type=int, default=32)
-    p.set_defaults(func=_cmd)
-
-
-def _cmd(args) -> int:
-    from .run_cli import options_of, request_of
-    args.below_minimum = True
-    req = request_of(args)
-    req.memory_mib = None
-    run_dir = Path(args.run_dir or f"runs/min-ram/{req.test_id}-{time.strftime('%Y%m%d-%H%M%S')}")
-    res = bisect(req, options_of(args), run_dir, low=args.low, step=args.step)
-    print(f"{res['test_id']}: smallest memory that reaches SSH with Ignition applied: {res['min_ram_mib']} MiB "
-          f"(documented minimum {res['documented_mib']} MiB: {res['documented_source']})")
-    if res["timeouts"]:
-        print(f"livelab: warning: probes at {res['timeouts']} MiB timed out instead of failing fast")
-        return 1
-    return 0

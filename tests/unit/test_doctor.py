@@ -4,6 +4,7 @@ import json
 import pytest
 
 from harness import doctor
+from harness.cli import doctor as doctor_cli
 
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
 UBUNTU = 'NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\n'
@@ -19,7 +20,7 @@ def _os_release(tmp_path, text):
 
 
 def _run(capsys, argv, **inject):
-    status = doctor.main(["--no-kvm-probe", *argv], **inject)
+    status = doctor_cli.main(["--no-kvm-probe", *argv], **inject)
     return status, capsys.readouterr().out
 
 
@@ -116,9 +117,9 @@ def test_kvm_unusable_is_a_warning():
 def test_register_adds_the_verb(capsys):
     import argparse
     parser = argparse.ArgumentParser(prog="livelab")
-    doctor.register(parser.add_subparsers(dest="verb"))
+    doctor_cli.register(parser.add_subparsers(dest="verb"))
     args = parser.parse_args(["doctor", "--json", "--no-kvm-probe"])
-    assert args.func is doctor.cmd_doctor and args.json and args.no_kvm_probe
+    assert args.func is doctor_cli.cmd_doctor and args.json and args.no_kvm_probe
     assert args.func(args) == 0 and json.loads(capsys.readouterr().out)["ok"] is True
 
 

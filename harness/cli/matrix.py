@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import matrix as mx
-from . import options, report, runtime
-from .errors import LivelabError
-from .vocab import FCOS_STREAMS, FLATCAR_CHANNELS, OS_METHODS
+from .. import matrix as mx
+from .. import options, report, runtime
+from ..errors import LivelabError
+from ..vocab import FCOS_STREAMS, FLATCAR_CHANNELS, OS_METHODS
 
 
 def cmd_run(args) -> int:

@@ -20,7 +20,7 @@ def _read_file(path: str, what: str) -> bytes:
 
 
 def _cmd_iso_customize(args) -> int:
-    from .iso import LiveISO, load_ignition
+    from ..boot.iso import LiveISO, load_ignition
 
     configs = []
     for path in args.live_ignition or ():
@@ -42,21 +42,21 @@ def _cmd_iso_customize(args) -> int:
 
 
 def _cmd_iso_show(args) -> int:
-    from .iso import LiveISO
+    from ..boot.iso import LiveISO
 
     print(LiveISO(args.iso).describe())
     return 0
 
 
 def _cmd_iso_reset(args) -> int:
-    from .iso import LiveISO
+    from ..boot.iso import LiveISO
 
     print(LiveISO.reset(args.iso, args.output))
     return 0
 
 
 def _cmd_pxe_ignition_wrap(args) -> int:
-    from .iso import ignition_wrap
+    from ..boot.iso import ignition_wrap
 
     configs = [_read_file(p, "Ignition config") for p in args.ignition]
     ignition_wrap(configs, args.output)

@@ -5,10 +5,10 @@ import json
 import time
 
 from .. import options
+from ..artifacts import cache as _cache
+from ..artifacts import specs as _specs
 from ..errors import LivelabError
 from ..vocab import FCOS_STREAMS, FLATCAR_CHANNELS, OSES, check_stream
-from . import cache as _cache
-from . import specs as _specs
 
 
 def register(subparsers) -> None:
@@ -59,7 +59,7 @@ def _stream(args) -> str:
 
 
 def _resolve(args):
-    from . import resolve
+    from ..artifacts import resolve
     mirror = None if args.mirror == "none" else args.mirror      # --mirror none: upstream
     return resolve(args.os, _stream(args), arch=args.arch, version=args.version, mirror=mirror,
                    metadata=args.metadata, cache_dir=args.cache_dir, offline=args.offline, timeout=args.timeout)
@@ -73,7 +73,7 @@ def cmd_resolve(args) -> int:
     rel = _resolve(args)
     spec = _spec(args, rel)
     if args.keyring:
-        from .verify import load_keyring
+        from ..artifacts.verify import load_keyring
         load_keyring(args.keyring)      # fail early on an unusable keyring
     if args.json:
         d = rel.to_dict()
@@ -89,7 +89,7 @@ def cmd_resolve(args) -> int:
 
 
 def cmd_fetch(args) -> int:
-    from . import fetch
+    from ..artifacts import fetch
     rel = _resolve(args)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
     files = fetch(rel, kinds=kinds, keyring=args.keyring, insecure=args.insecure, offline=args.offline,

@@ -14,11 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import options, poll, runtime
-from .errors import LivelabError
-from .lab import BootRequest, LabOptions, LiveBoot
-from .ssh import SessionKey
-from .vocab import FIRMWARES, METHODS, OSES, TestId
+from .. import options, poll, runtime
+from ..errors import LivelabError
+from ..lab import BootRequest, LabOptions, LiveBoot
+from ..ssh import SessionKey
+from ..vocab import FIRMWARES, METHODS, OSES, TestId
 
 
 def add_boot_options(p, positional_os: bool = True) -> None:
@@ -210,7 +210,7 @@ def cmd_repro(args) -> int:
 
 
 def cmd_accel(args) -> int:
-    from .vm.accel import choose
+    from ..vm.accel import choose
     a = choose(args.accel)
     print(f"{a.name}: {a.reason}")
     return 0

@@ -11,7 +11,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from .errors import LivelabError
+from ..errors import LivelabError
 
 DEFAULT_RECIPE = Path("images") / "build.py"
 

@@ -23,7 +23,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from . import butane_to_ignition, validate_or_raise
+    from ..ignition import butane_to_ignition, validate_or_raise
 
     if args.file and args.file != "-":
         try:

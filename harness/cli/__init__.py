@@ -12,18 +12,18 @@ import importlib
 import logging
 import sys
 
-from .errors import BootFailure, LivelabError
+from ..errors import BootFailure, LivelabError
 
 # modules that add verbs; each has register(subparsers)
 _VERB_MODULES = (
-    "harness.artifacts.cli",   # artifacts resolve|fetch|ls|prune
-    "harness.ignition.cli",    # butane
-    "harness.boot.cli",        # iso customize|show|reset, pxe ignition-wrap
-    "harness.images_cli",      # images build
-    "harness.run_cli",         # boot, check, down, repro, accel
-    "harness.minram",          # min-ram
-    "harness.matrix_cli",
-    "harness.doctor",          # doctor
+    "harness.cli.artifacts",   # artifacts resolve|fetch|ls|prune
+    "harness.cli.butane",      # butane
+    "harness.cli.media",       # iso customize|show|reset, pxe ignition-wrap
+    "harness.cli.images",      # images build
+    "harness.cli.run",         # boot, check, down, repro, accel
+    "harness.cli.minram",      # min-ram
+    "harness.cli.matrix",      # matrix, matrix report
+    "harness.cli.doctor",      # doctor
 )
 
 
@@ -72,7 +72,3 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("livelab: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
