@@ -32,7 +32,8 @@ _HOST_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="livelab", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="livelab", description="Boot Fedora CoreOS and Flatcar live images "
+                                     "under QEMU and check them. Grammar: livelab VERB [SUBVERB] OS [options].")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log every step of the harness (artifacts, VM lifecycle, waits) to stderr")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
