@@ -272,7 +272,7 @@ class LiveBoot:
         from .boot import methods
         kargs = kargs if kargs is not None else self.kargs_for_boot(boot)
         self.boot_kargs.append(kargs)
-        methods.prepare(self, kargs)
+        self.require_machine().use_media(methods.prepare(self, kargs))
 
     def vm_record(self) -> dict:
         return {

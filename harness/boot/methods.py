@@ -19,6 +19,7 @@ method             what the VM does
 from __future__ import annotations
 
 import posixpath
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LivelabError
@@ -27,6 +28,15 @@ from . import ipxe as _ipxe
 from . import pxe as _pxe
 
 BOOT_SCRIPT = "boot.ipxe"
+
+
+@dataclass(frozen=True)
+class BootMedia:
+    """What the next boot starts from (the machine applies it to its spec: ``Machine.use_media``)."""
+    boot: str                        # network | cdrom
+    tftp_dir: str | None = None      # network: QEMU's TFTP root
+    bootfile: str | None = None      # network: the DHCP bootfile (None: none offered, as for ipxe-chain)
+    cdrom: str | None = None         # cdrom: the customized live ISO
 
 
 def _name(lab, kind: str) -> str:
@@ -46,13 +56,12 @@ def _oem_initrd(lab) -> list[str]:
     return ["oem.cpio.gz"]
 
 
-def prepare(lab, kargs: list[str]) -> None:
-    """Write the boot media for the next boot of ``lab.machine`` with kernel arguments ``kargs``."""
-    method, fw, spec = lab.req.method, lab.req.firmware, lab.machine.spec
+def prepare(lab, kargs: list[str]) -> BootMedia:
+    """Write the boot media for the next boot of ``lab``'s VM with kernel arguments ``kargs``."""
+    method, fw = lab.req.method, lab.req.firmware
     (lab.run_dir / "kargs.txt").write_text(" ".join(kargs) + "\n")
     if method in ("iso", "iso-fromram"):
         return _prepare_iso(lab, kargs)
-    spec.boot = "network"
     tftp = lab.run_dir / "tftp"
     oem = _oem_initrd(lab)
     if method in ("pxe", "pxe-rootfs-url"):
@@ -66,24 +75,22 @@ def prepare(lab, kargs: list[str]) -> None:
         initrd_paths = [names[i] for i in initrds]
         if fw == "bios":
             cfg = _pxe.pxelinux_cfg(lab.paths["kernel"], initrd_paths, kargs, base_url=guest_url(""))
-            spec.bootfile = _pxe.populate_tftp(tftp, {}, cfg)
+            bootfile = _pxe.populate_tftp(tftp, {}, cfg)
             (lab.run_dir / "pxelinux.cfg").write_text(cfg)
         else:
             tftp.mkdir(parents=True, exist_ok=True)
             script = _ipxe.pxe_script(lab.paths["kernel"], initrd_paths, kargs, base_url=guest_url(""))
             (tftp / BOOT_SCRIPT).write_text(script)
             (lab.run_dir / BOOT_SCRIPT).write_text(script)
-            spec.bootfile = BOOT_SCRIPT
-        spec.tftp_dir = str(tftp)
-        return
+            bootfile = BOOT_SCRIPT
+        return BootMedia("network", tftp_dir=str(tftp), bootfile=bootfile)
     if method in ("ipxe", "ipxe-chain"):
         script = boot_script(lab, kargs, oem)
         lab.http.publish(BOOT_SCRIPT, script)
         (lab.run_dir / BOOT_SCRIPT).write_text(script)
-        tftp.mkdir(parents=True, exist_ok=True)
-        spec.tftp_dir = str(tftp)   # empty: QEMU's DHCP needs none, kept for a uniform layout
-        spec.bootfile = guest_url(BOOT_SCRIPT) if method == "ipxe" else None
-        return
+        tftp.mkdir(parents=True, exist_ok=True)   # empty: QEMU's DHCP needs none, kept for a uniform layout
+        return BootMedia("network", tftp_dir=str(tftp),
+                         bootfile=guest_url(BOOT_SCRIPT) if method == "ipxe" else None)
     raise LivelabError(f"unknown boot method {method!r}")
 
 
@@ -105,13 +112,11 @@ def boot_script(lab, kargs: list[str], oem: list[str]) -> str:
     return script
 
 
-def _prepare_iso(lab, kargs: list[str]) -> None:
+def _prepare_iso(lab, kargs: list[str]) -> BootMedia:
     from .iso import LiveISO
-    spec = lab.machine.spec
     out = lab.run_dir / "live.iso"
     LiveISO.customize(Path(lab.files["iso"].path), out, ignition=lab.config, karg_append=kargs, force=True)
-    spec.cdrom = str(out)
-    spec.boot = "cdrom"
+    return BootMedia("cdrom", cdrom=str(out))
 
 
 def after_start(lab) -> None:

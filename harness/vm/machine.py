@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 import re
@@ -132,6 +133,11 @@ class Machine:
                 self._fwd_leases.append(lease)
                 fwd[1] = lease.port
         self._prepare_disks()
+
+    def use_media(self, media) -> None:
+        """Boot from ``media`` (a ``boot.methods.BootMedia``) from the next start on."""
+        self.spec = dataclasses.replace(self.spec, boot=media.boot, tftp_dir=media.tftp_dir, bootfile=media.bootfile,
+                                        cdrom=media.cdrom)
 
     def command(self) -> list[str]:
         return build_command(self.spec, self.run_dir, self.accel, qemu_binary())

@@ -285,3 +285,14 @@ def test_an_unclean_power_off_is_an_abnormal_shutdown(machine, powers_off, statu
             machine.shutdown(timeout=1)
     assert qmp.sent[0] == "system_powerdown"
     assert machine.proc is None          # released either way
+
+
+def test_boot_media_is_a_record_the_machine_applies(machine):
+    """Media preparation returns a BootMedia; the spec changes only when the machine applies it."""
+    from harness.boot.methods import BootMedia
+    before = machine.spec
+    machine.use_media(BootMedia("network", tftp_dir="/t", bootfile="pxelinux.0"))
+    assert (machine.spec.boot, machine.spec.tftp_dir, machine.spec.bootfile) == ("network", "/t", "pxelinux.0")
+    assert before.boot == "disk" and machine.spec is not before and machine.spec.ssh_port == before.ssh_port
+    machine.use_media(BootMedia("cdrom", cdrom="/live.iso"))
+    assert (machine.spec.boot, machine.spec.cdrom, machine.spec.tftp_dir) == ("cdrom", "/live.iso", None)
