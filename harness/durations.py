@@ -101,7 +101,7 @@ class DurationsRecorder:
         self.cases: dict[str, dict] = {}
 
     @_tryfirst
-    def pytest_runtest_logreport(self, report):
+    def pytest_runtest_logreport(self, report) -> None:
         nodeid = case_id(report.nodeid)
         self.seconds[nodeid] = self.seconds.get(nodeid, 0.0) + (report.duration or 0.0)
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
@@ -120,7 +120,7 @@ class DurationsRecorder:
         report.user_properties.append(("livelab_wall_s", wall))
         report.user_properties.append(("livelab_parallel", str(self.parallel).lower()))
 
-    def pytest_sessionfinish(self, session):
+    def pytest_sessionfinish(self, session) -> None:
         data = load(self.path)
         for nodeid, case in self.cases.items():
             if "seconds" in case:

@@ -17,7 +17,9 @@ import dataclasses
 import os
 import re
 import time
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +28,7 @@ from . import scenario as sc
 from .errors import LivelabError
 from .lab import BootRequest, LiveBoot
 from .ssh import SessionKey
+from .vm.accel import Accel
 from .vocab import largest_memory_minimum
 
 SESSION = pytest.StashKey["LivelabSession"]()
@@ -35,7 +38,7 @@ ARTIFACT_FILES = ("console.log", "console-timed.log", "qemu-cmdline.txt", "confi
                   "kargs.txt", "checks.log")
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser) -> None:
     g = parser.getgroup("livelab", "livelab: live FCOS / Flatcar boots")
     g.addoption("--os", action="append", default=None, metavar="OS",
                 help="keep only cases of these OSes (fcos, flatcar; repeat or comma list)")
@@ -64,7 +67,7 @@ def pytest_addoption(parser):
                   type="paths", default=[])
 
 
-def pytest_configure(config):
+def pytest_configure(config) -> None:
     for line in ("ci: end-to-end boot in CI's budget",
                  "serial: needs the whole host or measures time; make test runs these alone, after the parallel part",
                  "e2e: boots VMs",
@@ -90,7 +93,7 @@ def pytest_configure(config):
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_xdist_auto_num_workers(config):
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: as many workers as VMs fit on this host at once (cores, and memory for the
     largest documented minimum), not one per core regardless of memory."""
     return runtime.plan_workers(largest_memory_minimum())
@@ -121,7 +124,7 @@ def _collect_scenario_dirs_too(config) -> None:
             config.args.append(str(d))
 
 
-def pytest_collect_file(file_path, parent):
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFile | None:
     if file_path.suffix in (".yaml", ".yml") and file_path.parent.resolve() in parent.config.stash[SCENARIO_DIRS]:
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
@@ -130,7 +133,7 @@ def pytest_collect_file(file_path, parent):
 class ScenarioFile(pytest.File):
     """One scenario YAML file: a case per configuration it applies to (``fcos.stable.pxe.bios.<name>``)."""
 
-    def collect(self):
+    def collect(self) -> Iterator[ScenarioItem]:
         try:
             scen = sc.load(self.path)
         except LivelabError as exc:
@@ -155,7 +158,7 @@ class ScenarioItem(pytest.Item):
         self.scenario = scenario
         self.case = case      # os, stream, method, firmware
 
-    def runtest(self):
+    def runtest(self) -> None:
         factory = VMFactory(livelab_session(self.config), self)
         try:
             os_id, stream, method, firmware = self.case
@@ -164,16 +167,16 @@ class ScenarioItem(pytest.Item):
         finally:
             factory.close()
 
-    def repr_failure(self, excinfo, style=None):
+    def repr_failure(self, excinfo: Any, style: Any = None) -> Any:
         if isinstance(excinfo.value, (AssertionError, LivelabError)):
             return f"{self.name}: {excinfo.typename}: {excinfo.value}"
         return super().repr_failure(excinfo, style)
 
-    def reportinfo(self):
+    def reportinfo(self) -> tuple[Path, None, str]:
         return self.path, None, f"scenario {self.scenario.name}: {self.name}"
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(config, items) -> None:
     chosen = config.stash[SELECTION]
     if chosen.active:
         keep: list[pytest.Item] = []
@@ -191,7 +194,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def pytest_sessionstart(session):
+def pytest_sessionstart(session) -> None:
     # VMs of dead runs are killed; VMs of live runs (other terminals, other workers) are kept
     runtime.reap_stale(log=lambda msg: print(msg))
 
@@ -236,7 +239,7 @@ class LivelabSession:
         return self._key
 
     @property
-    def accel(self):
+    def accel(self) -> Accel:
         if self._accel is None:
             from .vm.accel import choose
             self._accel = choose(self.options.accel)
@@ -293,7 +296,7 @@ class VMFactory:
 
 
 @pytest.fixture
-def live_vm(livelab, request):
+def live_vm(livelab: LivelabSession, request: pytest.FixtureRequest) -> Iterator[VMFactory]:
     """Factory: ``vm = live_vm(BootRequest(...))`` boots a VM; all are closed after the test."""
     factory = VMFactory(livelab, request.node)
     yield factory
@@ -301,7 +304,7 @@ def live_vm(livelab, request):
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     dirs = getattr(item, "livelab_run_dirs", None)

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -266,7 +267,7 @@ def lease_port() -> PortLease:
 
 
 @contextmanager
-def leased_port():
+def leased_port() -> Iterator[int]:
     lease = lease_port()
     try:
         yield lease.port

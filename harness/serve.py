@@ -166,7 +166,7 @@ class HttpServer:
     def publish_dir(self, prefix: str, directory: Path) -> None:
         self.dirs[prefix.strip("/")] = Path(directory).resolve()
 
-    def lookup(self, path: str):
+    def lookup(self, path: str) -> Path | bytes | None:
         if path in self.routes:
             return self.routes[path]
         for prefix, directory in self.dirs.items():

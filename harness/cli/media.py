@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from ..errors import LivelabError
 
@@ -93,7 +94,7 @@ def register_iso(sub) -> argparse.ArgumentParser:
     return iso
 
 
-def register_pxe(sub):
+def register_pxe(sub: Any) -> Any:
     """Create the ``pxe`` verb; returns its sub-verb subparsers so others can add to it."""
     pxe = sub.add_parser("pxe", help="PXE boot helpers")
     pxe_sub = pxe.add_subparsers(dest="pxe_verb", metavar="SUBVERB")

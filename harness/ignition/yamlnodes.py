@@ -123,7 +123,7 @@ def _convert(node, path: str):
     raise LivelabError(f"{path or '$'}: unsupported YAML node")
 
 
-def load(text: str):
+def load(text: str) -> Scalar | Mapping | Sequence | None:
     """Parse one YAML document into Scalar/Mapping/Sequence nodes (None for an empty document)."""
     try:
         docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
@@ -140,7 +140,7 @@ def load(text: str):
     return _convert(docs[0], "")
 
 
-def plain(node):
+def plain(node: object) -> object:
     """Nodes → plain Python values (for diagnostics and tests)."""
     if isinstance(node, Scalar):
         return node.value

@@ -344,7 +344,8 @@ class Machine:
             raise BootFailure(f"{self.spec.name}: not running")
         self.console.drain(0)
 
-    def wait_for_console_text(self, pattern, timeout: float | None = None, regex: bool = False):
+    def wait_for_console_text(self, pattern: str | re.Pattern, timeout: float | None = None,
+                              regex: bool = False) -> re.Match:
         """Wait for text (or a regex) on the serial console; returns the match."""
         return self._live_console().wait_for(pattern, timeout or self.timeouts.boot, regex=regex)
 
