@@ -5,6 +5,11 @@
   (``poll.WaitTimeout`` is the kind that ran out of time).
 - ``AbnormalShutdown``: a guest that did not power off by itself; QEMU had to be stopped.
 """
+from __future__ import annotations
+
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class LivelabError(Exception):
@@ -28,3 +33,10 @@ class AbnormalShutdown(LivelabError):
     exited with an error): it was stopped the hard way, and its disks may not be synced."""
 
     exit_status = 1
+
+
+def required(value: T | None, error: Exception) -> T:
+    """``value``, or ``error`` raised when it is None (a VM part that is not there yet or any more)."""
+    if value is None:
+        raise error
+    return value

@@ -24,7 +24,7 @@ from pathlib import Path
 from . import artifacts as _artifacts
 from .artifacts import specs as _specs
 from .artifacts.model import LocalArtifact, Release
-from .errors import LivelabError
+from .errors import LivelabError, required
 from .serve import HttpServer, guest_url
 from .ssh import SessionKey
 from .vm.accel import Accel, Timeouts, choose, qemu_binary
@@ -294,14 +294,10 @@ class LiveBoot:
         return machine
 
     def require_release(self) -> Release:
-        if self.release is None:
-            raise LivelabError(f"{self.name}: no release resolved yet (prepare() first)")
-        return self.release
+        return required(self.release, LivelabError(f"{self.name}: no release resolved yet (prepare() first)"))
 
     def require_machine(self) -> Machine:
-        if self.machine is None:
-            raise LivelabError(f"{self.name}: not prepared yet (prepare() or start() first)")
-        return self.machine
+        return required(self.machine, LivelabError(f"{self.name}: not prepared yet (prepare() or start() first)"))
 
     def power_cycle(self, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
         """Power off and boot again, with kernel arguments changed for the next boot."""

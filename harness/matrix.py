@@ -140,13 +140,8 @@ def compute_workers(memories: Sequence[int], requested=None, mem_available: int 
     auto: ``runtime.plan_workers`` for the largest VM of the matrix.
     """
     n_cells = max(1, len(memories))
-    if requested not in (None, "", "auto"):
-        try:
-            n = int(requested)
-        except (TypeError, ValueError):
-            n = 0
-        if n < 1:
-            raise LivelabError(f"--workers {requested!r}: expected a positive number or 'auto'")
+    n = runtime.count_or_auto(requested, "--workers")
+    if n is not None:
         return min(n, n_cells)
     return min(runtime.plan_workers(max(memories or [0]), mem_available, cpus), n_cells)
 

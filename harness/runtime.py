@@ -161,17 +161,23 @@ VM_CPUS_HELP = (f"vCPUs of each VM: N, or auto (default: the host's cores shared
                 f"at once, 1 to {DEFAULT_VM_CPUS})")
 
 
-def parse_vm_cpus(value, workers: int = 1) -> int:
-    """``--vm-cpus`` of the CLIs and the pytest plugin: a positive number, or auto."""
+def count_or_auto(value, option: str) -> int | None:
+    """An ``N|auto`` option's value: the positive number, or None for auto (also when unset)."""
     if value in (None, "", "auto"):
-        return auto_vm_cpus(workers)
+        return None
     try:
         n = int(value)
     except (TypeError, ValueError):
         n = 0
     if n < 1:
-        raise LivelabError(f"--vm-cpus {value!r}: expected a positive number or 'auto'")
+        raise LivelabError(f"{option} {value!r}: expected a positive number or 'auto'")
     return n
+
+
+def parse_vm_cpus(value, workers: int = 1) -> int:
+    """``--vm-cpus`` of the CLIs and the pytest plugin: a positive number, or auto."""
+    n = count_or_auto(value, "--vm-cpus")
+    return auto_vm_cpus(workers) if n is None else n
 
 
 class Admission:

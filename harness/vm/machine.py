@@ -31,7 +31,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from .. import poll, runtime
 from ..console import Console, ConsoleTap
-from ..errors import AbnormalShutdown, BootFailure, LivelabError
+from ..errors import AbnormalShutdown, BootFailure, LivelabError, required
 from ..ssh import SSH, SessionKey
 from . import record
 from .accel import Accel, Timeouts, qemu_binary
@@ -323,26 +323,18 @@ class Machine:
 
     # ------------------------------------------------------------------ channels of a running VM
     def _live_qmp(self) -> QMPChannel:
-        if self.qmp is None:
-            raise LivelabError(f"{self.spec.name}: not running (no QMP connection)")
-        return self.qmp
+        return required(self.qmp, LivelabError(f"{self.spec.name}: not running (no QMP connection)"))
 
     def _live_console(self) -> Console:
-        if self.console is None:
-            raise BootFailure(f"{self.spec.name}: not running (no console)")
-        return self.console
+        return required(self.console, BootFailure(f"{self.spec.name}: not running (no console)"))
 
     def _live_ssh(self) -> SSH:
-        if self.ssh is None:
-            raise LivelabError(f"{self.spec.name}: no SSH session yet: call wait_for_ssh() first")
-        return self.ssh
+        return required(self.ssh, LivelabError(f"{self.spec.name}: no SSH session yet: call wait_for_ssh() first"))
 
     # ------------------------------------------------------------------ waits (runbook style)
     def check(self) -> None:
         """Fail fast: raise if the console showed a fatal line or QEMU died."""
-        if self.console is None:
-            raise BootFailure(f"{self.spec.name}: not running")
-        self.console.drain(0)
+        self._live_console().drain(0)
 
     def wait_for_console_text(self, pattern: str | re.Pattern, timeout: float | None = None,
                               regex: bool = False) -> re.Match:
