@@ -31,6 +31,7 @@ from . import poll
 from .errors import BootFailure
 
 log = logging.getLogger(__name__)
+
 # (reason, pattern): a console line matching a pattern ends the boot at once.
 FAIL_PATTERNS = [
     ("kernel panic", re.compile(r"Kernel panic - not syncing.*")),

@@ -32,10 +32,10 @@ from .vm.machine import Machine
 from .vm.spec import COMPLETION_PORT, COMPLETION_TOKEN, LIVEISO_SUCCESS_PORT, Disk, VMSpec
 from .vocab import check_firmware, check_method, check_stream, memory_minimum
 
+log = logging.getLogger(__name__)
 CONSOLE_KARG = "console=ttyS0,115200"
 
 
-log = logging.getLogger(__name__)
 @dataclass
 class LabOptions:
     """Session-wide settings (pytest options / CLI flags)."""
