@@ -57,8 +57,9 @@ TEST_ENV := LIVELAB_CACHE_DIR=$(CURDIR)/runs/artifact-cache
 E2E_WORKERS ?= auto
 DURATIONS := runs/ci-durations.json
 BUDGET := $(PY) -m harness.durations --file $(DURATIONS)
-E2E := env $(TEST_ENV) $(BIN)/pytest tests/e2e scenarios -v -p no:cacheprovider -rfE --durations-json $(DURATIONS)
-E2E_ALL := env $(TEST_ENV) $(BIN)/pytest tests/e2e scenarios -v -p no:cacheprovider -rfE --durations-json runs/e2e-durations.json
+E2E_PYTEST := env $(TEST_ENV) $(BIN)/pytest tests/e2e scenarios -v -p no:cacheprovider -rfE
+E2E := $(E2E_PYTEST) --durations-json $(DURATIONS)
+E2E_ALL := $(E2E_PYTEST) --durations-json runs/e2e-durations.json
 
 test:
 	@mkdir -p runs && $(BUDGET) start

@@ -102,12 +102,9 @@ def build_matrix(os_id: str, streams=None, methods=None, firmware=None, scenario
         check_method(os_id, m)
     for f in firmware:
         check_firmware(f)
-    dirs = [Path(d).resolve() for d in (default_scenario_dirs() if scenario_dirs is None else scenario_dirs)]
+    dirs = sc.scenario_dirs(default_scenario_dirs() if scenario_dirs is None else scenario_dirs)
     if not dirs:
         raise LivelabError("no scenario directory: run from a directory with scenarios/, or pass --scenario-dir DIR")
-    for d in dirs:
-        if not d.is_dir():
-            raise LivelabError(f"scenario directory {d} does not exist")
     loaded = []
     for name in scenarios:
         path = next((d / f"{name}.yaml" for d in dirs if (d / f"{name}.yaml").is_file()), None)

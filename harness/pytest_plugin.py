@@ -103,14 +103,7 @@ def _scenario_dirs(config) -> list[Path]:
     """ini livelab_scenarios (relative to the ini file) + --scenario-dir (relative to the invocation)."""
     dirs = [Path(p) for p in config.getini("livelab_scenarios")]
     dirs += [Path(config.invocation_params.dir) / d for d in config.getoption("--scenario-dir") or []]
-    out = []
-    for d in dirs:
-        if not d.is_dir():
-            raise LivelabError(f"scenario directory {d} does not exist (livelab_scenarios / --scenario-dir)")
-        d = d.resolve()
-        if d not in out:
-            out.append(d)
-    return out
+    return sc.scenario_dirs(dirs, where=" (livelab_scenarios / --scenario-dir)")
 
 
 def _collect_scenario_dirs_too(config) -> None:

@@ -323,11 +323,20 @@ def load(path: Path) -> Scenario:
     return scenario
 
 
+def scenario_dirs(paths, where: str = "") -> list[Path]:
+    """``paths`` as existing directories, resolved, each once; ``where`` says where they were named."""
+    out: list[Path] = []
+    for d in map(Path, paths):
+        if not d.is_dir():
+            raise LivelabError(f"scenario directory {d} does not exist{where}")
+        if d.resolve() not in out:
+            out.append(d.resolve())
+    return out
+
+
 def load_all(directory) -> list[Scenario]:
     """Every scenario (``*.yaml``) of ``directory``; LivelabError on the first bad one."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise LivelabError(f"scenario directory {directory} does not exist")
+    (directory,) = scenario_dirs([directory])
     return [load(p) for p in sorted(directory.glob("*.yaml"))]
 
 

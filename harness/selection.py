@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .errors import LivelabError
-from .vocab import FCOS_STREAMS, FIRMWARES, FLATCAR_CHANNELS, OSES
+from .vocab import CONFIG_PATTERN, FCOS_STREAMS, FIRMWARES, FLATCAR_CHANNELS, OSES
 
-_ID_RE = re.compile(r"(?<![\w-])(?P<os>fcos|flatcar)\.(?P<stream>[a-z]+)\.(?P<method>[a-z-]+)\."
-                    r"(?P<firmware>bios|uefi)\b")
+_ID_RE = re.compile(rf"(?<![\w-]){CONFIG_PATTERN}\b")
 
 
 def _values(option: Sequence[str] | None, known: Sequence[str], what: str) -> list[str]:

@@ -32,9 +32,10 @@ OS_METHODS = {
     "flatcar": ("pxe", "ipxe", "ipxe-chain"),
 }
 FIRMWARES = ("bios", "uefi")
-# a scenario case's test id (and its pytest / JUnit name): <os>.<stream>.<method>.<firmware>.<scenario>
-CASE_ID_RE = re.compile(r"^(?P<id>(?P<os>fcos|flatcar)\.(?P<stream>[a-z]+)\.(?P<method>[a-z-]+)\."
-                        r"(?P<firmware>bios|uefi)\.(?P<scenario>[A-Za-z0-9_-]+))$")
+# a configuration in an id: <os>.<stream>.<method>.<firmware>
+CONFIG_PATTERN = r"(?P<os>fcos|flatcar)\.(?P<stream>[a-z]+)\.(?P<method>[a-z-]+)\.(?P<firmware>bios|uefi)"
+# a scenario case's test id (and its pytest / JUnit name): <configuration>.<scenario>
+CASE_ID_RE = re.compile(rf"^(?P<id>{CONFIG_PATTERN}\.(?P<scenario>[A-Za-z0-9_-]+))$")
 
 
 @dataclass(frozen=True)
