@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 import urllib.parse
 
 from ..errors import LivelabError
 from ..vocab import check_stream
-from . import cache as _cache
 from .mirror import FCOS_BASE, map_url
 from .model import Artifact, Release
+from .pipeline import Fetcher
 
 ARCHES = ("x86_64", "aarch64", "ppc64le", "s390x")
 # kind -> (format, key) under artifacts.metal.formats (stream) / media.metal.artifacts (release)
@@ -69,8 +70,10 @@ def _entries(formats, release: str, source: str) -> dict[str, dict]:
         ent = _obj(formats.get(fmt), f"metal format {fmt}", source).get(key)
         if ent is None:
             continue
+        where = f"{source}: metal {fmt}.{key}"
         if not isinstance(ent, dict) or not ent.get("location"):
-            raise LivelabError(f"{source}: metal {fmt}.{key} has no location")
+            raise LivelabError(f"{where} has no location")
+        _check_entry(ent, where)
         out[kind] = ent
     missing = [k for k in ("kernel", "initramfs", "rootfs") if k not in out]
     if missing:
@@ -78,19 +81,41 @@ def _entries(formats, release: str, source: str) -> dict[str, dict]:
     return out
 
 
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def _check_entry(ent: dict, where: str) -> None:
+    """location/signature are strings (the mirror rules judge them); sha256 is 64 hex digits."""
+    for name in ("location", "signature"):
+        value = ent.get(name)
+        if value is None and name == "signature":
+            continue
+        if not isinstance(value, str):
+            raise LivelabError(f"{where}.{name} is {type(value).__name__} {value!r:.60}, not a URL")
+    digest = ent.get("sha256")
+    if digest is not None and not (isinstance(digest, str) and _SHA256.match(digest)):
+        raise LivelabError(f"{where}.sha256 {digest!r:.80} is not a sha256 digest (64 hex digits)")
+
+
 def parse_stream(doc: dict, arch: str, source: str = "stream metadata") -> tuple[str, dict[str, dict]]:
     """(release version, {kind: {location, signature, sha256}}) from a stream JSON document."""
     metal = _obj(_arch(doc, arch, source).get("artifacts"), "artifacts", source).get("metal")
     if not isinstance(metal, dict) or not metal.get("release"):
         raise LivelabError(f"{source}: no metal artifacts for {arch}")
-    return metal["release"], _entries(metal.get("formats"), metal["release"], source)
+    return _release_id(metal["release"], source), _entries(metal.get("formats"), metal["release"], source)
+
+
+def _release_id(value: object, source: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9A-Za-z._+-]{1,64}", value):
+        raise LivelabError(f"{source}: release {value!r:.80} is not a release version")
+    return value
 
 
 def parse_release(doc: dict, arch: str, source: str = "release.json") -> tuple[str, dict[str, dict]]:
     """Same from a per-release ``release.json`` (``media``/``artifacts`` instead of ``artifacts``/``formats``)."""
-    release = doc.get("release")
-    if not release:
+    if not doc.get("release"):
         raise LivelabError(f"{source} has no 'release' field")
+    release = _release_id(doc["release"], source)
     metal = _obj(_arch(doc, arch, source).get("media"), "media", source).get("metal")
     if not isinstance(metal, dict):
         raise LivelabError(f"{source}: no metal media for {arch}")
@@ -104,10 +129,11 @@ def find_in_index(doc: dict, version: str, stream: str, source: str = "releases.
         raise LivelabError(f"{source} has no 'releases' list")
     for r in rels:
         if isinstance(r, dict) and r.get("version") == version:
-            if not r.get("metadata"):
-                raise LivelabError(f"{source}: release {version} has no metadata URL")
-            return r["metadata"]
-    latest = rels[-1].get("version") if rels else "none"
+            url = r.get("metadata")
+            if not isinstance(url, str) or not url.startswith(FCOS_BASE):
+                raise LivelabError(f"{source}: release {version} has no metadata URL under {FCOS_BASE}")
+            return url
+    latest = rels[-1].get("version") if rels and isinstance(rels[-1], dict) else "none"
     raise LivelabError(f"FCOS {stream} has no release {version} in {source} (latest: {latest})")
 
 
@@ -128,28 +154,30 @@ def build_release(stream: str, arch: str, version: str, entries: dict[str, dict]
                    metadata_source=source)
 
 
-def resolve(stream: str, arch: str = "x86_64", version: str | None = None, mirror: str | None = None,
-            metadata: str | None = None, *, cache_dir=None, offline: bool = False, timeout=None) -> Release:
+def resolve(stream: str, fetcher: Fetcher, arch: str = "x86_64", version: str | None = None,
+            metadata: str | None = None) -> Release:
     check_stream("fcos", stream)
+
+    def parse_stream_json(data: bytes, source: str) -> tuple[str, str, dict[str, dict]]:
+        doc = _load_json(data, source)
+        if doc.get("stream") and doc["stream"] != stream:
+            raise LivelabError(f"{source} is the {doc['stream']!r} stream, not {stream!r}")
+        return (source, *parse_stream(doc, arch, source))
+
     if metadata:
-        data, source = _cache.read_source(metadata, mirror, timeout), metadata
+        source, latest, entries = fetcher.read_source(metadata, parse_stream_json)
     else:
-        source = stream_url(stream)
-        data = _cache.get_metadata(source, mirror, cache_dir=cache_dir, offline=offline, timeout=timeout)
-    doc = _load_json(data, source)
-    if doc.get("stream") and doc["stream"] != stream:
-        raise LivelabError(f"{source} is the {doc['stream']!r} stream, not {stream!r}")
-    latest, entries = parse_stream(doc, arch, source)
-    if version and version != latest:
-        idx_url = releases_index_url(stream)
-        idx = _load_json(_cache.get_metadata(idx_url, mirror, cache_dir=cache_dir, offline=offline,
-                                             timeout=timeout), idx_url)
-        rel_url = find_in_index(idx, version, stream, idx_url)
-        data = _cache.get_metadata(rel_url, mirror, cache_dir=cache_dir, offline=offline, timeout=timeout,
-                                   immutable=False)
-        rel_doc = _load_json(data, rel_url)
-        got, entries = parse_release(rel_doc, arch, rel_url)
+        source, latest, entries = fetcher.metadata(stream_url(stream), parse_stream_json)
+    if not version or version == latest:
+        return build_release(stream, arch, latest, entries, fetcher.mirror, source)
+    rel_url = fetcher.metadata(releases_index_url(stream),
+                               lambda data, src: find_in_index(_load_json(data, src), version, stream, src))
+
+    def parse_release_json(data: bytes, source: str) -> tuple[str, dict[str, dict], str]:
+        got, entries = parse_release(_load_json(data, source), arch, source)
         if got != version:
-            raise LivelabError(f"{rel_url} describes release {got}, not {version}")
-        return build_release(stream, arch, version, entries, mirror, rel_url)
-    return build_release(stream, arch, latest, entries, mirror, source)
+            raise LivelabError(f"{source} describes release {got}, not {version}")
+        return got, entries, source
+
+    got, entries, source = fetcher.metadata(rel_url, parse_release_json)
+    return build_release(stream, arch, got, entries, fetcher.mirror, source)

@@ -10,9 +10,9 @@ import re
 
 from ..errors import LivelabError
 from ..vocab import check_stream
-from . import cache as _cache
 from .mirror import map_url
 from .model import Artifact, Release
+from .pipeline import Fetcher
 from .verify import parse_digests
 
 BOARDS = {"x86_64": "amd64-usr", "amd64": "amd64-usr", "aarch64": "arm64-usr", "arm64": "arm64-usr"}
@@ -54,34 +54,34 @@ def parse_version_txt(text: str, source: str = "version.txt") -> str:
     return version
 
 
-def resolve(channel: str, arch: str = "x86_64", version: str | None = None, mirror: str | None = None,
-            metadata: str | None = None, *, cache_dir=None, offline: bool = False, timeout=None) -> Release:
+def resolve(channel: str, fetcher: Fetcher, arch: str = "x86_64", version: str | None = None,
+            metadata: str | None = None) -> Release:
     """``metadata``: a version.txt path/URL to use instead of ``current/version.txt``."""
     check_stream("flatcar", channel)
     base = base_url(channel, arch)
+
+    def parse_version(data: bytes, source: str) -> tuple[str, str]:
+        return parse_version_txt(data.decode("utf-8", errors="replace"), source), source
+
     if version and version != "current":
         check_version(version)
         source = f"{base}{version}/"
+    elif metadata:
+        version, source = fetcher.read_source(metadata, parse_version)
     else:
-        if metadata:
-            source = metadata
-            data = _cache.read_source(metadata, mirror, timeout)
-        else:
-            source = f"{base}current/version.txt"
-            data = _cache.get_metadata(source, mirror, cache_dir=cache_dir, offline=offline, timeout=timeout)
-        version = parse_version_txt(data.decode("utf-8", errors="replace"), source)
+        version, source = fetcher.metadata(f"{base}current/version.txt", parse_version)
     arts = {}
     for kind, name in FILES.items():
         up = f"{base}{version}/{name}"
-        digests, dsrc = {}, None
-        dig_up = up + ".DIGESTS"
-        raw = _cache.get_metadata(dig_up, mirror, cache_dir=cache_dir, offline=offline, timeout=timeout,
-                                  optional=True)   # re-read online: a re-published mirror stays consistent
-        if raw is not None:
-            parsed = parse_digests(raw.decode("utf-8", errors="replace"), name, source=dig_up)
-            digests, dsrc = {"sha512": parsed["sha512"]}, dig_up
-        arts[kind] = Artifact(kind=kind, url=map_url(up, mirror), upstream_url=up,
-                              signature_url=map_url(up + ".sig", mirror), digests=digests, filename=name,
+
+        def parse_sha512(data: bytes, src: str, name: str = name) -> tuple[str, str]:
+            return parse_digests(data.decode("utf-8", errors="replace"), name, source=src)["sha512"], src
+
+        # re-read online (not immutable): a re-published mirror stays consistent
+        found = fetcher.get_metadata(up + ".DIGESTS", parse_sha512, optional=True)
+        digests, dsrc = ({"sha512": found[0]}, found[1]) if found else ({}, None)
+        arts[kind] = Artifact(kind=kind, url=map_url(up, fetcher.mirror), upstream_url=up,
+                              signature_url=map_url(up + ".sig", fetcher.mirror), digests=digests, filename=name,
                               upstream_signature_url=up + ".sig", digests_source=dsrc)
-    return Release(os="flatcar", stream=channel, version=version, arch=arch, artifacts=arts, mirror=mirror,
-                   metadata_source=source)
+    return Release(os="flatcar", stream=channel, version=version, arch=arch, artifacts=arts,
+                   mirror=fetcher.mirror, metadata_source=source)

@@ -57,6 +57,7 @@ class LocalArtifact:
     url: str = ""
     upstream_url: str = ""
     downloaded: bool = False          # False when served from a warm cache
+    final_url: str = ""               # where the bytes really came from (after redirects)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -5,8 +5,8 @@ import json
 import time
 
 from .. import options
-from ..artifacts import cache as _cache
 from ..artifacts import specs as _specs
+from ..artifacts.store import Store, check_prune_args
 from ..errors import LivelabError
 from ..vocab import FCOS_STREAMS, FLATCAR_CHANNELS, OSES, check_stream
 
@@ -28,7 +28,12 @@ def register(subparsers) -> None:
         sp.add_argument("--version", help="pin a release version instead of the latest of the stream/channel")
         sp.add_argument("--metadata", metavar="FILE_OR_URL",
                         help="stream JSON (fcos) / version.txt (flatcar) to use instead of downloading it")
-        sp.add_argument("--timeout", type=float, help="network read timeout in seconds (default 30)")
+        sp.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="stall time-out: at least 64 KiB must arrive in every SECONDS (default 30, "
+                             "or $LIVELAB_HTTP_TIMEOUT)")
+        sp.add_argument("--deadline", type=float, metavar="SECONDS",
+                        help="the most one file's download may take, retries included (default 3600, "
+                             "or $LIVELAB_HTTP_DEADLINE)")
         sp.add_argument("--json", action="store_true", help="print JSON")
         shared = [o for o in options.ARTIFACT_OPTIONS if o != "insecure" or name == "fetch"]
         options.add_options(sp.add_argument, shared)
@@ -43,7 +48,8 @@ def register(subparsers) -> None:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_ls)
 
-    sp = sub.add_parser("prune", help="remove old cached releases and stale .part/.lock files")
+    sp = sub.add_parser("prune", help="remove old cached releases and stale partial downloads "
+                                      "(only files livelab wrote, in a cache livelab marked)")
     options.add_options(sp.add_argument, ("cache_dir",))
     sp.add_argument("--keep", type=int, metavar="N", help="keep the newest N versions per os/stream")
     sp.add_argument("--older-than", type=float, metavar="DAYS", help="remove versions not touched for DAYS days")
@@ -62,7 +68,8 @@ def _resolve(args):
     from ..artifacts import resolve
     mirror = None if args.mirror == "none" else args.mirror      # --mirror none: upstream
     return resolve(args.os, _stream(args), arch=args.arch, version=args.version, mirror=mirror,
-                   metadata=args.metadata, cache_dir=args.cache_dir, offline=args.offline, timeout=args.timeout)
+                   metadata=args.metadata, cache_dir=args.cache_dir, offline=args.offline, timeout=args.timeout,
+                   deadline=args.deadline)
 
 
 def _spec(args, rel) -> str:
@@ -74,7 +81,7 @@ def cmd_resolve(args) -> int:
     spec = _spec(args, rel)
     if args.keyring:
         from ..artifacts.verify import load_keyring
-        load_keyring(args.keyring)      # fail early on an unusable keyring
+        load_keyring(args.keyring, Store.for_writing(args.cache_dir).root)      # fail early on an unusable keyring
     if args.json:
         d = rel.to_dict()
         d["ignition_max_spec"] = spec
@@ -93,7 +100,8 @@ def cmd_fetch(args) -> int:
     rel = _resolve(args)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
     files = fetch(rel, kinds=kinds, keyring=args.keyring, insecure=args.insecure, offline=args.offline,
-                  cache_dir=args.cache_dir, progress=False if args.no_progress else None, timeout=args.timeout)
+                  cache_dir=args.cache_dir, progress=False if args.no_progress else None, timeout=args.timeout,
+                  deadline=args.deadline)
     if args.json:
         print(json.dumps({"release": rel.to_dict(), "ignition_max_spec": _spec(args, rel),
                           "files": {k: v.to_dict() for k, v in files.items()}}, indent=2, sort_keys=True))
@@ -106,12 +114,15 @@ def cmd_fetch(args) -> int:
 
 
 def cmd_ls(args) -> int:
-    groups = _cache.scan(args.cache_dir)
+    store = Store.existing(args.cache_dir)
+    groups = store.scan() if store else []
     if args.json:
         print(json.dumps(groups, indent=2))
         return 0
-    if not groups:
-        print(f"(cache {_cache.cache_root(args.cache_dir)} is empty)")
+    if store is None:
+        print(f"(no cache at {args.cache_dir or 'the default place'})")
+    elif not groups:
+        print(f"(cache {store.root} is empty)")
     for g in groups:
         when = time.strftime("%Y-%m-%d", time.localtime(g["mtime"])) if g["mtime"] else "-"
         kinds = ",".join(sorted(f["kind"] or "?" for f in g["files"])) or "-"
@@ -121,9 +132,17 @@ def cmd_ls(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    removed = _cache.prune(args.cache_dir, keep=args.keep, older_than_days=args.older_than)
-    for r in removed:
+    check_prune_args(args.keep, args.older_than)
+    store = Store.existing(args.cache_dir)
+    if store is None:
+        raise LivelabError(f"no cache at {args.cache_dir or 'the default place'}: nothing removed")
+    result = store.prune(keep=args.keep, older_than_days=args.older_than)
+    for r in result.removed:
         print(f"removed {r}")
-    if not removed:
+    for r in result.busy:
+        print(f"kept {r}: a download into it is running")
+    if result.kept:
+        print(f"left alone {len(result.kept)} file(s) livelab did not write, e.g. {result.kept[0]}")
+    if not result.removed:
         print("nothing to remove")
     return 0

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from harness import poll
-from harness.artifacts import cache as acache
 from harness.artifacts import fetch, resolve
+from harness.artifacts import pipeline as afetch
 from harness.artifacts import verify as averify
 from harness.cli import main
 from harness.errors import LivelabError
@@ -137,7 +137,7 @@ def fpath(kind):
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch):
-    monkeypatch.setattr(acache, "BACKOFF_S", 0.01)
+    monkeypatch.setattr(afetch.Fetcher, "backoff", 0.01)
 
 
 @pytest.fixture(scope="module")
@@ -193,10 +193,10 @@ def test_fetch_verified_then_warm_rerun_costs_nothing(fcos_mirror, signer, monke
         assert la.digests["sha256"] == hashlib.sha256(data).hexdigest()
         assert la.verified_with == [signer.fpr] and not la.insecure and la.downloaded
         assert la.path.startswith(str(m.cache / "fcos/prod/streams/stable/builds" / VER / "x86_64"))
-        assert not Path(la.path + ".part").exists()
+        assert not Path(la.path + ".livelab-part").exists()
     assert m.hits[fpath("rootfs")] == 1 and m.hits[fpath("rootfs") + ".sig"] == 1
     # the stand-in build key is trusted via --keyring only: the bundled keyring is untouched
-    assert signer.fpr not in averify.keyring_for("fcos", cache_dir=m.cache).fingerprints
+    assert signer.fpr not in averify.keyring_for("fcos", None, m.cache).fingerprints
 
     rel = resolve("fcos", "stable", mirror=m.url, cache_dir=m.cache)
     m.hits.clear()
@@ -231,7 +231,7 @@ def test_tampered_file_refused(fcos_mirror, signer):
         _fetch(m, signer, kinds=["kernel"])
     assert "\n" not in str(ei.value)
     final = m.cache / fpath("kernel").lstrip("/")
-    assert not final.exists() and not Path(str(final) + ".part").exists()
+    assert not final.exists() and not Path(str(final) + ".livelab-part").exists()
 
 
 def test_bad_signature_refused(fcos_mirror, signer):
@@ -265,13 +265,14 @@ def test_interrupted_download_resumes_with_range(fcos_mirror, signer, monkeypatc
     with pytest.raises(LivelabError, match=r"connection (closed after \d+ of 2000000 bytes|broken)") as ei:
         _fetch(m, signer, kinds=["rootfs"])
     assert m.url in str(ei.value) and "\n" not in str(ei.value)
-    part = m.cache / (fpath("rootfs").lstrip("/") + ".part")
+    part = m.cache / (fpath("rootfs").lstrip("/") + ".livelab-part")
     have = part.stat().st_size
     assert 0 < have < size
     # the resumed file is hashed in one pass: prefix from the .part, the rest while streaming
     calls = []
-    real = averify.hash_file
-    monkeypatch.setattr(averify, "hash_file", lambda *a, **k: calls.append(k.get("limit")) or real(*a, **k))
+    real = averify.StreamVerifier.feed_file
+    monkeypatch.setattr(averify.StreamVerifier, "feed_file",
+                        lambda self, *a, **k: calls.append(k.get("limit")) or real(self, *a, **k))
     la = _fetch(m, signer, kinds=["rootfs"])["rootfs"]
     assert calls == [have]
     assert Path(la.path).read_bytes() == (m.dir / FILES["rootfs"][0]).read_bytes()
@@ -347,7 +348,8 @@ def test_stall_is_a_read_timeout(fcos_mirror, signer):
     m = fcos_mirror
     m.always[fpath("kernel")] = "stall"
     t0 = time.monotonic()
-    with pytest.raises(LivelabError, match=rf"^{m.url}{fpath('kernel')}: stalled, no data for 0.5s \(read timeout\)$"):
+    with pytest.raises(LivelabError,
+                       match=rf"^{m.url}{fpath('kernel')}: stalled: no data for 0.5s \(stall time-out\)$"):
         _fetch(m, signer, kinds=["kernel"], timeout=0.5)
     assert time.monotonic() - t0 < 3
 
@@ -361,7 +363,7 @@ def test_connection_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(poll, "pause", lambda seconds, check=None: sleeps.append(seconds))
     with pytest.raises(LivelabError, match=rf"^http://127.0.0.1:{port}/fcos/streams/stable.json: connection refused$"):
         resolve("fcos", "stable", mirror=f"http://127.0.0.1:{port}", cache_dir=tmp_path, timeout=2)
-    assert len(sleeps) == acache.DEFAULT_RETRIES and sleeps == sorted(sleeps)    # retried with backoff
+    assert len(sleeps) == afetch.DEFAULT_RETRIES and sleeps == sorted(sleeps)    # retried with backoff
     assert sleeps[1] == 2 * sleeps[0]
 
 
@@ -424,7 +426,7 @@ def test_cli_fetch_ls_prune(fcos_mirror, signer, capsys, tmp_path):
     old.mkdir(parents=True)
     (old / "k").write_bytes(b"x")
     (old / "k.livelab.json").write_text(json.dumps({"kind": "kernel"}))
-    stale = m.cache / (fpath("rootfs").lstrip("/") + ".part")
+    stale = m.cache / (fpath("rootfs").lstrip("/") + ".livelab-part")
     stale.write_bytes(b"partial")
     assert main(["artifacts", "ls", "--cache-dir", str(m.cache)]) == 0
     out = capsys.readouterr().out
@@ -432,7 +434,7 @@ def test_cli_fetch_ls_prune(fcos_mirror, signer, capsys, tmp_path):
     assert main(["artifacts", "prune", "--keep", "1", "--cache-dir", str(m.cache)]) == 0
     out = capsys.readouterr().out
     assert "98.20980101.3.0" in out and not old.exists() and not stale.exists()
-    assert not list(m.cache.rglob("*.lock"))
+    assert not list(m.cache.rglob("*.livelab-lock"))
     assert Path(str(m.cache / fpath("kernel").lstrip("/"))).exists()
     assert main(["artifacts", "prune", "--older-than", "0", "--cache-dir", str(m.cache)]) == 0
     assert not (m.cache / f"fcos/prod/streams/stable/builds/{VER}").exists()

@@ -22,10 +22,10 @@ def ring(tmp_path):
 
 
 def test_bundled_keyrings(tmp_path):
-    fc = keyring_for("fcos", cache_dir=tmp_path)
+    fc = keyring_for("fcos", None, tmp_path)
     assert {"C6E7F081CF80E13146676E88829B606631645531", "36F612DCF27F7D1A48A835E4DBFCF71C6D9F90A6",
             "4F50A6114CD5C6976A7F1179655A4B02F577861E"} <= set(fc.fingerprints)
-    assert keyring_for("flatcar", cache_dir=tmp_path).fingerprints == ("F88CFEDEFF29A5B4D9523864E25D9AED0593B34A",)
+    assert keyring_for("flatcar", None, tmp_path).fingerprints == ("F88CFEDEFF29A5B4D9523864E25D9AED0593B34A",)
     assert BUNDLED_KEYRINGS["fcos"].read_text().startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
 
 
@@ -69,7 +69,7 @@ def test_missing_and_garbage_signature(ring, tmp_path):
 
 
 def test_wrong_key_refused(tmp_path):
-    fc = keyring_for("fcos", cache_dir=tmp_path)
+    fc = keyring_for("fcos", None, tmp_path)
     with pytest.raises(LivelabError,
                        match=r"signed by key 5FBDA8071BF24B78, which is not in keyring fcos-signing-keys\.asc"):
         gpgv_verify(V / "1M.gz", V / "1M.gz.sig", fc)
@@ -120,15 +120,19 @@ def test_insecure_override(tmp_path):
     assert not (tmp_path / "c/fcos/prod/streams/stable/builds/1.0/x86_64/1M.gz").exists()
     got = fetch(rel, insecure=True, cache_dir=tmp_path / "c", retries=0)["kernel"]
     assert got.insecure is True and got.verified_with == []
+    assert got.path == str(tmp_path / "c/insecure/fcos/prod/streams/stable/builds/1.0/x86_64/1M.gz")   # kept apart
     assert json.loads(Path(got.path + ".livelab.json").read_text())["insecure"] is True
-    # a later secure fetch does not accept the insecure entry silently
+    # a later secure fetch never sees the insecure copy
     with pytest.raises(LivelabError, match="signature missing"):
         fetch(rel, keyring=str(V / "test-key.pub.asc"), cache_dir=tmp_path / "c", retries=0)
-    # once the signature is published, the cached file is verified in place (no re-download)
+    # once the signature is published, a secure fetch downloads its own copy and verifies it
     shutil.copy(V / "1M.gz.sig", tmp_path / "m/fcos/prod/streams/stable/builds/1.0/x86_64/1M.gz.sig")
-    (tmp_path / "m/fcos/prod/streams/stable/builds/1.0/x86_64/1M.gz").unlink()
     got = fetch(rel, keyring=str(V / "test-key.pub.asc"), cache_dir=tmp_path / "c", retries=0)["kernel"]
-    assert got.insecure is False and got.verified_with == [TEST_FPR] and not got.downloaded
+    assert got.insecure is False and got.verified_with == [TEST_FPR] and got.downloaded
+    assert got.path == str(tmp_path / "c/fcos/prod/streams/stable/builds/1.0/x86_64/1M.gz")
+    # and an insecure run is then served by the verified copy
+    again = fetch(rel, insecure=True, cache_dir=tmp_path / "c", retries=0)["kernel"]
+    assert again.path == got.path and not again.downloaded
 
 
 def test_digest_mismatch_refused_even_insecure(tmp_path):
@@ -137,4 +141,4 @@ def test_digest_mismatch_refused_even_insecure(tmp_path):
     with pytest.raises(LivelabError, match=r"refusing 1M\.gz: sha256 mismatch"):
         fetch(rel, insecure=True, cache_dir=tmp_path / "c", retries=0)
     d = tmp_path / "c/fcos/prod/streams/stable/builds/1.0/x86_64"
-    assert not (d / "1M.gz").exists() and not (d / "1M.gz.part").exists()
+    assert not (d / "1M.gz").exists() and not (d / "1M.gz.livelab-part").exists()

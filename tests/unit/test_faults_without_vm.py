@@ -5,6 +5,7 @@ leased ports never collide.
 Every CLI case runs the real ``livelab`` in a subprocess with ``LIVELAB_QEMU`` pointing at a
 sentinel that records any invocation (and starts nothing): "no VM started" is read from it.
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -139,7 +140,8 @@ def test_malformed_flatcar_version_txt_is_one_line(sentinel, tmp_path, content):
 
 
 def _final_files(cache: Path):
-    return [p for p in cache.rglob(NAMES["kernel"] + "*") if p.suffix not in (".part", ".lock", ".sig")]
+    return [p for p in cache.rglob(NAMES["kernel"] + "*")
+            if p.suffix not in (".livelab-part", ".livelab-lock", ".sig")]
 
 
 def test_signature_by_an_untrusted_key_is_one_line(mirror, sentinel, tmp_path):
@@ -239,7 +241,8 @@ def test_full_cache_disk_is_one_line_and_leaves_no_final_file(mirror, sentinel, 
     proc, calls = livelab(["artifacts", "fetch", "fcos", "--kinds", "rootfs", "--no-progress",
                            *standin_args(mirror, tiny_fs)], sentinel, tmp_path)
     assert_one_line_error(proc, match="No space left on device")
-    final = [p for p in tiny_fs.rglob(NAMES["rootfs"] + "*") if p.suffix not in (".part", ".lock", ".sig")]
+    final = [p for p in tiny_fs.rglob(NAMES["rootfs"] + "*")
+             if p.suffix not in (".livelab-part", ".livelab-lock", ".sig")]
     assert final == [], final
     assert calls == ""
 
@@ -260,7 +263,7 @@ def _kill_mid_download(m: SignedMirror, cache: Path, kill_at: int) -> int:
     """Start a child fetching rootfs from the slowed mirror; SIGKILL it once its .part has
     ``kill_at`` bytes; return the .part size."""
     part = cache / m.artifact_path("rootfs").lstrip("/")
-    part = part.with_name(part.name + ".part")
+    part = part.with_name(part.name + ".livelab-part")
     m.server.delay = 0.004               # per 64 KiB: ~16 MiB/s
     child = subprocess.Popen([sys.executable, "-c", CHILD, m.url, m.keyring, str(cache)], cwd=REPO,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -282,8 +285,8 @@ def _kill_mid_download(m: SignedMirror, cache: Path, kill_at: int) -> int:
 
 @pytest.mark.parametrize("trials", [1, pytest.param(20, marks=pytest.mark.slow)])
 def test_download_killed_mid_stream_resumes_and_verifies(tmp_path, signer, trials):
-    from harness.artifacts import cache as acache
     from harness.artifacts import fetch, resolve
+    from harness.artifacts import store as astore
     size = 8 << 20
     m = SignedMirror(tmp_path / "mirror", {"rootfs": size}, signer=signer)
     want = hashlib.sha256(m.paths["rootfs"].read_bytes()).hexdigest()
@@ -298,9 +301,9 @@ def test_download_killed_mid_stream_resumes_and_verifies(tmp_path, signer, trial
             # no corrupt entry: no final file, no record; only the .part (beside .sig / .lock)
             final = cache / path.lstrip("/")
             assert not final.exists(), f"trial {trial}: a final file after a kill at {have} bytes"
-            assert not acache.record_path(final).exists()
-            assert final.with_name(final.name + ".part").exists()
-            assert [g["files"] for g in acache.scan(cache)] in ([], [[]])
+            assert not astore.record_path(final).exists()
+            assert final.with_name(final.name + ".livelab-part").exists()
+            assert [g["files"] for g in astore.Store(cache).scan()] in ([], [[]])
             # the next run resumes with a Range request and verifies
             m.server.reset()
             rel = resolve("fcos", "stable", mirror=m.url, cache_dir=cache)
@@ -311,7 +314,7 @@ def test_download_killed_mid_stream_resumes_and_verifies(tmp_path, signer, trial
             la = got["rootfs"]
             assert la.downloaded and la.digests["sha256"] == want and la.verified_with and not la.insecure
             assert hashlib.sha256(Path(la.path).read_bytes()).hexdigest() == want
-            assert not final.with_name(final.name + ".part").exists()
+            assert not final.with_name(final.name + ".livelab-part").exists()
             shutil.rmtree(cache)
     finally:
         m.close()
@@ -372,3 +375,20 @@ def test_two_processes_never_hold_the_same_port(state):
         for p in procs:
             p.stdin.close()
             p.wait(10)
+
+
+def test_full_cache_for_metadata_names_the_path_every_time_and_leaves_no_temp(mirror, sentinel, tmp_path, tiny_fs):
+    """A cache with no room for the stream JSON: each run names the file it could not write, and no
+    0-byte temp file is left behind (a livelab temp name is cleaned by the next run anyway)."""
+    from harness.artifacts.store import Store
+    cache = Store.for_writing(tiny_fs / "cache").root           # an existing, marked cache
+    fd = os.open(tiny_fs / "filler", os.O_WRONLY | os.O_CREAT)
+    with contextlib.suppress(OSError):
+        while True:
+            os.write(fd, b"\0" * 4096)
+    os.close(fd)
+    for _ in range(2):
+        proc, calls = livelab(["artifacts", "resolve", "fcos", *standin_args(mirror, cache)], sentinel, tmp_path)
+        assert_one_line_error(proc, match=r"cannot write .*/cache/fcos/streams/stable\.json: No space left on device")
+        assert [p for p in tiny_fs.rglob("*") if "livelab-tmp" in p.name] == []
+        assert calls == ""
