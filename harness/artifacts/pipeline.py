@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from .. import poll
 from ..atomic import atomic_write
@@ -238,45 +238,47 @@ class Fetcher:
         offset = part.stat().st_size if part.exists() else 0
         keyring = None if self.insecure else self._ring()
         with transport.open_url(art.url, offset=offset, policy=self.policy, started=started) as resp:
-            verifier = _verify.StreamVerifier(_algos(art), name, sig, keyring)
-            try:
-                if resp.status == 416:          # nothing left: the part is (claimed) complete
-                    verifier.feed_file(part)
-                    return verifier, resp.final_url
-                if resp.status == 200:
-                    offset = 0                  # whole body (the server ignored Range): start over
-                if offset:
-                    verifier.feed_file(part, limit=offset)
-                total = resp.total if resp.total is not None else (
-                    offset + resp.length if resp.length is not None else None)
-                self._copy(resp, part, offset, total, verifier, name)
-            except BaseException:
-                verifier.abort()
-                raise
-            return verifier, resp.final_url
-
-    def _copy(self, resp: transport.Response, part: Path, offset: int, total: int | None,
-              verifier: _verify.StreamVerifier, name: str) -> None:
-        bar = _Progress(name, total, self.progress)
-        got = offset
-        try:
+            if resp.status == 416:              # nothing left: the part is (claimed) complete
+                verifier = _verify.StreamVerifier(part, _algos(art), name, sig, keyring)
+                verifier.written(offset)
+                return verifier, resp.final_url
+            if resp.status == 200:
+                offset = 0                      # whole body (the server ignored Range): start over
+            total = resp.total if resp.total is not None else (
+                offset + resp.length if resp.length is not None else None)
             with open(part, "r+b" if offset else "wb") as out:
                 out.truncate(offset)
                 out.seek(offset)
-                while True:
-                    chunk = resp.read()
-                    if not chunk:
-                        break
-                    try:
-                        out.write(chunk)
-                    except OSError as exc:
-                        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                            raise LivelabError(f"No space left on device: the cache at {part.parent} is full while "
-                                               f"downloading {name} ({got} bytes written to {part})") from None
-                        raise
-                    verifier.feed(chunk)
-                    got += len(chunk)
-                    bar.set(got, total)
+                verifier = _verify.StreamVerifier(part, _algos(art), name, sig, keyring)
+                try:
+                    verifier.written(offset)
+                    self._copy(resp, out, offset, total, verifier, name)
+                except BaseException:
+                    verifier.abort()
+                    raise
+            return verifier, resp.final_url
+
+    def _copy(self, resp: transport.Response, out: BinaryIO, offset: int, total: int | None,
+              verifier: _verify.StreamVerifier, name: str) -> None:
+        """The body into ``out`` (unbuffered writes, so the verifier can read each byte once written)."""
+        bar = _Progress(name, total, self.progress)
+        got = offset
+        try:
+            while True:
+                chunk = resp.read()
+                if not chunk:
+                    break
+                try:
+                    out.write(chunk)
+                    out.flush()
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise LivelabError(f"No space left on device: the cache at {Path(out.name).parent} is full "
+                                           f"while downloading {name} ({got} bytes written to {out.name})") from None
+                    raise
+                got += len(chunk)
+                verifier.written(got)
+                bar.set(got, total)
         finally:
             bar.close()
 

@@ -142,7 +142,7 @@ class Store:
 
     def _foreign_entries(self) -> list[str]:
         try:
-            return sorted(e.name for e in self.root.iterdir() if e.name not in _LIVELAB_TOP)
+            return sorted(e.name for e in self.root.iterdir() if e.name not in _LIVELAB_TOP and not is_livelab_temp(e))
         except OSError as exc:
             raise LivelabError(f"cannot read cache directory {self.root}: {exc.strerror or exc}") from None
 

@@ -1,8 +1,9 @@
 """Verify: digests and OpenPGP signatures (gpgv), on a whole file or while the bytes arrive.
 
-``StreamVerifier`` is what a download uses: each chunk goes to one thread per digest (hashlib
-releases the GIL) and down a pipe into ``gpgv <sig> -``, so hashing and the signature check run
-beside the transfer and a fetch ends when its download ends.  ``gpgv_verify`` checks a file
+``StreamVerifier`` is what a download uses: one thread per digest (hashlib releases the GIL) and
+one feeding ``gpgv <sig> -`` through a pipe read the file behind the writer, from the page cache,
+so hashing and the signature check run beside the transfer, never slow it down, and a fetch ends
+about when its download and gpgv's own pass end.  ``gpgv_verify`` checks a file
 already on disk (a cached file whose record no longer matches).
 
 Keyrings: the bundled ones in ``harness/data`` (coreos-installer's Fedora key bundle for FCOS,
@@ -18,7 +19,6 @@ import fcntl
 import hashlib
 import json
 import os
-import queue
 import re
 import shutil
 import subprocess
@@ -161,48 +161,60 @@ def gpgv_verify(data_path: str | Path, sig_path: str | Path, keyring: Keyring, n
     return _gpgv_outcome(proc.returncode, proc.stdout, proc.stderr, keyring, name)
 
 
-class _Fanout:
-    """Hand every chunk to each sink in a thread of its own (bounded queues: memory stays small).
+class _Follower(threading.Thread):
+    """Reads a growing file behind its writer, up to the ``written`` mark, and hands each piece to ``sink``.
 
-    A sink that fails stops taking chunks; its error is kept and ``close`` re-raises the first one.
+    The bytes come back from the page cache, so the download never waits for a slow reader (gpgv),
+    and nothing is held in memory.  A sink that fails stops reading; its error is kept.
     """
 
-    DEPTH = 8
+    def __init__(self, path: Path, progress: _Progress, sink: Callable[[bytes], Any], name: str):
+        super().__init__(name=name, daemon=True)
+        self.path, self.progress, self.sink = path, progress, sink
+        self.error: BaseException | None = None
 
-    def __init__(self, sinks: Iterable[Callable[[bytes], Any]]):
-        self._queues: list[queue.Queue] = []
-        self._threads: list[threading.Thread] = []
-        self.errors: list[BaseException] = []
-        for sink in sinks:
-            q: queue.Queue = queue.Queue(maxsize=self.DEPTH)
-            t = threading.Thread(target=self._run, args=(sink, q), daemon=True)
-            t.start()
-            self._queues.append(q)
-            self._threads.append(t)
+    def run(self) -> None:
+        pos = 0
+        try:
+            with open(self.path, "rb") as fp:
+                while True:
+                    end = self.progress.wait_past(pos)
+                    if end <= pos:
+                        return                  # finished, everything read
+                    fp.seek(pos)
+                    while pos < end:
+                        data = fp.read(min(CHUNK, end - pos))
+                        if not data:
+                            raise LivelabError(f"{self.path} shrank while it was being verified")
+                        self.sink(data)
+                        pos += len(data)
+        except BaseException as exc:
+            self.error = exc
 
-    def _run(self, sink: Callable[[bytes], Any], q: queue.Queue) -> None:
-        failed = False
-        while True:
-            chunk = q.get()
-            if chunk is None:
-                return
-            if failed:
-                continue            # keep draining so the feeder never blocks
-            try:
-                sink(chunk)
-            except BaseException as exc:
-                self.errors.append(exc)
-                failed = True
 
-    def feed(self, chunk: bytes) -> None:
-        for q in self._queues:
-            q.put(chunk)
+class _Progress:
+    """How far a file has been written; readers wait on it."""
 
-    def close(self) -> None:
-        for q in self._queues:
-            q.put(None)
-        for t in self._threads:
-            t.join()
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.written = 0
+        self.done = False
+
+    def advance(self, written: int) -> None:
+        with self._cond:
+            self.written = written
+            self._cond.notify_all()
+
+    def finish(self) -> None:
+        with self._cond:
+            self.done = True
+            self._cond.notify_all()
+
+    def wait_past(self, pos: int) -> int:
+        """The written mark once it is past ``pos``, or at the end whatever it is."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.written > pos or self.done)
+            return self.written
 
 
 def _pipe_writer(fd: int) -> Callable[[bytes], None]:
@@ -214,20 +226,21 @@ def _pipe_writer(fd: int) -> Callable[[bytes], None]:
 
 
 class StreamVerifier:
-    """Digests (``algos``) and, with a keyring, the detached signature ``sig_path``, computed from
-    the chunks given to ``feed`` while they arrive.  ``finish`` returns the digests, then
-    ``signers`` the signature's verdict."""
+    """Digests (``algos``) and, with a keyring, the detached signature ``sig_path`` of ``path``,
+    computed while the file is written: the writer calls ``written(n)`` as the file grows, each
+    digest and gpgv read it behind the writer, in threads of their own.  ``finish`` returns the
+    digests once everything is read, then ``signers`` gives the signature's verdict."""
 
     PIPE_SIZE = 1 << 20
 
-    def __init__(self, algos: Iterable[str], name: str, sig_path: str | Path | None = None,
+    def __init__(self, path: str | Path, algos: Iterable[str], name: str, sig_path: str | Path | None = None,
                  keyring: Keyring | None = None):
-        self.name = name
-        self.keyring = keyring
+        self.path, self.name, self.keyring = Path(path), name, keyring
         self.hashers = new_hashers(algos)
+        self._progress = _Progress()
         self._gpgv: subprocess.Popen | None = None
         self._home: tempfile.TemporaryDirectory | None = None
-        sinks: list[Callable[[bytes], Any]] = [h.update for h in self.hashers.values()]
+        sinks: list[tuple[str, Callable[[bytes], Any]]] = [(a, h.update) for a, h in self.hashers.items()]
         if keyring is not None:
             if sig_path is None:
                 raise SignatureError(f"refusing {name}: no signature to check it against")
@@ -239,30 +252,22 @@ class StreamVerifier:
             assert stdin is not None
             with contextlib.suppress(OSError):      # fewer wake-ups per MiB; the default still works
                 fcntl.fcntl(stdin.fileno(), fcntl.F_SETPIPE_SZ, self.PIPE_SIZE)
-            sinks.append(_pipe_writer(stdin.fileno()))
-        self._fanout = _Fanout(sinks)
+            sinks.append(("gpgv", _pipe_writer(stdin.fileno())))
+        self._readers = [_Follower(self.path, self._progress, sink, f"verify-{what}") for what, sink in sinks]
+        for r in self._readers:
+            r.start()
         self._closed = False
         self._verdict: tuple[int, str, str] = (-1, "", "gpgv did not run")
 
-    def feed(self, chunk: bytes) -> None:
-        if chunk:
-            self._fanout.feed(chunk)
-
-    def feed_file(self, path: str | Path, limit: int | None = None) -> None:
-        """Feed (the first ``limit`` bytes of) a file: the part of a resumed download already on disk."""
-        left = limit
-        with open(path, "rb") as fp:
-            while left is None or left > 0:
-                b = fp.read(CHUNK if left is None else min(CHUNK, left))
-                if not b:
-                    break
-                self.feed(b)
-                if left is not None:
-                    left -= len(b)
+    def written(self, size: int) -> None:
+        """The file now holds ``size`` bytes (all of them final)."""
+        self._progress.advance(size)
 
     def _close(self) -> tuple[int, str, str]:
         self._closed = True
-        self._fanout.close()
+        self._progress.finish()
+        for r in self._readers:
+            r.join()
         if self._gpgv is None:
             return 0, "", ""
         proc = self._gpgv
@@ -273,15 +278,14 @@ class StreamVerifier:
         proc.wait()
         if self._home is not None:
             self._home.cleanup()
-        return self._gpgv.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+        return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
     def finish(self) -> dict[str, str]:
-        """{algo: hex} of everything fed; the signature verdict waits in ``signers``."""
-        rc, out, err = self._close()
-        self._verdict = (rc, out, err)
-        hash_errors = [e for e in self._fanout.errors if not isinstance(e, OSError)]
-        if hash_errors:
-            raise hash_errors[0]
+        """{algo: hex} of the whole file; the signature verdict waits in ``signers``."""
+        self._verdict = self._close()
+        errors = [r.error for r in self._readers if r.error is not None and not isinstance(r.error, OSError)]
+        if errors:
+            raise errors[0]
         return {a: h.hexdigest() for a, h in self.hashers.items()}
 
     def signers(self) -> list[str]:
