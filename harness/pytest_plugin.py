@@ -130,7 +130,7 @@ class ScenarioFile(pytest.File):
         try:
             scen = sc.load(self.path)
         except LivelabError as exc:
-            raise self.CollectError(f"livelab scenario {exc.one_line()}") from None
+            raise self.CollectError(f"livelab {exc.one_line()}") from None   # "livelab scenario x.yaml: ..."
         chosen = self.config.stash[SELECTION]
         for tid, os_id, stream, method, fw in scen.cases(streams=chosen.streams_for_unpinned()):
             item = ScenarioItem.from_parent(self, name=tid, scenario=scen, case=(os_id, stream, method, fw))

@@ -6,11 +6,11 @@ A scenario (``scenarios/<name>.yaml``)::
     butane: {fcos: base.fcos.bu, flatcar: base.flatcar.bu}   # or one file, or omitted: no user config
     applies:                                                 # the matrix it runs on
       os: [fcos, flatcar]
-      method: [pxe, ipxe, iso]          # methods not valid for an OS are dropped
+      method: [pxe, ipxe, iso]          # each OS takes the methods valid for it (vocab.OS_METHODS)
       firmware: [bios]
       stream: [stable]                  # FCOS streams / Flatcar channels; default: the first
     memory: 2048                        # optional (default: the documented minimum)
-    disks: [{name: var, size: 2G, serial: var}]
+    disks: [{name: var, size: 2G, serial: var}]   # blank qcow2 disks (keys: name, size, serial)
     forwards: [80]                      # guest TCP ports forwarded to 127.0.0.1 (for port checks)
     ci: [fcos.stable.pxe.bios]          # ids (without the scenario) run in CI
     boots:
@@ -32,6 +32,11 @@ A scenario (``scenarios/<name>.yaml``)::
 
 Test ids: ``<os>.<stream>.<method>.<firmware>.<scenario>``.
 
+Everything is checked when the file loads (``load``), names against the vocabulary (``vocab.py``):
+a mistake is one line naming the file, the key and the value, e.g.
+``scenario append.yaml: applies.method: unknown method 'pxee' (expected one of pxe, ...)``.  The YAML
+is parsed by ``safeload`` (size, nesting and alias-expansion limits).
+
 ``save_as: NAME`` keeps a check's stdout (stripped) for the rest of the case; ``{{NAME}}`` in a
 later check's command is replaced by it, and in its ``output`` / ``not_output`` by it as a
 literal (escaped) pattern.  A name must be saved by an earlier check than the one using it.
@@ -43,13 +48,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
+from . import safeload
 from .errors import BootFailure, LivelabError
 from .lab import BootRequest
 from .poll import WaitTimeout
 from .vm.spec import Disk
-from .vocab import FIRMWARES, OS_METHODS, STREAMS
+from .vocab import FIRMWARES, METHODS, OS_METHODS, OSES, STREAMS
 
 _CHECK_KEYS = {"ssh", "console", "console_cmd", "port", "wait_until", "expect", "send", "status", "output",
                "not_output", "name", "timeout", "only", "save_as"}
@@ -127,8 +131,8 @@ class Scenario:
         ``--stream`` / ``--channel``); by default each OS's first.
         """
         out = []
+        named = [*self.applies.get("stream", []), *self.applies.get("channel", [])]
         for os_id in self.applies.get("os", ["fcos"]):
-            named = self.applies.get("stream") or self.applies.get("channel")
             chosen = named or (streams or {}).get(os_id) or [STREAMS[os_id][0]]
             streams_of_os = [s for s in chosen if s in STREAMS[os_id]] or [STREAMS[os_id][0]]
             for stream in streams_of_os:
@@ -143,11 +147,9 @@ class Scenario:
         butane_file = self.butane.get(os_id)
         text = None
         if butane_file:
-            text = (self.path.parent / butane_file).read_text()
-        oem = None
-        if self.oem_config:
-            import json
-            oem = json.loads((self.path.parent / self.oem_config).read_text())
+            text = safeload.decode_text(safeload.read_file(str(self.path.parent / butane_file)),
+                                        f"scenario {self.path.name}: butane.{os_id}: {butane_file}")
+        oem = _oem_json(self.path, self.oem_config) if self.oem_config else None
         return BootRequest(os_id, stream, method, firmware, memory_mib=self.memory, cpus=self.cpus,
                            butane=text, butane_dir=str(self.path.parent), user_config=self.user_config,
                            completion=self.completion and self.user_config, kargs=list(self.kargs),
@@ -156,32 +158,91 @@ class Scenario:
 
 
 def _err(path: Path, msg: str) -> LivelabError:
-    return LivelabError(f"{path.name}: {msg}")
+    return LivelabError(f"scenario {path.name}: {msg}")
+
+
+def _shown(value: object) -> str:
+    """A value as an error line shows it: short, on one line."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bad(path: Path, key: str, what: str, value: object) -> LivelabError:
+    """``scenario f.yaml: KEY: WHAT (got VALUE)``."""
+    return _err(path, f"{key}: {what} (got {_shown(value)})")
+
+
+def _unknown(path: Path, key: str, kind: str, value: object, expected) -> LivelabError:
+    """``scenario f.yaml: KEY: unknown KIND 'VALUE' (expected one of A, B, ...)``."""
+    return _err(path, f"{key}: unknown {kind} {_shown(value)} (expected one of {', '.join(expected)})")
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _strings(path: Path, key: str, value: object, what: str = "a list of strings") -> list[str]:
+    if not isinstance(value, list):
+        raise _bad(path, key, what, value)
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise _bad(path, f"{key}[{i}]", "a string", item)
+    return list(value)
+
+
+def _regex(path: Path, key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise _bad(path, key, "a regular expression", value)
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise _err(path, f"{key}: not a regular expression: {exc}") from None
+    return value
+
+
+# what `only:` may name: an OS, a boot method or a firmware (see Check.applies_to)
+_ONLY_VALUES = (*OSES, *METHODS, *FIRMWARES)
 
 
 def _check(path: Path, where: str, raw) -> Check:
     if isinstance(raw, str):
         raw = {"ssh": raw}
     if not isinstance(raw, dict):
-        raise _err(path, f"{where}: a check is a mapping")
+        raise _bad(path, where, "a check is a mapping", raw)
     unknown = set(raw) - _CHECK_KEYS
     if unknown:
-        raise _err(path, f"{where}.{sorted(unknown)[0]}: unknown key")
+        key = sorted(unknown, key=str)[0]
+        raise _err(path, f"{where}.{key}: unknown key (expected one of {', '.join(sorted(_CHECK_KEYS))})")
     kinds = [k for k in _CHECK_KINDS if k in raw]
     if len(kinds) != 1:
         raise _err(path, f"{where}: exactly one of {', '.join(_CHECK_KINDS)}")
     kind = kinds[0]
+    if kind == "console":
+        _regex(path, f"{where}.console", raw["console"])
+    elif kind != "port" and not (isinstance(raw[kind], str) and raw[kind].strip()):
+        raise _bad(path, f"{where}.{kind}", "a command", raw[kind])
     for key in ("output", "not_output"):
         if key in raw:
-            try:
-                re.compile(raw[key])
-            except re.error as exc:
-                raise _err(path, f"{where}.{key}: not a regular expression: {exc}") from None
+            _regex(path, f"{where}.{key}", raw[key])
+    for key in ("name", "send"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise _bad(path, f"{where}.{key}", "text", raw[key])
+    if raw.get("status") is not None and not _is_int(raw["status"]):
+        raise _bad(path, f"{where}.status", "an exit status (a number, or null for any)", raw["status"])
+    only = raw.get("only")
+    if only is not None and only not in _ONLY_VALUES:
+        raise _unknown(path, f"{where}.only", "OS, method or firmware", only, _ONLY_VALUES)
     if kind == "port":
-        if not isinstance(raw["port"], int) or not 0 < raw["port"] < 65536:
-            raise _err(path, f"{where}.port: a guest TCP port number")
+        if not _is_int(raw["port"]) or not 0 < raw["port"] < 65536:
+            raise _bad(path, f"{where}.port", "a guest TCP port number", raw["port"])
         if raw.get("expect") not in PORT_RESULTS:
-            raise _err(path, f"{where}.expect: one of {', '.join(PORT_RESULTS)}")
+            raise _bad(path, f"{where}.expect", f"one of {', '.join(PORT_RESULTS)}", raw.get("expect"))
     elif "expect" in raw or "send" in raw:
         raise _err(path, f"{where}: expect/send belong to a port check")
     save_as = raw.get("save_as")
@@ -189,21 +250,30 @@ def _check(path: Path, where: str, raw) -> Check:
         if kind not in _SAVES_OUTPUT:
             raise _err(path, f"{where}.save_as: only {', '.join(_SAVES_OUTPUT)} checks have an output to save")
         if not isinstance(save_as, str) or not _NAME.match(save_as):
-            raise _err(path, f"{where}.save_as: a name of letters, digits and _")
+            raise _bad(path, f"{where}.save_as", "a name of letters, digits and _", save_as)
     if kind == "wait_until" and "status" in raw:
         raise _err(path, f"{where}.status: wait_until waits for exit status 0")
-    if "timeout" in raw and (isinstance(raw["timeout"], bool) or not isinstance(raw["timeout"], (int, float))
+    if "timeout" in raw and (not isinstance(raw["timeout"], (int, float)) or isinstance(raw["timeout"], bool)
                              or raw["timeout"] <= 0):
-        raise _err(path, f"{where}.timeout: seconds, a positive number")
+        raise _bad(path, f"{where}.timeout", "seconds, a positive number", raw["timeout"])
     status_default = 0 if kind in ("ssh", "console_cmd") else None
     return Check(kind, str(raw[kind]), expect=raw.get("expect"), send=raw.get("send"),
                  status=raw.get("status", status_default), output=raw.get("output"),
                  not_output=raw.get("not_output"), name=raw.get("name"), timeout=raw.get("timeout"),
-                 only=raw.get("only"), save_as=save_as)
+                 only=only, save_as=save_as)
 
 
 def _positive(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _text_file(path: Path, key: str, name: str) -> Path:
+    """``name`` next to the scenario, as a path; one line when it is not a readable UTF-8 file."""
+    full = path.parent / name
+    if not full.is_file():
+        raise _err(path, f"{key}: {name} not found next to the scenario")
+    safeload.decode_text(safeload.read_file(str(full)), f"scenario {path.name}: {key}: {name}")
+    return full
 
 
 def _butane(path: Path, key: str, value: object) -> dict[str, str | None]:
@@ -212,64 +282,140 @@ def _butane(path: Path, key: str, value: object) -> dict[str, str | None]:
     elif isinstance(value, dict) and set(value) <= {"fcos", "flatcar"}:
         butane = {"fcos": None, "flatcar": None, **value}
     else:
-        raise _err(path, f"{key}: a file name, or {{fcos: FILE, flatcar: FILE}}")
+        raise _bad(path, key, "a file name, or {fcos: FILE, flatcar: FILE}", value)
     for os_id, f in butane.items():
         if f is not None and not isinstance(f, str):
-            raise _err(path, f"{key}.{os_id}: a file name")
-        if f and not (path.parent / f).is_file():
-            raise _err(path, f"{key}.{os_id}: {f} not found next to the scenario")
+            raise _bad(path, f"{key}.{os_id}", "a file name", f)
+        if f:
+            _text_file(path, f"{key}.{os_id}", f)
     return butane
 
 
+def _ordered_union(groups) -> list[str]:
+    out: list[str] = []
+    for group in groups:
+        out += [name for name in group if name not in out]
+    return out
+
+
 def _applies(path: Path, key: str, value: object) -> dict[str, list[str]]:
+    """The matrix a scenario runs on; every name is checked against the vocabulary (vocab.py), and
+    every OS and method named must give at least one case."""
     if not isinstance(value, dict):
-        raise _err(path, f"{key}: a mapping of os, method, firmware, stream, channel to lists")
-    for k, values in value.items():
-        if k not in ("os", "method", "firmware", "stream", "channel"):
-            raise _err(path, f"{key}.{k}: unknown key")
-        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise _err(path, f"{key}.{k}: a list of names")
-        if k == "firmware" and not set(values) <= set(FIRMWARES):
-            raise _err(path, f"{key}.firmware: expected a subset of {FIRMWARES}")
-    return value
+        raise _bad(path, key, "a mapping of os, method, firmware, stream, channel to lists", value)
+    for k, names in value.items():
+        if k not in _APPLIES_KEYS:
+            raise _err(path, f"{key}.{k}: unknown key (expected one of {', '.join(_APPLIES_KEYS)})")
+        _strings(path, f"{key}.{k}", names, "a list of names")
+        if not names:
+            raise _err(path, f"{key}.{k}: an empty list gives no cases (leave the key out for the default)")
+    oses = value.get("os", ["fcos"])
+    for name in oses:
+        if name not in OSES:
+            raise _unknown(path, f"{key}.os", "OS", name, OSES)
+    methods = value.get("method", ["pxe"])
+    for name in methods:
+        if name not in METHODS:
+            raise _unknown(path, f"{key}.method", "method", name, METHODS)
+        if not any(name in OS_METHODS[o] for o in oses):
+            raise _err(path, f"{key}.method: method {name!r} does not apply to {', '.join(oses)} (expected one of "
+                             f"{', '.join(_ordered_union(OS_METHODS[o] for o in oses))})")
+    for o in oses:
+        if not any(m in OS_METHODS[o] for m in methods):
+            raise _err(path, f"{key}.os: no case for {o}: none of the methods {', '.join(methods)} applies to it "
+                             f"({o}: {', '.join(OS_METHODS[o])})")
+    for name in value.get("firmware", []):
+        if name not in FIRMWARES:
+            raise _unknown(path, f"{key}.firmware", "firmware", name, FIRMWARES)
+    known = _ordered_union(STREAMS[o] for o in oses)
+    kind = " or ".join(f"{o} {'stream' if o == 'fcos' else 'channel'}" for o in dict.fromkeys(oses))
+    for k in ("stream", "channel"):
+        for name in value.get(k, []):
+            if name not in known:
+                raise _unknown(path, f"{key}.{k}", kind, name, known)
+    return {k: list(v) for k, v in value.items()}
 
 
 def _boots(path: Path, key: str, value: object) -> list[Boot]:
     if not isinstance(value, list) or not value:
-        raise _err(path, f"{key}: a list of boots")
+        raise _bad(path, key, "a list of boots", value)
     boots = []
     for i, raw in enumerate(value):
+        where = f"{key}[{i}]"
         if not isinstance(raw, dict):
-            raise _err(path, f"{key}[{i}]: a mapping")
+            raise _bad(path, where, "a mapping", raw)
         unknown = set(raw) - _BOOT_KEYS
         if unknown:
-            raise _err(path, f"{key}[{i}].{sorted(unknown)[0]}: unknown key")
+            name = sorted(unknown, key=str)[0]
+            raise _err(path, f"{where}.{name}: unknown key (expected one of {', '.join(sorted(_BOOT_KEYS))})")
         how = raw.get("how", "start" if i == 0 else "reboot")
         if how not in ("start", "reboot", "reset", "power-cycle"):
-            raise _err(path, f"{key}[{i}].how: expected reboot, reset or power-cycle")
-        if (raw.get("add_kargs") or raw.get("remove_kargs")) and how != "power-cycle":
-            raise _err(path, f"{key}[{i}]: changing kernel arguments needs how: power-cycle")
+            raise _bad(path, f"{where}.how", "expected reboot, reset or power-cycle", how)
+        add = _strings(path, f"{where}.add_kargs", raw.get("add_kargs") or [])
+        remove = _strings(path, f"{where}.remove_kargs", raw.get("remove_kargs") or [])
+        if (add or remove) and how != "power-cycle":
+            raise _err(path, f"{where}: changing kernel arguments needs how: power-cycle")
+        expect_failure = raw.get("expect_failure")
+        if expect_failure is not None and not isinstance(expect_failure, str):
+            raise _bad(path, f"{where}.expect_failure", "the reason the boot fails with, as text", expect_failure)
         raw_checks = raw.get("checks") or []
         if not isinstance(raw_checks, list):
-            raise _err(path, f"{key}[{i}].checks: a list of checks")
-        checks = [_check(path, f"{key}[{i}].checks[{j}]", c) for j, c in enumerate(raw_checks)]
-        boots.append(Boot(how, checks, list(raw.get("add_kargs") or []), list(raw.get("remove_kargs") or []),
-                          raw.get("expect_failure")))
+            raise _bad(path, f"{where}.checks", "a list of checks", raw_checks)
+        checks = [_check(path, f"{where}.checks[{j}]", c) for j, c in enumerate(raw_checks)]
+        boots.append(Boot(how, checks, add, remove, expect_failure))
     return boots
+
+
+_DISK_KEYS = ("name", "size", "serial")
+_DISK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")     # a file name part and a QEMU option value
+_DISK_SIZE = re.compile(r"^[1-9][0-9]*[KMGT]?$")               # as qemu-img create takes it
+
+
+def _disks(path: Path, key: str, value: object) -> list[dict]:
+    what = "a list of disks ({name: ..., size: ..., serial: ...})"
+    if not isinstance(value, list):
+        raise _bad(path, key, what, value)
+    names: set[str] = set()
+    for i, disk in enumerate(value):
+        where = f"{key}[{i}]"
+        if not isinstance(disk, dict):
+            raise _err(path, f"{key}: {what} (got {_shown(disk)} as {where})")
+        for k in disk:
+            if k not in _DISK_KEYS:
+                raise _err(path, f"{where}.{k}: unknown key (expected one of {', '.join(_DISK_KEYS)})")
+        if "name" not in disk:
+            raise _err(path, f"{where}.name: missing (a disk needs a name)")
+        for k in ("name", "serial"):
+            v = disk.get(k)
+            if k in disk and not (isinstance(v, str) and _DISK_NAME.match(v)):
+                raise _bad(path, f"{where}.{k}", "letters, digits, '.', '-' and '_'", v)
+        if "size" in disk and not (isinstance(disk["size"], str) and _DISK_SIZE.match(disk["size"])):
+            raise _bad(path, f"{where}.size", "a size like 8G or 512M", disk["size"])
+        if disk["name"] in names:
+            raise _err(path, f"{where}.name: {disk['name']!r} is already the name of another disk")
+        names.add(disk["name"])
+    return [dict(d) for d in value]
 
 
 def _plain(test: Callable[[object], bool], what: str) -> Callable[[Path, str, object], Any]:
     def parse(path: Path, key: str, value: object) -> Any:
         if not test(value):
-            raise _err(path, f"{key}: {what}")
+            raise _bad(path, key, what, value)
         return list(value) if isinstance(value, list) else value
     return parse
 
 
 def _oem_file(path: Path, key: str, value: object) -> str | None:
     if value is not None and not (isinstance(value, str) and (path.parent / value).is_file()):
-        raise _err(path, f"{key}: a file next to the scenario")
+        raise _bad(path, key, "a file next to the scenario", value)
+    if value is not None:
+        _oem_json(path, value)
     return value
+
+
+def _oem_json(path: Path, name: str) -> Any:
+    """The OEM Ignition config ``name`` (next to the scenario ``path``), parsed."""
+    return safeload.load_json(safeload.read_file(str(path.parent / name)), f"scenario {path.name}: oem_config: {name}")
 
 
 # what each kind of key must be (see Scenario's fields)
@@ -278,9 +424,8 @@ _KINDS: dict[str, Callable[[Path, str, object], Any]] = {
     "MiB": _plain(lambda v: v is None or _positive(v), "a number of MiB"),
     "count": _plain(lambda v: v is None or _positive(v), "a positive number"),
     "flag": _plain(lambda v: isinstance(v, bool), "true or false"),
-    "strings": _plain(lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"),
-    "disks": _plain(lambda v: isinstance(v, list) and all(isinstance(d, dict) and "name" in d for d in v),
-                    "a list of disks ({name: ..., size: ..., serial: ...})"),
+    "strings": _strings,
+    "disks": _disks,
     "ports": _plain(lambda v: isinstance(v, list) and all(
         isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 and p != 22 for p in v),
                     "a list of guest TCP port numbers (22 is always forwarded)"),
@@ -290,21 +435,22 @@ _KINDS: dict[str, Callable[[Path, str, object], Any]] = {
     "boots": _boots,
 }
 _KEY_FIELDS = {f.name: f for f in fields(Scenario) if "yaml" in f.metadata}
+_APPLIES_KEYS = ("os", "method", "firmware", "stream", "channel")
 
 
 def load(path: Path) -> Scenario:
+    """A scenario file, every key and value checked (against the vocabulary where it names one):
+    LivelabError, one line naming the file, the key and the value, on the first problem."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise _err(path, f"not valid YAML: {' '.join(str(exc).split())}") from None
+    source = f"scenario {path.name}"
+    data = safeload.load_yaml(safeload.read_file(str(path), source), source)
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise _err(path, "a scenario is a YAML mapping")
+        raise _err(path, f"a scenario is a YAML mapping (got {_shown(data)})")
     unknown = set(data) - set(_KEY_FIELDS)
     if unknown:
-        raise _err(path, f"{sorted(unknown, key=str)[0]}: unknown key")
+        raise _err(path, f"{sorted(unknown, key=str)[0]}: unknown key (expected one of {', '.join(_KEY_FIELDS)})")
     values = {name: _KINDS[f.metadata["yaml"]](path, name, data[name])
               for name, f in _KEY_FIELDS.items() if name in data and data[name] is not None}
     scenario = Scenario(name=path.stem, path=path, **values)
@@ -320,6 +466,12 @@ def load(path: Path) -> Scenario:
                                          f"check (save_as: {ref})")
             if check.save_as:
                 saved.add(check.save_as)
+    # every configuration the scenario can run on (on any stream when it names none)
+    every_case = [c[0].rsplit(".", 1)[0] for c in scenario.cases(streams={o: list(s) for o, s in STREAMS.items()})]
+    for i, ci_id in enumerate(scenario.ci):
+        if ci_id not in every_case:
+            raise _err(path, f"ci[{i}]: {ci_id!r} is not a configuration this scenario applies to "
+                             f"(<os>.<stream>.<method>.<firmware> of its applies, e.g. {every_case[0]})")
     return scenario
 
 

@@ -5,6 +5,8 @@ import json
 import os
 import sys
 
+from .. import safeload
+from ..atomic import atomic_write, check_output_path
 from ..errors import LivelabError
 
 
@@ -25,17 +27,16 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..ignition import butane_to_ignition, validate_or_raise
 
+    output = check_output_path(args.output) if args.output else None   # before any work
     if args.file and args.file != "-":
-        try:
-            with open(args.file, encoding="utf-8") as fh:
-                text = fh.read()
-        except OSError as exc:
-            raise LivelabError(f"cannot read {args.file}: {exc.strerror}") from None
+        source = args.file
+        data = safeload.read_file(args.file)
     else:
-        text = sys.stdin.read()
+        source = "<stdin>"
+        data = safeload.read_stream(sys.stdin.buffer, source)
     if args.files_dir and not os.path.isdir(args.files_dir):
         raise LivelabError(f"files directory {args.files_dir} does not exist")
-    tr = butane_to_ignition(text, files_dir=args.files_dir, strict=args.strict)
+    tr = butane_to_ignition(data, files_dir=args.files_dir, strict=args.strict, source=source)
     for w in tr.warnings:
         print(f"livelab: warning: {w}", file=sys.stderr)
     if not args.no_validate:
@@ -49,11 +50,8 @@ def run(args) -> int:
         out = json.dumps(tr.config, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
     else:
         out = json.dumps(tr.config, separators=(",", ":"), ensure_ascii=False, sort_keys=True) + "\n"
-    if args.output:
-        tmp = args.output + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(out)
-        os.replace(tmp, args.output)
+    if output is not None:
+        atomic_write(output, out)
     else:
         sys.stdout.write(out)
     return 0

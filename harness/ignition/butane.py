@@ -420,15 +420,16 @@ def _prune(value):
     return value
 
 
-def butane_to_ignition(text: str, files_dir=None, strict: bool = False) -> Translation:
-    """Translate a Butane config (YAML text) to an Ignition config dict.
+def butane_to_ignition(text: str | bytes, files_dir=None, strict: bool = False,
+                       source: str = "Butane config") -> Translation:
+    """Translate a Butane config (YAML text, or its UTF-8 bytes) to an Ignition config dict.
 
     ``files_dir`` is the directory ``local`` paths are relative to (``-d``); ``strict``
-    turns warnings into errors.  Raises LivelabError naming the key path on any error.
+    turns warnings into errors; ``source`` names the config in parse errors (e.g. its file
+    name).  Raises LivelabError naming the key path on any error; parsing is bounded by
+    harness.safeload's limits.
     """
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
-    root = yn.load(text)
+    root = yn.load(text, source)
     if root is None:
         raise LivelabError(f"Butane config is empty; it needs variant and version "
                            f"(supported: {supported_variants_text()})")

@@ -2,8 +2,9 @@
 
 Butane uses go-yaml v3: YAML 1.2-ish scalars (``yes``/``on`` are strings unless decoded into
 a bool field; ``0644`` is still octal), duplicate keys are errors.  We compose the document
-with PyYAML and resolve plain scalars ourselves, keeping each value's line/column so errors
-can name both the key path and the location.
+with PyYAML (through harness.safeload, which bounds size, depth and alias expansion) and resolve
+plain scalars ourselves, keeping each value's line/column so errors can name both the key path
+and the location.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from .. import safeload
 from ..errors import LivelabError
 
 
@@ -86,7 +88,10 @@ def _convert(node, path: str):
         quoted = node.style is not None and node.style != ""
         if quoted or node.style in ("|", ">"):
             return Scalar(node.value, node.value, True, line, col)
-        value = _resolve_plain(node.value)
+        try:
+            value = _resolve_plain(node.value)
+        except ValueError:      # an integer of more digits than Python converts (4300)
+            raise LivelabError(f"{path or '$'}: number too long (line {line}, column {col})") from None
         return Scalar(value, node.value, False, line, col)
     if isinstance(node, yaml.SequenceNode):
         return Sequence([_convert(n, f"{path}[{i}]") for i, n in enumerate(node.value)], line, col)
@@ -123,20 +128,16 @@ def _convert(node, path: str):
     raise LivelabError(f"{path or '$'}: unsupported YAML node")
 
 
-def load(text: str) -> Scalar | Mapping | Sequence | None:
-    """Parse one YAML document into Scalar/Mapping/Sequence nodes (None for an empty document)."""
-    try:
-        docs = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise LivelabError(f"Butane config is not valid YAML: {problem}{where}") from None
-    docs = [d for d in docs if d is not None]
+def load(data: str | bytes, source: str = "Butane config", *,
+         limits: safeload.Limits = safeload.DEFAULT) -> Scalar | Mapping | Sequence | None:
+    """Parse one YAML document into Scalar/Mapping/Sequence nodes (None for an empty document).
+
+    ``source`` names the input in errors; parsing is bounded by ``limits`` (see harness.safeload)."""
+    docs = safeload.compose_yaml(data, source, limits=limits)
     if not docs:
         return None
     if len(docs) > 1:
-        raise LivelabError("Butane config must be a single YAML document")
+        raise LivelabError(f"{source}: {len(docs)} YAML documents; a Butane config is a single one")
     return _convert(docs[0], "")
 
 

@@ -858,3 +858,143 @@ def test_cli_stdin_pretty_and_output_file(tmp_path):
     assert p.returncode == 2 and "strict" in p.stderr
     p = run_cli(str(src), cwd=root)
     assert p.returncode == 0 and "warning" in p.stderr
+
+
+# ---------------------------------------------------------------- outside input: one clear line, within limits
+
+HEAD = "variant: fcos\nversion: 1.4.0\n"
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """An alias bomb under a key Butane does not know: 9 ** ``levels`` leaves once expanded."""
+    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("text, error", [
+    (HEAD + "a: &a [*a]\n", r"^Butane config: YAML alias \*a is inside the node it names, so it would repeat "
+                            r"without end, at line 3, column 8$"),
+    (HEAD + "a: " + "[" * 100_000, r"^Butane config: YAML nested deeper than 100 levels \(the limit\), "
+                                   r"at line 3, column 103$"),
+    (HEAD + billion_laughs(), r"^Butane config: YAML aliases expand to more than 100000 nodes \(the limit\), "
+                              r"at alias \*l\d \(line \d+, column \d+\)$"),
+    ((HEAD + "ab\xffc: 1\n").encode("latin-1"), r"^Butane config: not UTF-8 text: byte 0xff at offset 31 "
+                                                r"\(line 3, column 3\)$"),
+    (HEAD + "a: b: c\n", r"^Butane config: not valid YAML: mapping values are not allowed here \(line 3, column 5\)$"),
+    (HEAD + "---\n" + HEAD, r"^Butane config: 2 YAML documents; a Butane config is a single one$"),
+    (HEAD + "passwd: {users: [{name: core, uid: " + "1" * 5000 + "}]}\n",
+     r"^passwd\.users\[0\]\.uid: number too long \(line 3, column 36\)$"),
+], ids=["self-alias", "deep", "billion-laughs", "not-utf8", "syntax", "two-documents", "huge-number"])
+def test_parse_errors_are_one_line_naming_the_source(text, error):
+    with pytest.raises(LivelabError) as e:
+        butane_to_ignition(text)
+    assert "\n" not in str(e.value) and __import__("re").search(error, str(e.value)), str(e.value)
+
+
+def test_source_names_the_config_in_parse_errors():
+    with pytest.raises(LivelabError, match=r"^my\.bu: not valid YAML: "):
+        butane_to_ignition(HEAD + "a: b: c\n", source="my.bu")
+    with pytest.raises(LivelabError, match=r"^my\.bu: YAML aliases expand to more than 100000 nodes"):
+        butane_to_ignition(HEAD + billion_laughs(), source="my.bu")
+
+
+def test_bytes_are_utf8_with_or_without_bom():
+    text = HEAD + "passwd: {users: [{name: core, gecos: é}]}\n"
+    for data in (text.encode(), b"\xef\xbb\xbf" + text.encode()):
+        assert butane_to_ignition(data).config["passwd"]["users"][0]["gecos"] == "é"
+
+
+BUTANE_BOMB = """
+import sys, time
+from harness.ignition import butane_to_ignition
+from harness.errors import LivelabError
+data = sys.stdin.buffer.read()
+t0 = time.monotonic()
+try:
+    butane_to_ignition(data, source="bomb.bu")
+except LivelabError as exc:
+    print(exc)
+print(f"{time.monotonic() - t0:.2f}")
+"""
+
+
+@pytest.mark.parametrize("text", [HEAD + billion_laughs(), HEAD + billion_laughs(30), HEAD + "a: &a [*a, [*a]]\n",
+                                  HEAD + "a: " + "[" * 1_000_000],
+                         ids=["billion-laughs", "deeper-laughs", "self-alias", "deep"])
+def test_bombs_stop_fast_under_a_memory_cap(text):
+    from childlimits import GiB, run_python_limited
+    proc = run_python_limited(BUTANE_BOMB, input=text, memory=GiB, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    message, seconds = proc.stdout.splitlines()
+    assert message.startswith("bomb.bu: YAML ") and float(seconds) < 5, proc.stdout
+
+
+def cli_root():
+    import os
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def one_error_line(p) -> str:
+    """The CLI failed cleanly: exit 2, exactly one stderr line, no traceback, nothing on stdout."""
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "Traceback" not in p.stderr and p.stdout == ""
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, p.stderr
+    return lines[0]
+
+
+def test_cli_non_utf8_file_and_stdin(tmp_path):
+    src = tmp_path / "butane.bu"
+    src.write_bytes(HEAD.encode() + b"ab\xffc: 1\n")
+    assert one_error_line(run_cli(str(src), cwd=cli_root())) == (
+        f"livelab: error: {src}: not UTF-8 text: byte 0xff at offset 31 (line 3, column 3)")
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "butane"], input=src.read_bytes(),
+                       capture_output=True, cwd=cli_root())
+    p = subprocess.CompletedProcess(p.args, p.returncode, p.stdout.decode(), p.stderr.decode())
+    assert one_error_line(p) == "livelab: error: <stdin>: not UTF-8 text: byte 0xff at offset 31 (line 3, column 3)"
+
+
+def test_cli_output_into_a_missing_directory_or_onto_a_directory(tmp_path):
+    src = tmp_path / "c.bu"
+    src.write_text(HEAD)
+    missing = tmp_path / "nowhere" / "c.ign"
+    assert one_error_line(run_cli("-o", str(missing), str(src), cwd=cli_root())) == (
+        f"livelab: error: output {missing}: directory {missing.parent} does not exist")
+    outdir = tmp_path / "outdir"
+    outdir.mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert one_error_line(run_cli("-o", str(outdir), str(src), cwd=cli_root())) == (
+        f"livelab: error: output {outdir} is a directory: give a file name")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and not any(outdir.iterdir())
+
+
+def test_cli_output_is_written_atomically(tmp_path):
+    src = tmp_path / "c.bu"
+    src.write_text(HEAD)
+    out = tmp_path / "c.ign"
+    out.write_text("old")
+    p = run_cli("-o", str(out), str(src), cwd=cli_root())
+    assert p.returncode == 0 and p.stdout == "" and p.stderr == "", p.stderr
+    assert json.loads(out.read_text()) == {"ignition": {"version": "3.3.0"}}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.bu", "c.ign"]
+    # a failed translation leaves the old output as it was, and no temp file
+    src.write_text(HEAD + "storge: {}\n")
+    assert one_error_line(run_cli("-o", str(out), str(src), cwd=cli_root())).startswith("livelab: error: storge:")
+    assert json.loads(out.read_text()) == {"ignition": {"version": "3.3.0"}}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.bu", "c.ign"]
+
+
+@pytest.mark.parametrize("body, line", [
+    ("a: &a [*a]\n", "YAML alias *a is inside the node it names, so it would repeat without end, at line 3, column 8"),
+    ("a: " + "[" * 100_000, "YAML nested deeper than 100 levels (the limit), at line 3, column 103"),
+    (billion_laughs(), "YAML aliases expand to more than 100000 nodes (the limit), at alias *l4 (line 8, column 10)"),
+], ids=["self-alias", "deep", "billion-laughs"])
+def test_cli_bombs_are_one_line_under_a_memory_cap(tmp_path, body, line):
+    from childlimits import GiB, run_limited
+    src = tmp_path / "bomb.bu"
+    src.write_text(HEAD + body)
+    p = run_limited([sys.executable, "-m", "harness.cli", "butane", str(src)], memory=GiB, timeout=30)
+    assert one_error_line(p) == f"livelab: error: {src}: {line}"
+    p = run_limited([sys.executable, "-m", "harness.cli", "butane"], input=HEAD + body, memory=GiB, timeout=30)
+    assert one_error_line(p) == f"livelab: error: <stdin>: {line}"
