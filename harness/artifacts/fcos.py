@@ -5,12 +5,12 @@ Artifact locations always come from the metadata (names changed in 2025: ``live-
 """
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 import urllib.parse
 
 from ..errors import LivelabError
+from ..safeload import load_json
 from ..vocab import check_stream
 from .mirror import FCOS_BASE, map_url
 from .model import Artifact, Release
@@ -31,11 +31,7 @@ def releases_index_url(stream: str) -> str:
 
 
 def _load_json(data: bytes, source: str) -> dict:
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        where = f"{exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-        raise LivelabError(f"{source} is not valid JSON ({where})") from None
+    doc = load_json(data, source)
     if not isinstance(doc, dict):
         raise LivelabError(f"{source} is not a JSON object")
     return doc

@@ -29,6 +29,7 @@ from typing import Any, BinaryIO, TypeVar
 from .. import poll
 from ..atomic import atomic_write
 from ..errors import LivelabError
+from ..safeload import Limits, read_file
 from . import transport
 from . import verify as _verify
 from .mirror import cache_key, map_url
@@ -105,17 +106,7 @@ class Fetcher:
                 url = source            # an explicit non-upstream URL is used as given
             data, _final = transport.read_url(url, self.policy, METADATA_LIMIT)
             return parse(data, url)
-        path = Path(source)
-        if path.is_dir():
-            raise LivelabError(f"metadata file {source} is a directory")
-        try:
-            size = path.stat().st_size
-            if size > METADATA_LIMIT:
-                raise LivelabError(f"metadata file {source}: {size} bytes, larger than the {METADATA_LIMIT}-byte "
-                                   "limit for metadata")
-            return parse(path.read_bytes(), source)
-        except OSError as exc:
-            raise LivelabError(f"cannot read metadata file {source}: {exc.strerror or exc}") from None
+        return parse(read_file(source, f"metadata file {source}", limits=Limits(max_bytes=METADATA_LIMIT)), source)
 
     # ---------------------------------------------------------------- one artifact
 

@@ -6,14 +6,12 @@ exact versions) > the bundled table.
 """
 from __future__ import annotations
 
-import json
 import re
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 from ..errors import LivelabError
+from ..safeload import load_json, load_yaml, read_file
 from ..vocab import check_os
 
 TABLE_PATH = Path(__file__).resolve().parent.parent / "data" / "ignition-specs.yaml"
@@ -29,10 +27,7 @@ def parse_spec(spec: str) -> tuple[int, int, int, bool]:
 
 @cache
 def load_table(path: str = str(TABLE_PATH)) -> dict:
-    try:
-        return yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise LivelabError(f"cannot read Ignition spec table {path}: {exc}") from None
+    return load_yaml(read_file(path, f"Ignition spec table {path}"), f"Ignition spec table {path}")
 
 
 def load_override(table_override) -> dict:
@@ -42,17 +37,15 @@ def load_override(table_override) -> dict:
     if isinstance(table_override, dict):
         doc = table_override
     else:
+        source = f"--ignition-spec-table {table_override}"
+        data = read_file(str(table_override), source)
         try:
-            text = Path(table_override).read_text()
-        except OSError as exc:
-            raise LivelabError(f"cannot read --ignition-spec-table {table_override}: {exc.strerror or exc}") from None
-        try:
-            doc = json.loads(text)
-        except ValueError:
+            doc = load_json(data, source)
+        except LivelabError:
             try:
-                doc = yaml.safe_load(text)
-            except yaml.YAMLError:
-                raise LivelabError(f"--ignition-spec-table {table_override} is neither JSON nor YAML") from None
+                doc = load_yaml(data, source)       # YAML is a superset: its error says the most
+            except LivelabError as exc:
+                raise LivelabError(f"{source} is neither JSON nor YAML ({exc.one_line()})") from None
     if isinstance(doc, dict):
         # "_comment" and other "_"-keys are notes; "accepted" lists what the table's Ignition reads
         doc = {k: v for k, v in doc.items() if not k.startswith("_") and k != "accepted"}

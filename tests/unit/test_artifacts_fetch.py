@@ -1,19 +1,17 @@
 """Downloads against a loopback HTTP mirror: signatures, resume, locking, errors, offline, warm cache."""
 import hashlib
-import http.server
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
+from hostile_mirror import FILES, REPO, VER, Mirror, fetch_from, fpath
 
 from harness import poll
 from harness.artifacts import fetch, resolve
@@ -22,170 +20,17 @@ from harness.artifacts import verify as averify
 from harness.cli import main
 from harness.errors import LivelabError
 
-VER = "99.20990101.3.0"
-UP = "https://builds.coreos.fedoraproject.org/prod/streams/stable/builds"
-FILES = {"kernel": (f"fedora-coreos-{VER}-live-kernel.x86_64", 200_000),
-         "initramfs": (f"fedora-coreos-{VER}-live-initramfs.x86_64.img", 300_000),
-         "rootfs": (f"fedora-coreos-{VER}-live-rootfs.x86_64.img", 2_000_000),
-         "iso": (f"fedora-coreos-{VER}-live-iso.x86_64.iso", 100_000)}
-REPO = Path(__file__).resolve().parents[2]
-
-
-# ------------------------------------------------------------ throwaway signing key
-
-@pytest.fixture(scope="module")
-def signer():
-    home = tempfile.mkdtemp(prefix="ll-gpg-", dir="/tmp")       # short: gpg-agent socket path limit
-    gpg = ["gpg", "--homedir", home, "--batch", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""]
-    subprocess.run([*gpg, "--quick-gen-key", "livelab test mirror <mirror@example.invalid>", "ed25519", "sign",
-                    "never"], check=True, capture_output=True)
-    pub = Path(home) / "mirror-key.asc"
-    pub.write_bytes(subprocess.run([*gpg, "--armor", "--export"], check=True, capture_output=True).stdout)
-    colons = subprocess.run([*gpg, "--with-colons", "--list-keys"], check=True, capture_output=True, text=True).stdout
-    fpr = next(line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr:"))
-
-    def sign(path: Path):
-        subprocess.run([*gpg, "--yes", "--detach-sign", "-o", str(path) + ".sig", str(path)], check=True,
-                       capture_output=True)
-
-    yield type("Signer", (), {"pub": pub, "fpr": fpr, "sign": staticmethod(sign)})
-    subprocess.run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"], capture_output=True)
-    shutil.rmtree(home, ignore_errors=True)
-
-
-# ------------------------------------------------------------ loopback mirror
-
-class Mirror:
-    def __init__(self, root: Path):
-        self.root = root
-        self.hits = Counter()          # path -> GET count
-        self.ranges = []               # (path, Range header)
-        self.rules = {}                # path -> list of one-shot actions: "drop", "500", "stall"
-        self.always = {}               # path -> action for every request
-        self.delay = 0.0               # seconds per 64 KiB chunk
-        handler = self._handler()
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def total_hits(self):
-        return sum(self.hits.values())
-
-    def _handler(self):
-        mirror = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                path = self.path.split("?")[0]
-                mirror.hits[path] += 1
-                rng = self.headers.get("Range")
-                mirror.ranges.append((path, rng))
-                queue = mirror.rules.get(path) or []
-                action = queue.pop(0) if queue else mirror.always.get(path)
-                if action == "500":
-                    return self.send_error(500, "Internal Server Error")
-                f = mirror.root / path.lstrip("/")
-                if not f.is_file():
-                    return self.send_error(404, "Not Found")
-                data = f.read_bytes()
-                start = 0
-                if rng and rng.startswith("bytes="):
-                    start = int(rng[6:].split("-")[0])
-                    if start >= len(data):
-                        self.send_response(416)
-                        self.send_header("Content-Range", f"bytes */{len(data)}")
-                        self.end_headers()
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(data) - start))
-                self.end_headers()
-                body = data[start:]
-                if action == "stall":
-                    self.wfile.write(body[:1000])
-                    self.wfile.flush()
-                    time.sleep(3)
-                    return
-                if action == "drop":
-                    self.wfile.write(body[:len(body) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                for i in range(0, len(body), 65536):
-                    self.wfile.write(body[i:i + 65536])
-                    if mirror.delay:
-                        time.sleep(mirror.delay)
-
-        return H
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def fpath(kind):
-    return f"/fcos/prod/streams/stable/builds/{VER}/x86_64/{FILES[kind][0]}"
-
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch):
     monkeypatch.setattr(afetch.Fetcher, "backoff", 0.01)
 
 
-@pytest.fixture(scope="module")
-def mirror_template(signer, tmp_path_factory):
-    root = tmp_path_factory.mktemp("mirror-template")
-    d = root / f"fcos/prod/streams/stable/builds/{VER}/x86_64"
-    d.mkdir(parents=True)
-    pxe, iso = {}, {}
-    for kind, (name, size) in FILES.items():
-        data = os.urandom(size)
-        (d / name).write_bytes(data)
-        signer.sign(d / name)
-        ent = {"location": f"{UP}/{VER}/x86_64/{name}", "signature": f"{UP}/{VER}/x86_64/{name}.sig",
-               "sha256": hashlib.sha256(data).hexdigest()}
-        (iso if kind == "iso" else pxe)[kind] = ent
-    stream = {"stream": "stable", "metadata": {"last-modified": "2099-01-01T00:00:00Z"},
-              "architectures": {"x86_64": {"artifacts": {"metal": {"release": VER, "formats": {
-                  "pxe": pxe, "iso": {"disk": iso["iso"]}}}}}}}
-    (root / "fcos/streams").mkdir(parents=True)
-    (root / "fcos/streams/stable.json").write_text(json.dumps(stream))
-    return root
-
-
-@pytest.fixture
-def fcos_mirror(tmp_path, mirror_template):
-    root = tmp_path / "mirror"
-    shutil.copytree(mirror_template, root)
-    d = root / f"fcos/prod/streams/stable/builds/{VER}/x86_64"
-    m = Mirror(root)
-    m.cache = tmp_path / "cache"
-    m.dir = d
-    yield m
-    m.close()
-
-
-def _fetch(m, signer, **kw):
-    rel = resolve("fcos", "stable", mirror=m.url, cache_dir=m.cache)
-    kw.setdefault("keyring", str(signer.pub))
-    kw.setdefault("retries", 0)
-    kw.setdefault("backoff", 0.01)
-    return fetch(rel, cache_dir=m.cache, **kw)
-
-
 # ------------------------------------------------------------ tests
 
 def test_fetch_verified_then_warm_rerun_costs_nothing(fcos_mirror, signer, monkeypatch):
     m = fcos_mirror
-    files = _fetch(m, signer)
+    files = fetch_from(m, signer)
     assert set(files) == {"kernel", "initramfs", "rootfs", "iso"}
     for kind, la in files.items():
         data = (m.dir / FILES[kind][0]).read_bytes()
@@ -212,13 +57,13 @@ def test_fetch_verified_then_warm_rerun_costs_nothing(fcos_mirror, signer, monke
 
 def test_changed_cache_file_is_reverified(fcos_mirror, signer):
     m = fcos_mirror
-    files = _fetch(m, signer, kinds=["kernel"])
+    files = fetch_from(m, signer, kinds=["kernel"])
     p = Path(files["kernel"].path)
     data = bytearray(p.read_bytes())
     data[10] ^= 0xFF
     p.write_bytes(bytes(data))                 # size same, mtime changed: record no longer trusted
     m.hits.clear()
-    again = _fetch(m, signer, kinds=["kernel"])["kernel"]
+    again = fetch_from(m, signer, kinds=["kernel"])["kernel"]
     assert again.downloaded and Path(again.path).read_bytes() == (m.dir / FILES["kernel"][0]).read_bytes()
     assert m.hits[fpath("kernel")] == 1
 
@@ -228,7 +73,7 @@ def test_tampered_file_refused(fcos_mirror, signer):
     f = m.dir / FILES["kernel"][0]
     f.write_bytes(f.read_bytes()[:-1] + b"X")
     with pytest.raises(LivelabError, match=rf"refusing {FILES['kernel'][0]}: sha256 mismatch") as ei:
-        _fetch(m, signer, kinds=["kernel"])
+        fetch_from(m, signer, kinds=["kernel"])
     assert "\n" not in str(ei.value)
     final = m.cache / fpath("kernel").lstrip("/")
     assert not final.exists() and not Path(str(final) + ".livelab-part").exists()
@@ -238,7 +83,7 @@ def test_bad_signature_refused(fcos_mirror, signer):
     m = fcos_mirror
     shutil.copy(m.dir / (FILES["initramfs"][0] + ".sig"), m.dir / (FILES["kernel"][0] + ".sig"))
     with pytest.raises(LivelabError, match=rf"refusing {FILES['kernel'][0]}: signature check failed: BAD signature"):
-        _fetch(m, signer, kinds=["kernel"])
+        fetch_from(m, signer, kinds=["kernel"])
     assert not (m.cache / fpath("kernel").lstrip("/")).exists()
 
 
@@ -247,15 +92,15 @@ def test_missing_signature_refused_and_insecure(fcos_mirror, signer):
     (m.dir / (FILES["kernel"][0] + ".sig")).unlink()
     with pytest.raises(LivelabError,
                        match=rf"refusing {FILES['kernel'][0]}: signature missing at {m.url}/.*\.sig \(HTTP 404\)"):
-        _fetch(m, signer, kinds=["kernel"])
+        fetch_from(m, signer, kinds=["kernel"])
     assert m.hits[fpath("kernel")] == 0          # refused before downloading the file
-    la = _fetch(m, signer, kinds=["kernel"], insecure=True)["kernel"]
+    la = fetch_from(m, signer, kinds=["kernel"], insecure=True)["kernel"]
     assert la.insecure and la.verified_with == []
 
 
 def test_signature_by_unknown_key_refused(fcos_mirror, signer):
     with pytest.raises(LivelabError, match=r"signed by key \w+, which is not in keyring fcos-signing-keys.asc"):
-        _fetch(fcos_mirror, signer, kinds=["kernel"], keyring=None)
+        fetch_from(fcos_mirror, signer, kinds=["kernel"], keyring=None)
 
 
 def test_interrupted_download_resumes_with_range(fcos_mirror, signer, monkeypatch):
@@ -263,7 +108,7 @@ def test_interrupted_download_resumes_with_range(fcos_mirror, signer, monkeypatc
     size = FILES["rootfs"][1]
     m.rules[fpath("rootfs")] = ["drop"]
     with pytest.raises(LivelabError, match=r"connection (closed after \d+ of 2000000 bytes|broken)") as ei:
-        _fetch(m, signer, kinds=["rootfs"])
+        fetch_from(m, signer, kinds=["rootfs"])
     assert m.url in str(ei.value) and "\n" not in str(ei.value)
     part = m.cache / (fpath("rootfs").lstrip("/") + ".livelab-part")
     have = part.stat().st_size
@@ -272,7 +117,7 @@ def test_interrupted_download_resumes_with_range(fcos_mirror, signer, monkeypatc
     calls = []
     real = averify.StreamVerifier.written
     monkeypatch.setattr(averify.StreamVerifier, "written", lambda self, n: calls.append(n) or real(self, n))
-    la = _fetch(m, signer, kinds=["rootfs"])["rootfs"]
+    la = fetch_from(m, signer, kinds=["rootfs"])["rootfs"]
     assert calls[0] == have and calls[-1] == size       # verified from byte 0: the prefix, then the new bytes
     assert Path(la.path).read_bytes() == (m.dir / FILES["rootfs"][0]).read_bytes()
     assert (fpath("rootfs"), f"bytes={have}-") in m.ranges
@@ -282,7 +127,7 @@ def test_interrupted_download_resumes_with_range(fcos_mirror, signer, monkeypatc
 def test_drop_then_retry_resumes_within_one_fetch(fcos_mirror, signer):
     m = fcos_mirror
     m.rules[fpath("rootfs")] = ["drop"]
-    la = _fetch(m, signer, kinds=["rootfs"], retries=2)["rootfs"]
+    la = fetch_from(m, signer, kinds=["rootfs"], retries=2)["rootfs"]
     assert m.hits[fpath("rootfs")] == 2
     assert [r for p, r in m.ranges if p == fpath("rootfs")][1].startswith("bytes=")
     assert la.digests["sha256"] == hashlib.sha256((m.dir / FILES["rootfs"][0]).read_bytes()).hexdigest()
@@ -328,7 +173,7 @@ def test_http_404_one_line(fcos_mirror, signer):
     m = fcos_mirror
     (m.dir / FILES["iso"][0]).unlink()
     with pytest.raises(LivelabError) as ei:
-        _fetch(m, signer, kinds=["iso"])
+        fetch_from(m, signer, kinds=["iso"])
     assert str(ei.value) == f"{m.url}{fpath('iso')}: HTTP 404 Not Found"
 
 
@@ -336,11 +181,11 @@ def test_http_500_retried_then_reported(fcos_mirror, signer):
     m = fcos_mirror
     m.always[fpath("kernel")] = "500"
     with pytest.raises(LivelabError, match=rf"^{m.url}{fpath('kernel')}: HTTP 500 Internal Server Error$"):
-        _fetch(m, signer, kinds=["kernel"], retries=2)
+        fetch_from(m, signer, kinds=["kernel"], retries=2)
     assert m.hits[fpath("kernel")] == 3
     del m.always[fpath("kernel")]
     m.rules[fpath("kernel")] = ["500"]
-    assert _fetch(m, signer, kinds=["kernel"], retries=2)["kernel"].downloaded
+    assert fetch_from(m, signer, kinds=["kernel"], retries=2)["kernel"].downloaded
 
 
 def test_stall_is_a_read_timeout(fcos_mirror, signer):
@@ -349,7 +194,7 @@ def test_stall_is_a_read_timeout(fcos_mirror, signer):
     t0 = time.monotonic()
     with pytest.raises(LivelabError,
                        match=rf"^{m.url}{fpath('kernel')}: stalled: no data for 0.5s \(stall time-out\)$"):
-        _fetch(m, signer, kinds=["kernel"], timeout=0.5)
+        fetch_from(m, signer, kinds=["kernel"], timeout=0.5)
     assert time.monotonic() - t0 < 3
 
 
@@ -449,5 +294,5 @@ def test_cli_fetch_refusal_is_one_line(fcos_mirror, signer, capsys):
 
 
 def test_progress_bar_renders(fcos_mirror, signer):
-    la = _fetch(fcos_mirror, signer, kinds=["kernel"], progress=True)["kernel"]
+    la = fetch_from(fcos_mirror, signer, kinds=["kernel"], progress=True)["kernel"]
     assert la.downloaded
