@@ -115,8 +115,6 @@ class LiveBoot:
         self.opts = options
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.accel = accel or choose(options.accel)
-        self.timeouts = Timeouts.for_accel(self.accel, options.extend_timeout)
         self.ssh_key = ssh_key
         self.name = request.name or request.test_id
         self.http: HttpServer | None = None
@@ -125,7 +123,9 @@ class LiveBoot:
         self.files: dict[str, LocalArtifact] = {}
         self.config: dict | None = None
         self.boot_kargs: list[list[str]] = []
-        self._validate_request()
+        self._validate_request()        # every input is checked before the accelerator probe starts a guest
+        self.accel = accel or choose(options.accel)
+        self.timeouts = Timeouts.for_accel(self.accel, options.extend_timeout)
 
     # ------------------------------------------------------------------ checks before boot
     def _validate_request(self) -> None:

@@ -77,4 +77,39 @@ def lab_options(value: Callable[[str], Any], cpus: int | None = None, **override
     if cpus is not None:
         got["cpus"] = cpus
     from .lab import LabOptions  # the VM side is loaded only by those who boot
-    return LabOptions(**got)
+    return check(LabOptions(**got))
+
+
+def check(opts: LabOptions) -> LabOptions:
+    """``opts``, or a one-line error for the first value that cannot work, before any probe,
+    download or VM: a missing mirror directory or keyring file, an unreadable spec table, a bad spec,
+    a cache path that is a file, a time extension that is not a percentage."""
+    import math
+    import os
+    import urllib.parse
+    import urllib.request
+
+    from .artifacts import specs
+    from .artifacts.mirror import normalize_mirror
+    from .errors import LivelabError
+
+    if opts.mirror:
+        url = normalize_mirror(opts.mirror)
+        if url and url.startswith("file:"):
+            path = urllib.request.url2pathname(urllib.parse.urlsplit(url).path)
+            if not os.path.isdir(path):
+                raise LivelabError(f"--mirror {opts.mirror}: no such directory")
+    for name, value in (("--keyring", opts.keyring), ("--ignition-spec-table", opts.ignition_spec_table)):
+        if value and not os.path.isfile(value):
+            raise LivelabError(f"{name} {value}: no such file")
+    if opts.ignition_spec_table:
+        specs.load_override(opts.ignition_spec_table)
+    if opts.ignition_max_spec:
+        specs.parse_spec(opts.ignition_max_spec)
+    if opts.cache_dir and os.path.exists(opts.cache_dir) and not os.path.isdir(opts.cache_dir):
+        raise LivelabError(f"--cache-dir {opts.cache_dir} is not a directory")
+    if not (math.isfinite(opts.extend_timeout) and 0 <= opts.extend_timeout <= 10000):
+        raise LivelabError(f"--extend-timeout must be a percentage from 0 to 10000, not {opts.extend_timeout:g}")
+    if opts.cpus < 1:
+        raise LivelabError(f"a VM needs at least 1 CPU, not {opts.cpus}")
+    return opts

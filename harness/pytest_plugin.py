@@ -26,7 +26,7 @@ import pytest
 from . import durations, options, runtime, selection
 from . import scenario as sc
 from .errors import LivelabError
-from .lab import BootRequest, LiveBoot
+from .lab import BootRequest, LabOptions, LiveBoot
 from .ssh import SessionKey
 from .vm.accel import Accel
 from .vocab import largest_memory_minimum
@@ -34,6 +34,7 @@ from .vocab import largest_memory_minimum
 SESSION = pytest.StashKey["LivelabSession"]()
 SELECTION = pytest.StashKey["selection.Selection"]()
 SCENARIO_DIRS = pytest.StashKey[list[Path]]()
+OPTIONS = pytest.StashKey["LabOptions"]()
 ARTIFACT_FILES = ("console.log", "console-timed.log", "qemu-cmdline.txt", "config.ign", "vm.json", "timings.json",
                   "kargs.txt", "checks.log")
 
@@ -82,6 +83,7 @@ def pytest_configure(config) -> None:
             config.getoption("--os"), config.getoption("--stream"), config.getoption("--channel"),
             config.getoption("--firmware"))
         config.stash[SCENARIO_DIRS] = _scenario_dirs(config)
+        config.stash[OPTIONS] = session_options(config)
     except LivelabError as exc:
         raise pytest.UsageError(exc.one_line()) from None
     _collect_scenario_dirs_too(config)
@@ -201,20 +203,26 @@ def _ini_path(config, name):
     return str((Path(config.rootpath) / value).resolve())
 
 
+def session_options(config) -> LabOptions:
+    """The run's options from the command line and the ini file, checked (one line on a bad value)."""
+    opt = config.getoption
+    mirror = opt("--mirror") or _ini_path(config, "livelab_mirror")
+    if mirror == "none":
+        mirror = None
+    # the ini defaults (mirror, and the keyring and spec table that go with it) apply to a mirror only
+    return options.lab_options(
+        opt, cpus=runtime.parse_vm_cpus(opt("vm_cpus")), mirror=mirror,
+        keyring=None if opt("keyring") or not mirror else _ini_path(config, "livelab_keyring"),
+        ignition_spec_table=None if opt("ignition_spec_table") or not mirror else _ini_path(
+            config, "livelab_ignition_spec_table"))
+
+
 class LivelabSession:
     """Session-wide state: options, accelerator, SSH key, run directory."""
 
     def __init__(self, config):
         opt = config.getoption
-        mirror = opt("--mirror") or _ini_path(config, "livelab_mirror")
-        if mirror == "none":
-            mirror = None
-        # the ini defaults (mirror, and the keyring and spec table that go with it) apply to a mirror only
-        self.options = options.lab_options(
-            opt, cpus=runtime.parse_vm_cpus(opt("vm_cpus")), mirror=mirror,
-            keyring=None if opt("keyring") or not mirror else _ini_path(config, "livelab_keyring"),
-            ignition_spec_table=None if opt("ignition_spec_table") or not mirror else _ini_path(
-                config, "livelab_ignition_spec_table"))
+        self.options = config.stash[OPTIONS] if OPTIONS in config.stash else session_options(config)
         root = opt("--run-dir") or os.environ.get("LIVELAB_RUN_DIR")
         if not root:
             stamp = os.environ.setdefault("LIVELAB_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))
