@@ -15,11 +15,15 @@ notes in the reference FORMATS.md §4:
 
 When both the JSON files and legacy headers are present all areas they name are
 written consistently.  Bytes outside the areas are never touched.
+
+The image may be hostile: every offset and length it gives is checked when it is opened
+(see ``LiveISO``), the Ignition area is decompressed only up to ``MAX_IGNITION_UNPACKED``,
+and every write goes to a livelab temp copy (``harness.atomic``) renamed over the target
+only when complete -- also when the ISO is modified in place.
 """
 from __future__ import annotations
 
 import base64
-import errno
 import fcntl
 import json
 import os
@@ -30,8 +34,9 @@ import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Union
+from typing import IO, Any, NamedTuple, Union
 
+from ..atomic import atomic_output, atomic_write, check_output_path
 from ..errors import LivelabError
 from . import initrd as _initrd
 from .initrd import MiB
@@ -423,15 +428,18 @@ def merge_ignition(configs: Sequence[bytes | str | dict]) -> bytes:
 # --------------------------------------------------------------------------- file helpers
 
 
-def _copy_file(src: Path, dst: Path) -> None:
-    """Copy trying a reflink first (cheap on btrfs/xfs), then a kernel-side copy."""
-    with open(src, "rb") as fi, open(dst, "wb") as fo:
-        try:
-            fcntl.ioctl(fo.fileno(), 0x40049409, fi.fileno())  # FICLONE
-            return
-        except OSError:
-            pass
-    shutil.copyfile(src, dst)
+_FICLONE = 0x40049409   # linux/fs.h: FICLONE = _IOW(0x94, 9, int)
+
+
+def _copy_into(source: IO[bytes], out: IO[bytes]) -> None:
+    """Copy all of ``source`` into the empty ``out``: a reflink where the filesystem can
+    (btrfs, xfs: no data copied), else by reading and writing."""
+    try:
+        fcntl.ioctl(out.fileno(), _FICLONE, source.fileno())
+        return
+    except OSError:
+        pass
+    shutil.copyfileobj(source, out, MiB)
 
 
 def _json_text(value: object) -> str:
@@ -790,6 +798,8 @@ class LiveISO:
         computed from the ISO's default kargs.  An already customized ISO is refused
         unless ``force``; with ``force`` it is reset first.  Returns the output path.
         """
+        if dst is not None:
+            check_output_path(dst)
         iso = cls(src)
         karg_append, karg_delete, karg_replace = list(karg_append), list(karg_delete), list(karg_replace)
         if iso.is_customized() and not force:
@@ -817,6 +827,8 @@ class LiveISO:
     @classmethod
     def reset(cls, src: str | Path, dst: str | Path | None = None) -> Path:
         """Empty the Ignition area(s) and restore default kargs (in ``dst``, or in place)."""
+        if dst is not None:
+            check_output_path(dst)
         iso = cls(src)
         return iso._apply(dst, iso._plan(None, iso.default_kargs))
 
@@ -830,37 +842,45 @@ class LiveISO:
                 writes.append((a.offset, _format_kargs_area(kargs, a)))
         return writes
 
-    def _apply(self, dst: str | Path | None, writes: list) -> Path:
-        src = self.path
-        if dst is None or (Path(dst).exists() and Path(dst).resolve() == src.resolve()):
-            target = src
-            tmp = None
+    def _output(self, dst: str | Path | None) -> tuple[Path, bool]:
+        """Where ``_apply`` writes (``dst``, else the ISO; a symlink's target, not the link),
+        and whether that is the ISO itself (then it must be writable, and keeps its mode)."""
+        if dst is None:
+            named, in_place = self.path, True
         else:
-            target = Path(dst)
-            if target.is_dir():
-                raise LivelabError(f"output {target} is a directory")
-            if not target.parent.is_dir():
-                raise LivelabError(f"output directory {target.parent} does not exist")
-            tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-            _copy_file(src, tmp)
+            named = check_output_path(dst)
+            in_place = named.exists() and os.path.samefile(named, self.path)
+        if not in_place:
+            return named, False
+        target = named.resolve()
+        if not os.access(target, os.W_OK):
+            raise LivelabError(f"cannot modify {self.path} in place: it is read-only (write a copy with -o OUT)")
+        return check_output_path(target, "ISO image"), True
+
+    def _apply(self, dst: str | Path | None, writes: list) -> Path:
+        """Write a copy of the ISO with ``writes`` (``(offset, data)``, each inside an area
+        checked at discovery) applied to a livelab temp file beside the target, then rename
+        it over the target: an interrupted run leaves the target as it was.  Returns the
+        output path as given (the ISO's when ``dst`` is None)."""
+        target, in_place = self._output(dst)
+        mode = stat.S_IMODE(self.path.stat().st_mode) if in_place else 0o644
+        for off, data in writes:
+            if not any(a_off <= off and off + len(data) <= a_off + a_len for a_off, a_len in self.area_ranges()):
+                raise LivelabError(f"internal error: a write at {off} ({len(data)} bytes) is outside every area")
         try:
-            with open(tmp or target, "r+b") as f:
+            with open(self.path, "rb") as source, atomic_output(target, mode=mode) as out:
+                _copy_into(source, out)
+                copied = os.fstat(out.fileno()).st_size
+                if copied != self.size:
+                    raise LivelabError(f"{self.path} changed while being copied ({self.size} bytes, then {copied})")
                 for off, data in writes:
-                    f.seek(off)
-                    f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            if tmp is not None:
-                os.replace(tmp, target)
-        except BaseException:
-            if tmp is not None:
-                try:
-                    tmp.unlink()
-                except OSError as exc:
-                    if exc.errno != errno.ENOENT:
-                        raise
-            raise
-        return target
+                    out.seek(off)
+                    out.write(data)
+                if in_place:
+                    os.fchmod(out.fileno(), mode)   # not narrowed by the umask
+        except OSError as exc:
+            raise LivelabError(f"cannot write {target}: {exc.strerror or exc}") from None
+        return Path(dst) if dst is not None else self.path
 
     # ---- display
     def describe(self) -> str:
@@ -919,15 +939,10 @@ def ignition_wrap(config: bytes | str | dict | Sequence, out: str | Path | None 
 
     Validates (and, for several configs, merges) first; writes to ``out`` if given.
     """
+    if out is not None:
+        check_output_path(out)
     configs: list = list(config) if isinstance(config, (list, tuple)) else [config]
     blob = _initrd.ignition_initrd(merge_ignition(configs))
     if out is not None:
-        out = Path(out)
-        if not out.parent.is_dir():
-            raise LivelabError(f"output directory {out.parent} does not exist")
-        if out.is_dir():
-            raise LivelabError(f"output {out} is a directory")
-        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-        tmp.write_bytes(blob)
-        os.replace(tmp, out)
+        atomic_write(out, blob)
     return blob

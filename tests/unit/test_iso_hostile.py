@@ -26,6 +26,7 @@ import pytest
 from limits import RESULT, MiB, run_limited, zeros_xz
 
 import harness.boot.iso as iso_module
+from harness.atomic import TEMP_TAG
 from harness.boot import initrd
 from harness.boot.iso import ISO9660, MAX_IGNITION_UNPACKED, SECTOR, LiveISO
 from harness.cli import main as livelab
@@ -438,7 +439,140 @@ def test_embedded_config_nested_too_deep(pristine_bytes, tmp_path, capsys):
     assert "[[[[" in capsys.readouterr().out
 
 
+# ------------------------------------------------------------------ atomic output
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_next_run_removes_a_dead_writers_temp(good_iso, tmp_path):
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    dead = outdir / f".live.iso.{TEMP_TAG}.{_dead_pid()}.0123abcd"
+    alive = outdir / f".live.iso.{TEMP_TAG}.{os.getpid()}.89abcdef"
+    other = outdir / ".live.iso.tmp"      # not livelab's: left alone
+    for p in (dead, alive, other):
+        p.write_bytes(b"partial")
+    assert livelab(["iso", "customize", "--live-karg-append", "x=1", "-o", str(outdir / "live.iso"),
+                    str(good_iso)]) == 0
+    assert sorted(p.name for p in outdir.iterdir()) == sorted([alive.name, other.name, "live.iso"])
+
+
+def test_killed_customize_leaves_only_a_temp_that_the_next_run_cleans(good_iso, tmp_path):
+    """A real SIGKILL after the copy: the output name never appears, the temp does; the next run
+    (any livelab write into that directory) removes it."""
+    out = tmp_path / "live.iso"
+    script = ("import os, signal, sys\n"
+              "import harness.boot.iso as m\n"
+              "copy = m._copy_into\n"
+              "def copy_then_die(source, target):\n"
+              "    copy(source, target)\n"
+              "    os.kill(os.getpid(), signal.SIGKILL)\n"
+              "m._copy_into = copy_then_die\n"
+              "from harness.cli import main\n"
+              "sys.exit(main(sys.argv[1:]))\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", script, "iso", "customize", "--live-karg-append", "x=1",
+                           "-o", str(out), str(good_iso)], cwd=REPO, env=env, capture_output=True, timeout=60)
+    assert proc.returncode == -9
+    leftovers = [p.name for p in tmp_path.iterdir() if TEMP_TAG in p.name]
+    assert len(leftovers) == 1 and not out.exists()
+    assert run_cli("iso", "customize", "--live-karg-append", "x=1", "-o", out, good_iso).returncode == 0
+    assert [p.name for p in tmp_path.iterdir() if TEMP_TAG in p.name] == []
+    assert LiveISO(out).current_kargs() == DEFAULT + " x=1"
+
+
+@pytest.mark.parametrize("in_place", [False, True], ids=["to-output", "in-place"])
+def test_error_mid_write_leaves_the_target_untouched(good_iso, tmp_path, capsys, monkeypatch, in_place):
+    out = tmp_path / "out.iso"
+    out.write_bytes(b"the previous output")
+    target = good_iso if in_place else out
+    before = target.read_bytes()
+
+    def copy_half_then_fill_the_disk(source, dest):
+        dest.write(source.read(IMAGE_SIZE // 2))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(iso_module, "_copy_into", copy_half_then_fill_the_disk)
+    argv = ["iso", "customize", "--live-karg-append", "x=1", str(good_iso)]
+    if not in_place:
+        argv[-1:-1] = ["-o", str(out)]
+    assert livelab(argv) == 2
+    assert one_error_line(capsys) == f"livelab: error: cannot write {target}: No space left on device"
+    assert target.read_bytes() == before
+    assert [p for p in target.parent.iterdir() if TEMP_TAG in p.name] == []
+
+
+def test_in_place_keeps_mode_and_symlink(good_iso, tmp_path):
+    os.chmod(good_iso, 0o640)
+    link = tmp_path / "link.iso"
+    link.symlink_to(good_iso)
+    assert livelab(["iso", "customize", "--live-karg-append", "x=1", str(link)]) == 0
+    assert link.is_symlink() and os.readlink(link) == str(good_iso)
+    assert good_iso.stat().st_mode & 0o777 == 0o640
+    assert LiveISO(good_iso).current_kargs() == DEFAULT + " x=1"
+    assert [p for p in good_iso.parent.iterdir() if TEMP_TAG in p.name] == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write read-only files")
+def test_in_place_on_a_read_only_iso_is_refused(good_iso, capsys):
+    os.chmod(good_iso, 0o444)
+    assert livelab(["iso", "reset", str(good_iso)]) == 2
+    assert one_error_line(capsys) == (f"livelab: error: cannot modify {good_iso} in place: it is read-only "
+                                      f"(write a copy with -o OUT)")
+
+
+def test_in_place_on_a_read_only_iso_is_refused_even_for_root(good_iso, capsys, monkeypatch):
+    """The rename would replace a read-only file in a writable directory: refused (whoever runs it)."""
+    real_access = os.access
+
+    def access(path, mode, **kwargs):
+        if Path(path) == good_iso and mode & os.W_OK:
+            return False
+        return real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(iso_module.os, "access", access)
+    before = sha256(good_iso)
+    assert livelab(["iso", "customize", "--live-karg-append", "x=1", str(good_iso)]) == 2
+    assert one_error_line(capsys) == (f"livelab: error: cannot modify {good_iso} in place: it is read-only "
+                                      f"(write a copy with -o OUT)")
+    assert sha256(good_iso) == before
+
+
+def test_pxe_ignition_wrap_writes_atomically(tmp_path):
+    cfg = tmp_path / "c.ign"
+    cfg.write_text(json.dumps(CFG))
+    dead = tmp_path / f".ign.img.{TEMP_TAG}.{_dead_pid()}.0123abcd"
+    dead.write_bytes(b"partial")
+    assert livelab(["pxe", "ignition-wrap", "-i", str(cfg), "-o", str(tmp_path / "ign.img")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.ign", "ign.img"]
+
+
 # ------------------------------------------------------------------ bad paths, from the command line
+
+
+def test_output_into_a_missing_directory(good_iso, tmp_path):
+    out = tmp_path / "missing" / "out.iso"
+    for argv in (["iso", "customize", "--live-karg-append", "x=1", "-o", out, good_iso],
+                 ["iso", "reset", "-o", out, good_iso]):
+        assert_clean_error(run_cli(*argv), f"output {out}: directory {out.parent} does not exist")
+    assert not out.parent.exists()
+
+
+def test_output_onto_a_directory(good_iso, tmp_path):
+    outdir = tmp_path / "outdir"
+    outdir.mkdir()
+    cfg = tmp_path / "c.ign"
+    cfg.write_text(json.dumps(CFG))
+    for argv in (["iso", "customize", "--live-ignition", cfg, "-o", outdir, good_iso],
+                 ["iso", "reset", "-o", outdir, good_iso],
+                 ["pxe", "ignition-wrap", "-i", cfg, "-o", outdir]):
+        assert_clean_error(run_cli(*argv), f"output {outdir} is a directory: give a file name")
+    assert list(outdir.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.ign", "in", "outdir"]
 
 
 def test_bad_iso_inputs(pristine_bytes, tmp_path):
@@ -475,3 +609,11 @@ def test_unreadable_iso(good_iso, capsys, monkeypatch):
     monkeypatch.setattr(iso_module, "open", refuse, raising=False)
     assert livelab(["iso", "show", str(good_iso)]) == 2
     assert one_error_line(capsys) == f"livelab: error: cannot read ISO image {good_iso}: Permission denied"
+
+
+def test_output_naming_the_input_is_in_place(good_iso, pristine_bytes):
+    LiveISO.customize(good_iso, None, karg_append=["x=1"])
+    os.chmod(good_iso, 0o600)
+    assert livelab(["iso", "reset", "-o", str(good_iso), str(good_iso)]) == 0
+    assert good_iso.read_bytes() == pristine_bytes
+    assert good_iso.stat().st_mode & 0o777 == 0o600
