@@ -169,6 +169,49 @@ def with_change(change) -> dict:
     return doc
 
 
+# ------------------------------------------------------------------ an ISO9660 directory that lies
+
+
+def _record_position(image: bytearray, directory, iso_name: bytes) -> int:
+    for pos, rec in _records(image, directory.offset, directory.size):
+        if rec[33:33 + rec[32]] == iso_name:
+            return pos
+    raise AssertionError(iso_name)
+
+
+def test_directory_listing_its_parent_ends_the_walk(pristine_bytes):
+    image = bytearray(pristine_bytes)
+    set_file(image, "coreos/loop", b"")
+    fs = ISO9660(io.BytesIO(bytes(image)))
+    pos = _record_position(image, fs.lookup("coreos"), b"LOOP;1")
+    image[pos + 2:pos + 18] = _both_endian32(fs.root.offset // SECTOR) + _both_endian32(fs.root.size)
+    image[pos + 25] = 0x02   # a directory: the root again
+    paths = [path for path, _entry in ISO9660(io.BytesIO(bytes(image))).files()]
+    assert "coreos/kargs.json" in paths and "EFI/fedora/grub.cfg" in paths
+    assert len(paths) == len(set(paths))
+
+
+def test_huge_directory_is_refused(pristine_bytes, tmp_path, capsys):
+    image = bytearray(pristine_bytes)
+    fs = ISO9660(io.BytesIO(pristine_bytes))
+    pos = _record_position(image, fs.root, b"COREOS")
+    image[pos + 10:pos + 18] = _both_endian32(0xFFFFFFF0)
+    bad = tmp_path / "bad.iso"
+    bad.write_bytes(bytes(image))
+    assert livelab(["iso", "show", str(bad)]) == 2
+    assert one_error_line(capsys) == (f"livelab: error: {bad}: directory 'coreos' is 4294967280 bytes, "
+                                      f"more than the 4194304 an ISO directory may have here")
+
+
+def test_odd_logical_block_size_is_refused(pristine_bytes, tmp_path):
+    image = bytearray(pristine_bytes)
+    image[16 * SECTOR + 128:16 * SECTOR + 132] = struct.pack("<H", 1) + struct.pack(">H", 1)
+    bad = tmp_path / "bad.iso"
+    bad.write_bytes(bytes(image))
+    with pytest.raises(LivelabError, match=r"not a usable ISO9660 image \(logical block size 1\)"):
+        LiveISO(bad)
+
+
 # ------------------------------------------------------------------ kargs.json that lies
 
 
