@@ -9,15 +9,20 @@ Formats (see reference FORMATS.md §4/§5):
   archive ends with a ``TRAILER!!!`` member.
 * The Linux initramfs unpacker only accepts xz streams with a CRC32 (or no) check,
   so the live-ISO / PXE Ignition archives are xz with ``check=CRC32``, preset 9.
+
+Archives come from outside (downloaded initrds, the embed area of any ISO given to livelab), so
+reading them is bounded: decompression stops at an output limit, and a cpio archive may hold
+only so many members, each wholly inside the archive.
 """
 from __future__ import annotations
 
 import gzip
 import io
 import lzma
+import re
 import stat
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import LivelabError
@@ -32,6 +37,18 @@ XZ_MAGIC = b"\xfd7zXZ\x00"
 GZIP_MAGIC = b"\x1f\x8b"
 
 Member = tuple[str, bytes, int]
+
+MiB = 1024 * 1024
+# The largest initrds livelab reads unpack to a few hundred MiB (Flatcar's PXE image, which
+# carries /usr as a squashfs, to about 450 MiB); past 1 GiB the data is not an initrd but a
+# decompression bomb, and the whole output is held in memory.
+MAX_INITRD_UNPACKED = 1024 * MiB
+# A dracut initramfs has a few thousand members; a hundred thousand is far past any real one.
+MAX_CPIO_MEMBERS = 100_000
+# The kernel's initramfs unpacker refuses names longer than PATH_MAX (namesize counts the NUL).
+MAX_CPIO_NAME = 4096
+_INPUT_CHUNK = 64 * 1024      # compressed input handed to a decompressor per call
+_OUTPUT_CHUNK = 4 * MiB       # decompressed output taken from it per call
 
 
 @dataclass(frozen=True)
@@ -127,29 +144,43 @@ def with_parent_dirs(files: Mapping[str, bytes] | Iterable[tuple[str, bytes]], *
     return members
 
 
-def read_newc(archive: bytes) -> list:
-    """Parse a (possibly multi-archive, zero-padded) newc cpio into ``CpioEntry`` items.
+_HEADER_RE = re.compile(NEWC_MAGIC + rb"[0-9A-Fa-f]{104}")
+_NOT_ZERO = re.compile(rb"[^\0]")
 
-    Stops at end of input; archives concatenated after a ``TRAILER!!!`` (with zero
-    padding between them, as the kernel accepts) are read as well.
+
+def iter_newc(archive: bytes, *, max_members: int | None = None) -> Iterator[CpioEntry]:
+    """The members of a (possibly multi-archive, zero-padded) newc cpio, one at a time.
+
+    Archives concatenated after a ``TRAILER!!!`` (with zero padding between them, as the
+    kernel accepts) are read as well.  Every header field must be eight hex digits and every
+    member must lie inside ``archive``; more than ``max_members`` (default
+    ``MAX_CPIO_MEMBERS``) members or a name longer than the kernel's ``PATH_MAX`` is an error.
     """
-    entries: list = []
+    if max_members is None:
+        max_members = MAX_CPIO_MEMBERS
     pos = 0
     n = len(archive)
+    count = 0
     while pos < n:
         if archive[pos] == 0:  # padding between concatenated archives
-            pos += 1
-            continue
+            nonzero = _NOT_ZERO.search(archive, pos)
+            if nonzero is None:
+                return
+            pos = nonzero.start()
         if archive[pos:pos + 6] != NEWC_MAGIC:
             raise LivelabError(f"not a newc cpio archive (bad magic at byte {pos})")
         if pos + _HEADER_LEN > n:
             raise LivelabError("truncated newc cpio header")
-        try:
-            vals = dict(zip(_FIELDS, (int(archive[pos + 6 + 8 * i:pos + 14 + 8 * i], 16) for i in range(13))))
-        except ValueError:
-            raise LivelabError(f"corrupt newc cpio header at byte {pos}") from None
+        if not _HEADER_RE.match(archive, pos):
+            raise LivelabError(f"corrupt newc cpio header at byte {pos}")
+        vals = dict(zip(_FIELDS, (int(archive[pos + 6 + 8 * i:pos + 14 + 8 * i], 16) for i in range(13))))
+        if vals["namesize"] > MAX_CPIO_NAME:
+            raise LivelabError(f"corrupt newc cpio header at byte {pos}: "
+                               f"name size {vals['namesize']} is more than {MAX_CPIO_NAME}")
         name_start = pos + _HEADER_LEN
         name_end = name_start + vals["namesize"]
+        if name_end > n:
+            raise LivelabError("truncated newc cpio header")
         name = archive[name_start:name_end].rstrip(b"\0").decode("utf-8", "replace")
         data_start = name_end + _pad4(_HEADER_LEN + vals["namesize"])
         data_end = data_start + vals["filesize"]
@@ -158,9 +189,16 @@ def read_newc(archive: bytes) -> list:
         pos = data_end + _pad4(vals["filesize"])
         if name == TRAILER:
             continue
-        entries.append(CpioEntry(name=name, mode=vals["mode"], data=archive[data_start:data_end],
-                                 uid=vals["uid"], gid=vals["gid"], mtime=vals["mtime"], nlink=vals["nlink"]))
-    return entries
+        count += 1
+        if count > max_members:
+            raise LivelabError(f"newc cpio archive has more than {max_members} members")
+        yield CpioEntry(name=name, mode=vals["mode"], data=archive[data_start:data_end],
+                        uid=vals["uid"], gid=vals["gid"], mtime=vals["mtime"], nlink=vals["nlink"])
+
+
+def read_newc(archive: bytes, *, max_members: int | None = None) -> list:
+    """All members of a newc cpio (see :func:`iter_newc`) as ``CpioEntry`` items."""
+    return list(iter_newc(archive, max_members=max_members))
 
 
 def xz_crc32(data: bytes) -> bytes:
@@ -168,39 +206,88 @@ def xz_crc32(data: bytes) -> bytes:
     return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, preset=9)
 
 
-def _stream(blob: bytes, dec, error, kind: str) -> bytes:
-    """Decode one compressed stream with ``dec``; more streams after it (initramfs style,
-    zero padding allowed between them) are decoded too."""
-    try:
-        out = dec.decompress(blob)
-    except error as exc:
-        raise LivelabError(f"corrupt {kind} data: {exc}") from None
-    if not dec.eof:
-        raise LivelabError(f"corrupt {kind} data: truncated stream")
-    rest = dec.unused_data
-    if rest.strip(b"\0"):
-        out += decompress(rest.lstrip(b"\0"))
-    return out
+def _mib(n: int) -> str:
+    return f"{n / MiB:g} MiB"
 
 
-def decompress(blob: bytes) -> bytes:
-    """Decompress xz (trailing zero padding allowed), gzip, or return raw cpio as is."""
-    if blob.startswith(XZ_MAGIC):
-        return _stream(blob, lzma.LZMADecompressor(format=lzma.FORMAT_XZ), lzma.LZMAError, "xz")
-    if blob.startswith(GZIP_MAGIC):
-        return _stream(blob, zlib.decompressobj(16 + zlib.MAX_WBITS), zlib.error, "gzip")
-    return blob
+def _inflate(dec, error: type[Exception], kind: str, data: memoryview, pos: int, out: list,
+             produced: int, limit: int, what: str) -> tuple[int, int]:
+    """Decompress the one stream starting at ``data[pos]`` with ``dec`` (an lzma or zlib
+    decompressor), appending its output to ``out``.
+
+    Input goes in ``_INPUT_CHUNK`` pieces and each call may give at most ``_OUTPUT_CHUNK``
+    bytes, so neither the input after the stream nor the output past ``limit`` is ever held.
+    Returns the position just after the stream and the total output so far.
+    """
+    pending = b""        # input zlib has been given but not consumed yet (its unconsumed_tail)
+    more_output = False  # the last call stopped at its output cap: the decoder holds more
+    while not dec.eof:
+        if not pending and not more_output:
+            if pos >= len(data):
+                raise LivelabError(f"{what}: corrupt {kind} data: truncated stream")
+            pending = bytes(data[pos:pos + _INPUT_CHUNK])
+            pos += len(pending)
+        cap = min(_OUTPUT_CHUNK, limit - produced + 1)
+        try:
+            piece = dec.decompress(pending, cap)
+        except error as exc:
+            raise LivelabError(f"{what}: corrupt {kind} data: {exc}") from None
+        pending = getattr(dec, "unconsumed_tail", b"")
+        more_output = len(piece) == cap
+        produced += len(piece)
+        if produced > limit:
+            raise LivelabError(f"{what} decompresses to more than {_mib(limit)}")
+        out.append(piece)
+    return pos - len(pending) - len(dec.unused_data), produced
 
 
-def read_initrd(blob: bytes) -> list:
-    """List the members of an xz/gzip/uncompressed newc initrd."""
-    return read_newc(decompress(blob))
+def decompress(blob: bytes, *, limit: int | None = None, what: str = "initrd") -> bytes:
+    """Decompress xz or gzip (several streams, zero padding between them, as the kernel
+    accepts), or return an uncompressed cpio as is.
+
+    More than ``limit`` bytes of output (default ``MAX_INITRD_UNPACKED``) is an error
+    ("``what`` decompresses to more than N MiB"), found without decompressing further.
+    """
+    if limit is None:
+        limit = MAX_INITRD_UNPACKED
+    if not blob.startswith((XZ_MAGIC, GZIP_MAGIC)):
+        return blob
+    data = memoryview(blob)
+    out: list = []
+    produced = 0
+    pos = 0
+    while pos < len(data):
+        if data[pos] == 0:
+            nonzero = _NOT_ZERO.search(blob, pos)
+            if nonzero is None:
+                break
+            pos = nonzero.start()
+        head = bytes(data[pos:pos + len(XZ_MAGIC)])
+        if head.startswith(XZ_MAGIC):
+            pos, produced = _inflate(lzma.LZMADecompressor(format=lzma.FORMAT_XZ), lzma.LZMAError, "xz",
+                                     data, pos, out, produced, limit, what)
+        elif head.startswith(GZIP_MAGIC):
+            pos, produced = _inflate(zlib.decompressobj(16 + zlib.MAX_WBITS), zlib.error, "gzip",
+                                     data, pos, out, produced, limit, what)
+        else:  # an uncompressed archive after the compressed ones
+            produced += len(data) - pos
+            if produced > limit:
+                raise LivelabError(f"{what} decompresses to more than {_mib(limit)}")
+            out.append(bytes(data[pos:]))
+            break
+    return b"".join(out)
 
 
-def extract_member(blob: bytes, name: str) -> bytes | None:
+def read_initrd(blob: bytes, *, limit: int | None = None, what: str = "initrd") -> list:
+    """List the members of an xz/gzip/uncompressed newc initrd (at most ``limit`` bytes unpacked)."""
+    return read_newc(decompress(blob, limit=limit, what=what))
+
+
+def extract_member(blob: bytes, name: str, *, limit: int | None = None,
+                   what: str = "initrd") -> bytes | None:
     """Data of member ``name`` (leading ``/`` or ``./`` ignored) or None."""
     want = name.lstrip("/")
-    for e in read_initrd(blob):
+    for e in iter_newc(decompress(blob, limit=limit, what=what)):
         got = e.name
         while got.startswith("./"):
             got = got[2:]

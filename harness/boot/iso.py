@@ -15,24 +15,31 @@ notes in the reference FORMATS.md §4:
 
 When both the JSON files and legacy headers are present all areas they name are
 written consistently.  Bytes outside the areas are never touched.
+
+The image may be hostile: every offset and length it gives is checked when it is opened
+(see ``LiveISO``), the Ignition area is decompressed only up to ``MAX_IGNITION_UNPACKED``,
+and every write goes to a livelab temp copy (``harness.atomic``) renamed over the target
+only when complete -- also when the ISO is modified in place.
 """
 from __future__ import annotations
 
 import base64
-import errno
 import fcntl
 import json
 import os
 import re
 import shutil
+import stat
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Union
+from typing import IO, Any, NamedTuple, Union
 
+from ..atomic import atomic_output, atomic_write, check_output_path
 from ..errors import LivelabError
 from . import initrd as _initrd
+from .initrd import MiB
 
 SECTOR = 2048
 _SYSTEM_AREA_END = 16 * SECTOR  # 32768
@@ -63,23 +70,38 @@ class IsoEntry:
     is_dir: bool
 
 
+# Directories of real live ISOs are a sector or two and the tree has a few dozen entries; these
+# bound what a hostile image can make the reader hold or walk.
+MAX_DIRECTORY_SIZE = 4 * MiB
+MAX_TREE_ENTRIES = 100_000
+_BLOCK_SIZES = (512, 1024, 2048)   # ISO9660 allows 2^n from 512 up to the 2048-byte sector
+
+
 def _u32(b: bytes, off: int) -> int:
     return struct.unpack_from("<I", b, off)[0]
 
 
 class ISO9660:
-    """Minimal read-only ISO9660 directory reader (primary volume, Rock Ridge NM names)."""
+    """Minimal read-only ISO9660 directory reader (primary volume, Rock Ridge NM names).
+
+    The image may be hostile: reads never go past what the image holds, a directory is read
+    only up to ``MAX_DIRECTORY_SIZE``, a Rock Ridge continuation area only up to one block,
+    and a walk of the whole tree (:meth:`files`) visits each directory once.
+    """
 
     def __init__(self, source, size: int | None = None):
         """``source``: a path (opened for each read) or an open binary file object."""
         self._path: Path | None
         if isinstance(source, (str, os.PathLike)):
             self._path, self._f = Path(source), None
+            self.name = str(source)
         else:
             self._path, self._f = None, source
+            self.name = str(getattr(source, "name", "ISO image"))
         self._size = size
         self.block_size = SECTOR
         self.volume_id = ""
+        self.volume_size = 0
         root = None
         sector = 16
         while True:
@@ -90,13 +112,19 @@ class ISO9660:
                 self.block_size = struct.unpack_from("<H", desc, 128)[0] or SECTOR
                 self.volume_id = desc[40:72].decode("ascii", "replace").strip()
                 root = desc[156:156 + 34]
-            if desc[0] == 255:
-                break
+                self.volume_size = _u32(desc, 80) * self.block_size
             sector += 1
-            if sector > 64:
+            if desc[0] == 255 or sector > 64:
                 break
+        # the system area and the volume descriptors: no embed area may lie here
+        self.descriptors_end = sector * SECTOR
         if root is None:
-            raise LivelabError("not an ISO9660 image (no primary volume descriptor at sector 16)")
+            raise LivelabError(f"{self.name}: not an ISO9660 image (no primary volume descriptor at sector 16)")
+        if self.block_size not in _BLOCK_SIZES:
+            raise LivelabError(f"{self.name}: not a usable ISO9660 image (logical block size {self.block_size})")
+        if size is not None and size < self.volume_size:
+            raise LivelabError(f"{self.name}: truncated ISO image: {size} bytes, but its volume descriptor "
+                               f"says {self.volume_size}")
         self._susp_skip = 0
         self.root = IsoEntry("", "", _u32(root, 2) * self.block_size, _u32(root, 10), True)
         # the root's "." record may carry the SUSP "SP" entry with the skip length
@@ -108,13 +136,16 @@ class ISO9660:
         self._cache: dict = {}
 
     def _read(self, offset: int, length: int) -> bytes:
-        if self._f is None:
-            assert self._path is not None   # one of the two is always set
-            with open(self._path, "rb") as f:
-                f.seek(offset)
-                return f.read(length)
-        self._f.seek(offset)
-        return self._f.read(length)
+        try:
+            if self._f is None:
+                assert self._path is not None   # one of the two is always set
+                with open(self._path, "rb") as f:
+                    f.seek(offset)
+                    return f.read(length)
+            self._f.seek(offset)
+            return self._f.read(length)
+        except OSError as exc:
+            raise LivelabError(f"cannot read {self.name}: {exc.strerror or exc}") from None
 
     @staticmethod
     def _system_use(rec: bytes) -> bytes:
@@ -144,7 +175,8 @@ class ISO9660:
                         found = True
                 elif sig == b"CE" and ln >= 28:
                     blk, off, cl = _u32(body, 4), _u32(body, 12), _u32(body, 20)
-                    areas.append(self._read(blk * self.block_size + off, cl))
+                    # a continuation area lies within one logical block
+                    areas.append(self._read(blk * self.block_size + off, min(cl, self.block_size)))
                 elif sig == b"ST":
                     break
                 i += ln
@@ -158,6 +190,9 @@ class ISO9660:
         key = entry.offset
         if key in self._cache:
             return self._cache[key]
+        if entry.size > MAX_DIRECTORY_SIZE:
+            raise LivelabError(f"{self.name}: directory {entry.name or '/'!r} is {entry.size} bytes, "
+                               f"more than the {MAX_DIRECTORY_SIZE} an ISO directory may have here")
         data = self._read(entry.offset, entry.size)
         out: list = []
         pos = 0
@@ -201,6 +236,34 @@ class ISO9660:
             entry = match
         return entry
 
+    def files(self) -> Iterator[tuple[str, IsoEntry]]:
+        """Every file of the tree with its path; each directory is read once, so a directory
+        that lists one of its parents ends the walk instead of looping."""
+        seen: set = set()
+        entries = 0
+        stack: list = [("", self.root)]
+        while stack:
+            prefix, directory = stack.pop()
+            if directory.offset in seen:
+                continue
+            seen.add(directory.offset)
+            for child in self.listdir(directory):
+                entries += 1
+                if entries > MAX_TREE_ENTRIES:
+                    raise LivelabError(f"{self.name}: more than {MAX_TREE_ENTRIES} files and directories")
+                path = f"{prefix}/{child.name}" if prefix else child.name
+                if child.is_dir:
+                    stack.append((path, child))
+                else:
+                    yield path, child
+
+    def file_containing(self, offset: int, length: int) -> str | None:
+        """The path of a file whose extent holds bytes ``offset`` to ``offset + length``, or None."""
+        for path, entry in self.files():
+            if entry.offset <= offset and offset + length <= entry.offset + entry.size:
+                return path
+        return None
+
     def read_file(self, entry: IsoEntry) -> bytes:
         return self._read(entry.offset, entry.size)
 
@@ -231,7 +294,10 @@ def _format_kargs_area(kargs: str, area: KargsArea) -> bytes:
     if len(content) > area.length:
         raise LivelabError(
             f"kernel arguments too long for the embed area: {len(content)} > {area.length} bytes")
-    return content + area.pad.encode() * (area.length - len(content))
+    filled = content + area.pad.encode() * (area.length - len(content))
+    if len(filled) != area.length:   # pad is one byte by construction (see LiveISO._find_kargs)
+        raise LivelabError(f"kernel-argument area padding {area.pad!r} is not one byte")
+    return filled
 
 
 def _validate_kargs_text(kargs: str) -> None:
@@ -362,18 +428,79 @@ def merge_ignition(configs: Sequence[bytes | str | dict]) -> bytes:
 # --------------------------------------------------------------------------- file helpers
 
 
-def _copy_file(src: Path, dst: Path) -> None:
-    """Copy trying a reflink first (cheap on btrfs/xfs), then a kernel-side copy."""
-    with open(src, "rb") as fi, open(dst, "wb") as fo:
-        try:
-            fcntl.ioctl(fo.fileno(), 0x40049409, fi.fileno())  # FICLONE
-            return
-        except OSError:
-            pass
-    shutil.copyfile(src, dst)
+_FICLONE = 0x40049409   # linux/fs.h: FICLONE = _IOW(0x94, 9, int)
+
+
+def _copy_into(source: IO[bytes], out: IO[bytes]) -> None:
+    """Copy all of ``source`` into the empty ``out``: a reflink where the filesystem can
+    (btrfs, xfs: no data copied), else by reading and writing."""
+    try:
+        fcntl.ioctl(out.fileno(), _FICLONE, source.fileno())
+        return
+    except OSError:
+        pass
+    shutil.copyfileobj(source, out, MiB)
+
+
+def _json_text(value: object) -> str:
+    """``value`` as JSON, shortened for a one-line message."""
+    if isinstance(value, str) and len(value) > 57:
+        return json.dumps(value[:54] + "...")
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_KIND_NAMES = {int: "an integer", str: "a string", list: "a list", dict: "an object"}
+
+
+class _EmbedJson:
+    """One of the ISO's ``coreos/*.json`` files: typed access to its keys, with one-line errors
+    that name the ISO, the file, the key and the value found."""
+
+    def __init__(self, iso: Path, name: str, doc: dict):
+        self.iso, self.name, self.doc = iso, name, doc
+
+    def error(self, key: str, value: object, problem: str) -> LivelabError:
+        return LivelabError(f"{self.iso}: {self.name}: {key} is {_json_text(value)}: {problem}")
+
+    def get(self, obj: dict, name: str, key: str, kind: type, *, required: bool = True) -> Any:
+        """``obj[name]`` (``key`` is its full name for messages), checked to be a ``kind``.
+
+        An optional key that is absent or null gives None; a JSON ``true`` is no integer.
+        """
+        value = obj.get(name)
+        if value is None and not required:
+            return None
+        if name not in obj:
+            raise LivelabError(f"{self.iso}: {self.name}: {key} is missing")
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.error(key, value, f"expected {_KIND_NAMES[kind]}")
+        return value
+
+
+class _Claim(NamedTuple):
+    """A byte range of the image that will be written, and where the image said so."""
+
+    offset: int
+    length: int
+    key: str       # e.g. "coreos/kargs.json: files[1].offset", "coreKarg header: area offset 2"
+    value: object  # the value found under ``key``
+
+    def overlaps(self, other: _Claim) -> bool:
+        return self.offset < other.offset + other.length and other.offset < self.offset + self.length
 
 
 # --------------------------------------------------------------------------- LiveISO
+
+
+# cosa makes the Ignition area (images/ignition.img) 256 KiB.  The whole area is read into
+# memory and rewritten, so one much bigger than that is refused rather than trusted.
+MAX_IGNITION_AREA = 16 * MiB
+# What the Ignition area may decompress to.  The initramfs unpacks it into RAM at boot, and a
+# live config -- even with CA bundles or a few embedded files -- is kilobytes, at most a few MiB.
+MAX_IGNITION_UNPACKED = 16 * MiB
+# coreos/igninfo.json and coreos/kargs.json are a few hundred bytes.
+MAX_EMBED_JSON = 64 * 1024
 
 
 class LiveISO:
@@ -383,13 +510,17 @@ class LiveISO:
     igninfo.json / images/ignition.img, else coreiso+); ``ignition_areas`` (every
     distinct area found, written consistently); ``kargs_areas`` (list of
     ``KargsArea``); ``default_kargs`` (str or None); ``volume_id``; ``sources``.
+
+    Everything the image says about where the areas are (JSON files, legacy headers, the
+    ISO9660 directory) is checked when the ISO is opened: every area lies inside the image
+    past its volume descriptors, inside the file it is said to be part of, and overlaps no
+    other area; the default kargs fit.  A failed check is a one-line LivelabError naming the
+    ISO, the key and its value, raised before anything is written.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise LivelabError(f"ISO image not found: {self.path}")
-        self.size = self.path.stat().st_size
+        self.size = _image_size(self.path)
         self.sources: list = []
         self.ignition_area: tuple | None = None
         self.ignition_areas: list = []
@@ -397,134 +528,208 @@ class LiveISO:
         self.default_kargs: str | None = None
         self.legacy_ignition_area: tuple | None = None
         self.legacy_kargs: dict | None = None
-        with open(self.path, "rb") as f:
-            self.fs = ISO9660(self.path, self.size)
-            self.volume_id = self.fs.volume_id
-            self._find_ignition(f)
-            self._find_kargs(f)
+        self._claims: list = []
+        self.fs = ISO9660(self.path, self.size)
+        self.volume_id = self.fs.volume_id
+        self._find_ignition()
+        self._find_kargs()
         if not self.ignition_areas and not self.kargs_areas:
             raise LivelabError(f"{self.path}: no Ignition or kernel-argument embed area found (not a CoreOS live ISO?)")
 
     # ---- discovery
-    def _check_range(self, what: str, offset: int, length: int) -> None:
-        if offset < 0 or length <= 0 or offset + length > self.size:
-            raise LivelabError(f"{self.path}: {what} ({offset}+{length}) lies outside the image ({self.size} bytes)")
+    def _fail(self, key: str, value: object, problem: str) -> LivelabError:
+        return LivelabError(f"{self.path}: {key} is {_json_text(value)}: {problem}")
 
-    def _json_file(self, path: str) -> dict | None:
+    def _claim(self, offset: int, length: int, key: str, value: object) -> None:
+        """Record that ``offset``/``length`` will be written; error if it is not a writable
+        place of the image (outside it, in its system area / volume descriptors, or over an
+        area claimed before)."""
+        if offset < self.fs.descriptors_end:
+            raise self._fail(key, value, f"its area (image offset {offset}) would overwrite the ISO's "
+                                         f"system area or volume descriptors (bytes 0-{self.fs.descriptors_end - 1})")
+        if offset + length > self.size:
+            raise self._fail(key, value, f"its area (image offset {offset}, {length} bytes) ends past "
+                                         f"the end of the image ({self.size} bytes)")
+        claim = _Claim(offset, length, key, value)
+        for earlier in self._claims:
+            if claim.overlaps(earlier):
+                raise self._fail(key, value, f"its area (image offset {offset}, {length} bytes) overlaps the one of "
+                                             f"{earlier.key} (image offset {earlier.offset}, {earlier.length} bytes)")
+        self._claims.append(claim)
+
+    def _file_entry(self, doc: _EmbedJson, key: str, path: str) -> IsoEntry:
+        """The ISO file ``path`` named under ``key`` of ``doc``, its extent checked to lie in the image."""
         entry = self.fs.lookup(path)
-        if entry is None or entry.is_dir:
+        if entry is None:
+            raise doc.error(key, path, "no such file in the ISO")
+        if entry.is_dir:
+            raise doc.error(key, path, "a directory in the ISO, not a file")
+        if entry.offset + entry.size > self.size:
+            raise doc.error(key, path, f"its extent (image offset {entry.offset}, {entry.size} bytes) ends past "
+                                       f"the end of the image ({self.size} bytes)")
+        return entry
+
+    def _json_file(self, path: str) -> _EmbedJson | None:
+        entry = self.fs.lookup(path)
+        if entry is None:
             return None
+        if entry.is_dir:
+            raise LivelabError(f"{self.path}: {path} is a directory, not a file")
+        if entry.size > MAX_EMBED_JSON:
+            raise LivelabError(f"{self.path}: {path} is {entry.size} bytes, more than the {MAX_EMBED_JSON} "
+                               f"such a file may have")
+        raw = self.fs.read_file(entry)
+        if len(raw) < entry.size:
+            raise LivelabError(f"{self.path}: {path} ends past the end of the image")
         try:
-            obj = json.loads(self.fs.read_file(entry))
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            obj = json.loads(raw)
+        except (ValueError, RecursionError):   # JSON or UTF-8 errors, huge numbers, deep nesting
             raise LivelabError(f"{self.path}: {path} is not valid JSON") from None
         if not isinstance(obj, dict):
             raise LivelabError(f"{self.path}: {path} is not a JSON object")
-        return obj
+        return _EmbedJson(self.path, path, obj)
 
-    def _find_ignition(self, f) -> None:
+    def _find_ignition(self) -> None:
         primary = None
         info = self._json_file("coreos/igninfo.json")
         if info is not None:
-            name = info.get("file")
-            if not isinstance(name, str):
-                raise LivelabError(f"{self.path}: coreos/igninfo.json lacks \"file\"")
-            entry = self.fs.lookup(name)
-            if entry is None:
-                raise LivelabError(f"{self.path}: coreos/igninfo.json names missing file {name}")
-            off = int(info.get("offset", 0) or 0)
-            length = info.get("length")
-            length = entry.size - off if length is None else int(length)
-            if off + length > entry.size:
-                raise LivelabError(f"{self.path}: Ignition area exceeds {name}")
+            doc = info.doc
+            name: str = info.get(doc, "file", "file", str)
+            entry = self._file_entry(info, "file", name)
+            off: int = info.get(doc, "offset", "offset", int, required=False) or 0
+            if off < 0 or off >= entry.size:
+                raise info.error("offset", off, f"outside {name} ({entry.size} bytes)")
+            length: int | None = info.get(doc, "length", "length", int, required=False)
+            if length is None:
+                length = entry.size - off
+                if length > MAX_IGNITION_AREA:
+                    raise info.error("file", name, f"an Ignition area of {length} bytes, more than the "
+                                                   f"{MAX_IGNITION_AREA} livelab accepts")
+            elif length <= 0 or off + length > entry.size:
+                raise info.error("length", length, f"the area at offset {off} of {name} would end past "
+                                                   f"its end ({entry.size} bytes)")
+            elif length > MAX_IGNITION_AREA:
+                raise info.error("length", length, f"more than the {MAX_IGNITION_AREA} bytes livelab accepts "
+                                                   f"for an Ignition area")
             primary = (entry.offset + off, length)
+            self._claim(*primary, "coreos/igninfo.json: offset", off)
             self.sources.append("coreos/igninfo.json")
         else:
-            entry = self.fs.lookup("images/ignition.img")
-            if entry is not None and not entry.is_dir and entry.size > 0:
-                primary = (entry.offset, entry.size)
+            image = self.fs.lookup("images/ignition.img")
+            if image is not None and not image.is_dir and image.size > 0:
+                key = "images/ignition.img: extent"
+                if image.offset + image.size > self.size:
+                    raise self._fail(key, image.offset, f"the {image.size}-byte file ends past the end of the "
+                                                        f"image ({self.size} bytes)")
+                if image.size > MAX_IGNITION_AREA:
+                    raise self._fail(key, image.offset, f"an Ignition area of {image.size} bytes, more than the "
+                                                        f"{MAX_IGNITION_AREA} livelab accepts")
+                primary = (image.offset, image.size)
+                self._claim(*primary, key, image.offset)
                 self.sources.append("images/ignition.img")
-        f.seek(_CORE_ISO_OFFSET)
-        hdr = f.read(24)
+        hdr = self._read(_CORE_ISO_OFFSET, 24)
         if len(hdr) == 24 and hdr[:8] == _CORE_ISO_MAGIC:
             off, length = struct.unpack_from("<QQ", hdr, 8)
-            self._check_range("coreiso+ Ignition area", off, length)
+            if length == 0 or length > MAX_IGNITION_AREA:
+                raise self._fail("coreiso+ header: length", length,
+                                 f"not an Ignition area length (1 to {MAX_IGNITION_AREA} bytes)")
             self.legacy_ignition_area = (off, length)
+            if self.legacy_ignition_area != primary:
+                self._claim(off, length, "coreiso+ header: offset", off)
+                if self.fs.file_containing(off, length) is None:
+                    raise self._fail("coreiso+ header: offset", off,
+                                     f"its {length}-byte area is not inside any file of the ISO")
             self.sources.append("coreiso+")
-        areas = [a for a in (primary, self.legacy_ignition_area) if a is not None]
-        for a in areas:
-            self._check_range("Ignition area", *a)
-            if a not in self.ignition_areas:
-                self.ignition_areas.append(a)
-        # overlapping but different areas would corrupt each other
-        for i, a in enumerate(self.ignition_areas):
-            for b in self.ignition_areas[i + 1:]:
-                if a[0] < b[0] + b[1] and b[0] < a[0] + a[1]:
-                    raise LivelabError(f"{self.path}: inconsistent Ignition areas {a} and {b}")
-        self.ignition_area = areas[0] if areas else None
+        for area in (primary, self.legacy_ignition_area):
+            if area is not None and area not in self.ignition_areas:
+                self.ignition_areas.append(area)
+        self.ignition_area = self.ignition_areas[0] if self.ignition_areas else None
 
-    def _find_kargs(self, f) -> None:
+    def _find_kargs(self) -> None:
         size = None
         info = self._json_file("coreos/kargs.json")
         if info is not None:
-            default = info.get("default")
-            size = info.get("size")
-            files = info.get("files")
-            if not isinstance(default, str) or not isinstance(size, int) or not isinstance(files, list):
-                raise LivelabError(f"{self.path}: coreos/kargs.json lacks default/size/files")
-            for item in files:
-                path = item.get("path") if isinstance(item, dict) else None
-                if not isinstance(path, str) or not isinstance(item.get("offset"), int):
-                    raise LivelabError(f"{self.path}: bad entry in coreos/kargs.json files: {item!r}")
-                entry = self.fs.lookup(path)
-                if entry is None:
-                    raise LivelabError(f"{self.path}: coreos/kargs.json names missing file {path}")
-                if item["offset"] + size > entry.size:
-                    raise LivelabError(f"{self.path}: kargs area exceeds {path}")
-                pad = item.get("pad", DEFAULT_PAD)
-                end = item.get("end", DEFAULT_END)
-                if not isinstance(pad, str) or len(pad) != 1 or not isinstance(end, str) or len(end) != 1:
-                    raise LivelabError(f"{self.path}: bad pad/end in coreos/kargs.json")
-                self.kargs_areas.append(KargsArea(entry.offset + item["offset"], size, pad, end, path))
+            doc = info.doc
+            default: str = info.get(doc, "default", "default", str)
+            size = info.get(doc, "size", "size", int)
+            files: list = info.get(doc, "files", "files", list)
+            if not 0 < size <= _MAX_KARGS_AREA:
+                raise info.error("size", size, f"not a kernel-argument area size (1 to {_MAX_KARGS_AREA} bytes)")
+            for i, item in enumerate(files):
+                where = f"files[{i}]"
+                if not isinstance(item, dict):
+                    raise info.error(where, item, "expected an object")
+                path: str = info.get(item, "path", f"{where}.path", str)
+                offset: int = info.get(item, "offset", f"{where}.offset", int)
+                entry = self._file_entry(info, f"{where}.path", path)
+                if offset < 0:
+                    raise info.error(f"{where}.offset", offset, f"an offset inside {path} cannot be negative")
+                if offset + size > entry.size:
+                    raise info.error(f"{where}.offset", offset, f"the {size}-byte area would end past the end "
+                                                                f"of {path} ({entry.size} bytes)")
+                pad = info.get(item, "pad", f"{where}.pad", str, required=False)
+                end = info.get(item, "end", f"{where}.end", str, required=False)
+                pad = DEFAULT_PAD if pad is None else pad
+                end = DEFAULT_END if end is None else end
+                for key, char in (("pad", pad), ("end", end)):
+                    if len(char.encode()) != 1:
+                        raise info.error(f"{where}.{key}", char, "expected one ASCII character")
+                self._claim(entry.offset + offset, size, f"{info.name}: {where}.offset", offset)
+                self.kargs_areas.append(KargsArea(entry.offset + offset, size, pad, end, path))
             self.default_kargs = default.strip()
             self.sources.append("coreos/kargs.json")
-        f.seek(_CORE_KARG_OFFSET)
-        hdr = f.read(72)
+        hdr = self._read(_CORE_KARG_OFFSET, 72)
         if len(hdr) == 72 and hdr[:8] == _CORE_KARG_MAGIC:
             vals = struct.unpack_from("<8Q", hdr, 8)
             length, default_off, offsets = vals[0], vals[1], [v for v in vals[2:] if v]
             if length == 0 or length > _MAX_KARGS_AREA:
-                raise LivelabError(f"{self.path}: bad coreKarg area length {length}")
+                raise self._fail("coreKarg header: length", length,
+                                 f"not a kernel-argument area length (1 to {_MAX_KARGS_AREA} bytes)")
             if size is not None and size != length:
-                raise LivelabError(f"{self.path}: coreos/kargs.json size {size} disagrees with "
-                                   f"coreKarg length {length}")
-            self._check_range("coreKarg default area", default_off, length)
-            f.seek(default_off)
-            legacy_default = _parse_kargs_area(f.read(length), KargsArea(default_off, length))
+                raise self._fail("coreKarg header: length", length, f"disagrees with coreos/kargs.json size {size}")
+            if default_off + length > self.size:
+                raise self._fail("coreKarg header: default offset", default_off,
+                                 f"its {length}-byte area ends past the end of the image ({self.size} bytes)")
+            legacy_default = _parse_kargs_area(self._read(default_off, length), KargsArea(default_off, length))
             self.legacy_kargs = {"length": length, "default_offset": default_off,
                                  "offsets": offsets, "default": legacy_default}
+            known = {a.offset for a in self.kargs_areas}
+            for i, off in enumerate(offsets):
+                if off in known:   # the same area as one of kargs.json's
+                    continue
+                key = f"coreKarg header: area offset {i}"
+                self._claim(off, length, key, off)
+                if self.fs.file_containing(off, length) is None:
+                    raise self._fail(key, off, f"its {length}-byte area is not inside any file of the ISO")
+                known.add(off)
+                self.kargs_areas.append(KargsArea(off, length))
             if self.default_kargs is None:
                 self.default_kargs = legacy_default
-            known = {a.offset for a in self.kargs_areas}
-            for off in offsets:
-                self._check_range("coreKarg area", off, length)
-                if off not in known:
-                    self.kargs_areas.append(KargsArea(off, length))
             self.sources.append("coreKarg")
-        spans = sorted((a.offset, a.length) for a in self.kargs_areas)
-        for (a0, al), (b0, _bl) in zip(spans, spans[1:]):
-            if a0 + al > b0:
-                raise LivelabError(f"{self.path}: overlapping kargs areas at {a0} and {b0}")
-        if self.default_kargs is not None:
-            _validate_kargs_text(self.default_kargs)
-            for a in self.kargs_areas:
-                _format_kargs_area(self.default_kargs, a)  # default must fit
+        if info is not None:
+            self._check_default_kargs(info.error, "default")
+        elif self.legacy_kargs is not None:
+            self._check_default_kargs(self._fail, "coreKarg header: default kargs")
+
+    def _check_default_kargs(self, error: Callable[[str, object, str], LivelabError], key: str) -> None:
+        """The default kargs are valid kernel arguments and fit every kargs area."""
+        default = self.default_kargs or ""
+        if any(c in default for c in "\n\r\0#"):
+            raise error(key, default, "kernel arguments may not contain newlines, NUL or '#'")
+        for area in self.kargs_areas:
+            need = len((default + area.end).encode())
+            if need > area.length:
+                raise error(key, default, f"{need} bytes with its end character, more than the "
+                                          f"{area.length}-byte kernel-argument area")
 
     # ---- reading
     def _read(self, offset: int, length: int) -> bytes:
-        with open(self.path, "rb") as f:
-            f.seek(offset)
-            return f.read(length)
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(offset)
+                return f.read(length)
+        except OSError as exc:
+            raise LivelabError(f"cannot read {self.path}: {exc.strerror or exc}") from None
 
     def area_ranges(self) -> list:
         """Every ``(offset, length)`` this module may write."""
@@ -552,7 +757,8 @@ class LiveISO:
         blob = self.embedded_initrd()
         if blob is None:
             return None
-        return _initrd.extract_member(blob, "config.ign")
+        return _initrd.extract_member(blob, "config.ign", limit=MAX_IGNITION_UNPACKED,
+                                      what=f"{self.path}: Ignition embed area")
 
     def embedded_ignition(self) -> dict | None:
         """The embedded ``config.ign`` parsed as JSON, or None when the area is empty."""
@@ -561,7 +767,7 @@ class LiveISO:
             return None
         try:
             return json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):
             raise LivelabError(f"{self.path}: embedded config.ign is not valid JSON") from None
 
     def ignition_customized(self) -> bool:
@@ -592,6 +798,8 @@ class LiveISO:
         computed from the ISO's default kargs.  An already customized ISO is refused
         unless ``force``; with ``force`` it is reset first.  Returns the output path.
         """
+        if dst is not None:
+            check_output_path(dst)
         iso = cls(src)
         karg_append, karg_delete, karg_replace = list(karg_append), list(karg_delete), list(karg_replace)
         if iso.is_customized() and not force:
@@ -619,6 +827,8 @@ class LiveISO:
     @classmethod
     def reset(cls, src: str | Path, dst: str | Path | None = None) -> Path:
         """Empty the Ignition area(s) and restore default kargs (in ``dst``, or in place)."""
+        if dst is not None:
+            check_output_path(dst)
         iso = cls(src)
         return iso._apply(dst, iso._plan(None, iso.default_kargs))
 
@@ -632,37 +842,45 @@ class LiveISO:
                 writes.append((a.offset, _format_kargs_area(kargs, a)))
         return writes
 
-    def _apply(self, dst: str | Path | None, writes: list) -> Path:
-        src = self.path
-        if dst is None or (Path(dst).exists() and Path(dst).resolve() == src.resolve()):
-            target = src
-            tmp = None
+    def _output(self, dst: str | Path | None) -> tuple[Path, bool]:
+        """Where ``_apply`` writes (``dst``, else the ISO; a symlink's target, not the link),
+        and whether that is the ISO itself (then it must be writable, and keeps its mode)."""
+        if dst is None:
+            named, in_place = self.path, True
         else:
-            target = Path(dst)
-            if target.is_dir():
-                raise LivelabError(f"output {target} is a directory")
-            if not target.parent.is_dir():
-                raise LivelabError(f"output directory {target.parent} does not exist")
-            tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-            _copy_file(src, tmp)
+            named = check_output_path(dst)
+            in_place = named.exists() and os.path.samefile(named, self.path)
+        if not in_place:
+            return named, False
+        target = named.resolve()
+        if not os.access(target, os.W_OK):
+            raise LivelabError(f"cannot modify {self.path} in place: it is read-only (write a copy with -o OUT)")
+        return check_output_path(target, "ISO image"), True
+
+    def _apply(self, dst: str | Path | None, writes: list) -> Path:
+        """Write a copy of the ISO with ``writes`` (``(offset, data)``, each inside an area
+        checked at discovery) applied to a livelab temp file beside the target, then rename
+        it over the target: an interrupted run leaves the target as it was.  Returns the
+        output path as given (the ISO's when ``dst`` is None)."""
+        target, in_place = self._output(dst)
+        mode = stat.S_IMODE(self.path.stat().st_mode) if in_place else 0o644
+        for off, data in writes:
+            if not any(a_off <= off and off + len(data) <= a_off + a_len for a_off, a_len in self.area_ranges()):
+                raise LivelabError(f"internal error: a write at {off} ({len(data)} bytes) is outside every area")
         try:
-            with open(tmp or target, "r+b") as f:
+            with open(self.path, "rb") as source, atomic_output(target, mode=mode) as out:
+                _copy_into(source, out)
+                copied = os.fstat(out.fileno()).st_size
+                if copied != self.size:
+                    raise LivelabError(f"{self.path} changed while being copied ({self.size} bytes, then {copied})")
                 for off, data in writes:
-                    f.seek(off)
-                    f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            if tmp is not None:
-                os.replace(tmp, target)
-        except BaseException:
-            if tmp is not None:
-                try:
-                    tmp.unlink()
-                except OSError as exc:
-                    if exc.errno != errno.ENOENT:
-                        raise
-            raise
-        return target
+                    out.seek(off)
+                    out.write(data)
+                if in_place:
+                    os.fchmod(out.fileno(), mode)   # not narrowed by the umask
+        except OSError as exc:
+            raise LivelabError(f"cannot write {target}: {exc.strerror or exc}") from None
+        return Path(dst) if dst is not None else self.path
 
     # ---- display
     def describe(self) -> str:
@@ -680,7 +898,7 @@ class LiveISO:
         else:
             try:
                 text = json.dumps(json.loads(cfg), indent=2, sort_keys=True)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (ValueError, RecursionError):
                 text = cfg.decode("utf-8", "replace")
             lines.append("Embedded Ignition:")
             lines.extend("  " + ln for ln in text.splitlines())
@@ -694,20 +912,37 @@ class LiveISO:
         return "\n".join(lines)
 
 
+def _image_size(path: Path) -> int:
+    """The size of the ISO image at ``path``; a one-line error unless it is a readable, non-empty file."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise LivelabError(f"ISO image not found: {path}") from None
+    except OSError as exc:
+        raise LivelabError(f"cannot read ISO image {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise LivelabError(f"ISO image {path} is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise LivelabError(f"ISO image {path} is not a regular file")
+    if st.st_size == 0:
+        raise LivelabError(f"ISO image {path} is empty")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise LivelabError(f"cannot read ISO image {path}: {exc.strerror or exc}") from None
+    return st.st_size
+
+
 def ignition_wrap(config: bytes | str | dict | Sequence, out: str | Path | None = None) -> bytes:
     """``pxe ignition wrap``: xz(CRC32) newc cpio with ``config.ign`` at the root.
 
     Validates (and, for several configs, merges) first; writes to ``out`` if given.
     """
+    if out is not None:
+        check_output_path(out)
     configs: list = list(config) if isinstance(config, (list, tuple)) else [config]
     blob = _initrd.ignition_initrd(merge_ignition(configs))
     if out is not None:
-        out = Path(out)
-        if not out.parent.is_dir():
-            raise LivelabError(f"output directory {out.parent} does not exist")
-        if out.is_dir():
-            raise LivelabError(f"output {out} is a directory")
-        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-        tmp.write_bytes(blob)
-        os.replace(tmp, out)
+        atomic_write(out, blob)
     return blob

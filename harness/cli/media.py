@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..atomic import check_output_path
 from ..errors import LivelabError
 
 
@@ -23,6 +24,8 @@ def _read_file(path: str, what: str) -> bytes:
 def _cmd_iso_customize(args) -> int:
     from ..boot.iso import LiveISO, load_ignition
 
+    if args.output is not None:
+        check_output_path(args.output)   # before any work: a bad -o is the first thing said
     configs = []
     for path in args.live_ignition or ():
         data = _read_file(path, "Ignition config")
@@ -59,6 +62,7 @@ def _cmd_iso_reset(args) -> int:
 def _cmd_pxe_ignition_wrap(args) -> int:
     from ..boot.iso import ignition_wrap
 
+    check_output_path(args.output)
     configs = [_read_file(p, "Ignition config") for p in args.ignition]
     ignition_wrap(configs, args.output)
     print(args.output)

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+from limits import LIVELAB_ERROR, MiB, run_limited, zeros_gzip, zeros_xz
 
 from harness.boot import initrd
 from harness.errors import LivelabError
@@ -89,3 +90,92 @@ def test_oem_initrd_gzip_with_parent_dirs(tmp_path):
     assert (tmp_path / "usr/share/oem/config.ign").read_bytes() == b'{"ignition":{"version":"3.3.0"}}'
     names = [e.name for e in initrd.read_initrd(blob)]
     assert names[-1] == "usr/share/oem/config.ign"
+
+
+# ------------------------------------------------------------------ hostile archives
+
+
+def test_decompress_concatenated_streams_and_padding():
+    a = initrd.newc_archive([("a", b"1" * 5000, 0o100644)])
+    b = initrd.newc_archive([("b", b"2" * 3, 0o100644)])
+    raw = initrd.newc_archive([("c", b"3", 0o100644)])
+    blob = initrd.xz_crc32(a) + b"\0" * 12 + gzip.compress(b, mtime=0) + b"\0" * 4 + raw
+    assert initrd.decompress(blob) == a + b + raw
+    assert [e.name for e in initrd.read_initrd(blob)] == ["a", "b", "c"]
+    assert initrd.decompress(initrd.xz_crc32(a) + b"\0" * 100_000) == a
+
+
+def test_decompress_many_streams_is_a_loop_not_a_recursion():
+    # one empty xz stream per ~100 bytes: the old decoder recursed once per stream
+    blob = initrd.xz_crc32(b"") * 5000 + initrd.xz_crc32(initrd.newc_archive([("x", b"y", 0o100644)]))
+    assert [e.name for e in initrd.read_initrd(blob)] == ["x"]
+
+
+def test_decompress_limit_is_exact():
+    data = b"z" * (2 * MiB)
+    assert initrd.decompress(initrd.xz_crc32(data), limit=2 * MiB) == data
+    with pytest.raises(LivelabError, match=r"^initrd decompresses to more than 2 MiB$"):
+        initrd.decompress(initrd.xz_crc32(data + b"!"), limit=2 * MiB)
+    with pytest.raises(LivelabError, match=r"^the OEM initrd decompresses to more than 1 MiB$"):
+        initrd.decompress(gzip.compress(data), limit=MiB, what="the OEM initrd")
+
+
+@pytest.mark.parametrize("blob,message", [
+    (initrd.xz_crc32(b"x" * 1000)[:-20], "initrd: corrupt xz data: truncated stream"),
+    (initrd.xz_crc32(b"x" * 1000)[:40] + b"\xff" * 40, "initrd: corrupt xz data"),
+    (gzip.compress(b"x" * 1000)[:15], "initrd: corrupt gzip data: truncated stream"),
+    (initrd.GZIP_MAGIC + b"\x08" + b"\xff" * 30, "initrd: corrupt gzip data"),
+], ids=["xz-truncated", "xz-garbage", "gzip-truncated", "gzip-garbage"])
+def test_corrupt_streams_are_one_line(blob, message):
+    with pytest.raises(LivelabError, match="^" + message):
+        initrd.decompress(blob)
+
+
+def _header(**fields) -> bytes:
+    values = {"ino": "00000001", "mode": "000081A4", "nlink": "00000001", "filesize": "00000000",
+              "namesize": "00000002"}
+    values.update(fields)
+    order = ("ino", "mode", "uid", "gid", "nlink", "mtime", "filesize", "devmajor", "devminor",
+             "rdevmajor", "rdevminor", "namesize", "check")
+    return b"070701" + b"".join(values.get(k, "00000000").encode() for k in order)
+
+
+def test_cpio_negative_size_is_refused_not_looped():
+    # int("-000007C", 16) is -124: the member's data would end where its header starts, and the
+    # old reader went back to that header forever, growing its list of members without bound
+    archive = _header(filesize="-000007C", namesize="0000000B") + b"config.ign\0" + b"\0" * 16
+    outcome = run_limited(initrd.read_newc, archive, memory=256 * MiB, timeout=5)
+    assert outcome.kind == LIVELAB_ERROR, outcome
+    assert outcome.message == "corrupt newc cpio header at byte 0"
+
+
+def test_cpio_name_longer_than_path_max():
+    archive = _header(namesize="00001001") + b"n" * 4097 + b"\0" * 4
+    with pytest.raises(LivelabError, match="name size 4097 is more than 4096"):
+        initrd.read_newc(archive)
+
+
+def test_cpio_member_count_is_bounded(monkeypatch):
+    monkeypatch.setattr(initrd, "MAX_CPIO_MEMBERS", 50)
+    fifty = initrd.newc_archive([(f"f{i}", b"", 0o100644) for i in range(50)])
+    assert len(initrd.read_newc(fifty)) == 50
+    with pytest.raises(LivelabError, match="more than 50 members"):
+        initrd.read_newc(initrd.newc_archive([(f"f{i}", b"", 0o100644) for i in range(51)]))
+
+
+def test_cpio_member_past_the_end_is_truncation():
+    archive = _header(filesize="7FFFFFFF", namesize="00000002") + b"a\0" + b"\0" * 64
+    with pytest.raises(LivelabError, match="truncated newc cpio member 'a'"):
+        initrd.read_newc(archive)
+
+
+@pytest.mark.parametrize("kind", ["xz", "gzip"])
+def test_bomb_stops_at_the_limit_within_bounded_memory(monkeypatch, kind):
+    """1.5 GiB of zeros (xz: 24 streams of 64 MiB; gzip: 96 members of 16 MiB) against a limit of
+    64 MiB, in a child allowed 512 MiB more than this process: a clean error, well in time."""
+    bomb = zeros_xz(64 * MiB) * 24 if kind == "xz" else zeros_gzip(16 * MiB) * 96
+    monkeypatch.setattr(initrd, "MAX_INITRD_UNPACKED", 64 * MiB)
+    outcome = run_limited(initrd.read_initrd, bomb, memory=512 * MiB, timeout=10)
+    assert outcome.kind == LIVELAB_ERROR, outcome
+    assert outcome.message == "initrd decompresses to more than 64 MiB"
+    assert outcome.seconds < 5
