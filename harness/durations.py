@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import atomic_write
+
 SCHEMA = "livelab.durations/1"
 CI_LIMIT_S = 90 * 60          # CI stops a run here, and such a run does not land
 BUDGET_S = 60 * 60            # what the estimate may reach: the rest is CI's margin
@@ -63,9 +65,7 @@ def load(path) -> dict:
 def save(path, data: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True) + "\n", fsync=False)
 
 
 def machine() -> dict:

@@ -24,6 +24,7 @@ from pathlib import Path
 from . import artifacts as _artifacts
 from .artifacts import specs as _specs
 from .artifacts.model import LocalArtifact, Release
+from .atomic import atomic_write
 from .errors import LivelabError, required
 from .serve import HttpServer, guest_url
 from .ssh import SessionKey
@@ -192,7 +193,7 @@ class LiveBoot:
         ign.validate_or_raise(config)
         ign.check_target(config, max_spec, target=f"{r.os} {release.version}")
         self.config = config
-        (self.run_dir / "config.ign").write_text(json.dumps(config, indent=2, sort_keys=True))
+        atomic_write(self.run_dir / "config.ign", json.dumps(config, indent=2, sort_keys=True), fsync=False)
         return config
 
     # ------------------------------------------------------------------ preparation

@@ -20,6 +20,7 @@ from typing import Callable
 
 from . import runtime
 from . import scenario as sc
+from .atomic import atomic_write
 from .errors import LivelabError
 from .vocab import (
     CASE_ID_RE,
@@ -278,7 +279,7 @@ def run_matrix(matrix: Matrix, output_dir: Path, workers: int, rerun: int = 0, o
     """
     output_dir = Path(output_dir).resolve()
     (output_dir / "attempts").mkdir(parents=True, exist_ok=True)
-    (output_dir / "ids.txt").write_text("".join(f"{matrix.node_id(i)}\n" for i in matrix.ids))
+    atomic_write(output_dir / "ids.txt", "".join(f"{matrix.node_id(i)}\n" for i in matrix.ids), fsync=False)
     attempts: dict[str, list[Attempt]] = {i: [] for i in matrix.ids}
     todo = list(matrix.ids)
     for n in range(1, max(0, rerun) + 2):

@@ -81,9 +81,16 @@ def lab_options(value: Callable[[str], Any], cpus: int | None = None, **override
 
 
 def check(opts: LabOptions) -> LabOptions:
-    """``opts``, or a one-line error for the first value that cannot work, before any probe,
+    """``opts``, or a one-line error for the first value that cannot work (see ``check_values``)."""
+    check_values(lambda name: getattr(opts, name, None))
+    return opts
+
+
+def check_values(value: Callable[[str], Any]) -> None:
+    """A one-line error for the first shared option value that cannot work, before any probe,
     download or VM: a missing mirror directory or keyring file, an unreadable spec table, a bad spec,
-    a cache path that is a file, a time extension that is not a percentage."""
+    a cache path that is a file, a time extension that is not a percentage, no CPU.  ``value(name)``
+    is None for an option the front-end does not have."""
     import math
     import os
     import urllib.parse
@@ -93,23 +100,27 @@ def check(opts: LabOptions) -> LabOptions:
     from .artifacts.mirror import normalize_mirror
     from .errors import LivelabError
 
-    if opts.mirror:
-        url = normalize_mirror(opts.mirror)
+    mirror = value("mirror")
+    if mirror and mirror != "none":
+        url = normalize_mirror(mirror)
         if url and url.startswith("file:"):
             path = urllib.request.url2pathname(urllib.parse.urlsplit(url).path)
             if not os.path.isdir(path):
-                raise LivelabError(f"--mirror {opts.mirror}: no such directory")
-    for name, value in (("--keyring", opts.keyring), ("--ignition-spec-table", opts.ignition_spec_table)):
-        if value and not os.path.isfile(value):
-            raise LivelabError(f"{name} {value}: no such file")
-    if opts.ignition_spec_table:
-        specs.load_override(opts.ignition_spec_table)
-    if opts.ignition_max_spec:
-        specs.parse_spec(opts.ignition_max_spec)
-    if opts.cache_dir and os.path.exists(opts.cache_dir) and not os.path.isdir(opts.cache_dir):
-        raise LivelabError(f"--cache-dir {opts.cache_dir} is not a directory")
-    if not (math.isfinite(opts.extend_timeout) and 0 <= opts.extend_timeout <= 10000):
-        raise LivelabError(f"--extend-timeout must be a percentage from 0 to 10000, not {opts.extend_timeout:g}")
-    if opts.cpus < 1:
-        raise LivelabError(f"a VM needs at least 1 CPU, not {opts.cpus}")
-    return opts
+                raise LivelabError(f"--mirror {mirror}: no such directory")
+    for flag, name in (("--keyring", "keyring"), ("--ignition-spec-table", "ignition_spec_table")):
+        given = value(name)
+        if given and not os.path.isfile(given):
+            raise LivelabError(f"{flag} {given}: no such file")
+    if value("ignition_spec_table"):
+        specs.load_override(value("ignition_spec_table"))
+    if value("ignition_max_spec"):
+        specs.parse_spec(value("ignition_max_spec"))
+    cache_dir = value("cache_dir")
+    if cache_dir and os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
+        raise LivelabError(f"--cache-dir {cache_dir} is not a directory")
+    extend = value("extend_timeout")
+    if extend is not None and not (math.isfinite(extend) and 0 <= extend <= 10000):
+        raise LivelabError(f"--extend-timeout must be a percentage from 0 to 10000, not {extend:g}")
+    cpus = value("cpus")
+    if cpus is not None and cpus < 1:
+        raise LivelabError(f"a VM needs at least 1 CPU, not {cpus}")

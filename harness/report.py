@@ -16,6 +16,7 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
+from .atomic import atomic_write
 from .vocab import CASE_ID_RE
 
 SCHEMA = "livelab.matrix/1"
@@ -265,8 +266,8 @@ def build_report(output_dir: Path, cells: Sequence[dict], meta: dict | None = No
     output_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(cells, meta)
     paths = {"summary": output_dir / "summary.json", "html": output_dir / "report.html"}
-    paths["summary"].write_text(json.dumps(summary, indent=2) + "\n")
-    paths["html"].write_text(render_html(summary, output_dir))
+    atomic_write(paths["summary"], json.dumps(summary, indent=2) + "\n", fsync=False)
+    atomic_write(paths["html"], render_html(summary, output_dir), fsync=False)
     if (output_dir / "junit.xml").is_file():
         paths["junit"] = output_dir / "junit.xml"
     return paths

@@ -19,6 +19,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from . import poll
+from .atomic import atomic_write
 from .errors import LivelabError
 
 
@@ -69,9 +70,7 @@ def register_vm(qemu_pid: int, name: str, run_dir: Path) -> Path:
     rec = {"qemu_pid": qemu_pid, "qemu_start": _proc_start_time(qemu_pid), "name": name,
            "run_dir": str(run_dir), **owner_record()}
     path = vms / f"{qemu_pid}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(rec))
-    tmp.replace(path)
+    atomic_write(path, json.dumps(rec), fsync=False)
     return path
 
 
@@ -208,9 +207,7 @@ class Admission:
         return {k: c for k, c in claims.items() if pid_alive(c["owner_pid"], c.get("owner_start"))}
 
     def _save(self, claims: dict) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(claims))
-        tmp.replace(self.path)
+        atomic_write(self.path, json.dumps(claims), fsync=False)
 
     def fits(self, claims: dict, mem: int, cpus: int) -> bool:
         used_mem = sum(c["mem"] for c in claims.values())

@@ -22,6 +22,7 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..errors import LivelabError
 from ..serve import guest_url
 from . import ipxe as _ipxe
@@ -51,7 +52,7 @@ def _oem_initrd(lab) -> list[str]:
 
     from .initrd import oem_initrd
     path = lab.run_dir / "oem.cpio.gz"
-    path.write_bytes(oem_initrd({"usr/share/oem/config.ign": json.dumps(lab.req.oem_config).encode()}))
+    atomic_write(path, oem_initrd({"usr/share/oem/config.ign": json.dumps(lab.req.oem_config).encode()}), fsync=False)
     lab.http.publish("oem.cpio.gz", path)
     return ["oem.cpio.gz"]
 
@@ -59,7 +60,7 @@ def _oem_initrd(lab) -> list[str]:
 def prepare(lab, kargs: list[str]) -> BootMedia:
     """Write the boot media for the next boot of ``lab``'s VM with kernel arguments ``kargs``."""
     method, fw = lab.req.method, lab.req.firmware
-    (lab.run_dir / "kargs.txt").write_text(" ".join(kargs) + "\n")
+    atomic_write(lab.run_dir / "kargs.txt", " ".join(kargs) + "\n", fsync=False)
     if method in ("iso", "iso-fromram"):
         return _prepare_iso(lab, kargs)
     tftp = lab.run_dir / "tftp"
@@ -76,18 +77,18 @@ def prepare(lab, kargs: list[str]) -> BootMedia:
         if fw == "bios":
             cfg = _pxe.pxelinux_cfg(lab.paths["kernel"], initrd_paths, kargs, base_url=guest_url(""))
             bootfile = _pxe.populate_tftp(tftp, {}, cfg)
-            (lab.run_dir / "pxelinux.cfg").write_text(cfg)
+            atomic_write(lab.run_dir / "pxelinux.cfg", cfg, fsync=False)
         else:
             tftp.mkdir(parents=True, exist_ok=True)
             script = _ipxe.pxe_script(lab.paths["kernel"], initrd_paths, kargs, base_url=guest_url(""))
-            (tftp / BOOT_SCRIPT).write_text(script)
-            (lab.run_dir / BOOT_SCRIPT).write_text(script)
+            atomic_write(tftp / BOOT_SCRIPT, script, fsync=False)
+            atomic_write(lab.run_dir / BOOT_SCRIPT, script, fsync=False)
             bootfile = BOOT_SCRIPT
         return BootMedia("network", tftp_dir=str(tftp), bootfile=bootfile)
     if method in ("ipxe", "ipxe-chain"):
         script = boot_script(lab, kargs, oem)
         lab.http.publish(BOOT_SCRIPT, script)
-        (lab.run_dir / BOOT_SCRIPT).write_text(script)
+        atomic_write(lab.run_dir / BOOT_SCRIPT, script, fsync=False)
         tftp.mkdir(parents=True, exist_ok=True)   # empty: QEMU's DHCP needs none, kept for a uniform layout
         return BootMedia("network", tftp_dir=str(tftp),
                          bootfile=guest_url(BOOT_SCRIPT) if method == "ipxe" else None)

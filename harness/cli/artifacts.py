@@ -66,6 +66,7 @@ def _stream(args) -> str:
 
 def _resolve(args):
     from ..artifacts import resolve
+    options.check_values(lambda name: getattr(args, name, None))
     mirror = None if args.mirror == "none" else args.mirror      # --mirror none: upstream
     return resolve(args.os, _stream(args), arch=args.arch, version=args.version, mirror=mirror,
                    metadata=args.metadata, cache_dir=args.cache_dir, offline=args.offline, timeout=args.timeout,

@@ -15,6 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from ..atomic import atomic_write
 from ..errors import LivelabError
 
 QEMU_BINARY = os.environ.get("LIVELAB_QEMU", "qemu-system-x86_64")
@@ -155,7 +156,7 @@ def _probe_cached() -> Accel:
         accel = (Accel("kvm", "KVM probe guest ran") if why_not is None
                  else Accel("tcg", f"KVM unusable: {why_not}; using TCG"))
         if key:
-            path.write_text(json.dumps({"key": key, "name": accel.name, "reason": accel.reason}))
+            atomic_write(path, json.dumps({"key": key, "name": accel.name, "reason": accel.reason}), fsync=False)
         return accel
 
 

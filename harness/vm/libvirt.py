@@ -61,6 +61,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .. import poll, runtime
+from ..atomic import atomic_output, atomic_write
 from ..console import Console
 from ..errors import LivelabError
 from .accel import TCG_CPU, Accel, Timeouts, qemu_binary
@@ -229,8 +230,7 @@ def combine_initrds(paths: list[str], out: Path) -> Path:
     out = Path(out)
     if out.exists() and all(os.path.getmtime(p) <= out.stat().st_mtime for p in paths):
         return out
-    tmp = out.with_suffix(".tmp")
-    with open(tmp, "wb") as w:
+    with atomic_output(out, fsync=False) as w:
         for p in paths:
             with open(p, "rb") as r:
                 while True:
@@ -239,7 +239,6 @@ def combine_initrds(paths: list[str], out: Path) -> Path:
                         break
                     w.write(chunk)
             w.write(b"\0" * (-w.tell() % 4))
-    tmp.replace(out)
     return out
 
 
@@ -405,7 +404,7 @@ class LibvirtMachine(Machine):
         (runtime.socket_dir(self.run_dir) / "console.sock").unlink(missing_ok=True)
         xml = self.xml()
         self._starts += 1
-        (self.run_dir / "domain.xml").write_text(xml)
+        atomic_write(self.run_dir / "domain.xml", xml, fsync=False)
         self.write_vm_json({"libvirt": {"uri": self.uri, "domain": self.domain_name}})
         conn = self._connection()
         self._reap_own_leftover(conn)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..atomic import atomic_write
 from .accel import Accel
 from .spec import VMSpec
 
@@ -31,11 +32,11 @@ def write_vm_json(run_dir: Path, spec: VMSpec, accel: Accel, boots: list[dict], 
         data["kernel_args_per_boot"] = [b.get("append") for b in boots] or [spec.append]
     if extra:
         data.update(extra)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True))
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True), fsync=False)
 
 
 def write_timings(run_dir: Path, name: str, accel: Accel, boots: list[dict]) -> None:
     data = {"schema": TIMINGS_SCHEMA, "vm": name, "accel": accel.name, "accel_reason": accel.reason,
             "boots": [{"boot": b["boot"], "phases": b["phases"],
                        **({"boot_id": b["boot_id"]} if b.get("boot_id") else {})} for b in boots]}
-    (Path(run_dir) / "timings.json").write_text(json.dumps(data, indent=2))
+    atomic_write(Path(run_dir) / "timings.json", json.dumps(data, indent=2), fsync=False)

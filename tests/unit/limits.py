@@ -11,6 +11,11 @@ The child gets ``RLIMIT_AS`` = its address space at the fork (the test process's
 ``memory``, so the limit is "this much more than the caller already uses".  Going over it
 makes allocations fail in the child (usually a ``MemoryError``), never in the test process.
 
+``run_command_limited`` / ``run_python_limited`` do the same for a whole command (a CLI verb
+or ``python -c``), with the cap set in the child before it starts:
+
+    proc = run_python_limited("from harness import safeload; ...", memory=GiB, timeout=30)
+
 ``zeros_xz`` / ``zeros_gzip`` make decompression bombs quickly (zeros compressed in chunks,
 cached per size); concatenate copies for a bigger one.
 """
@@ -23,11 +28,14 @@ import pickle
 import resource
 import select
 import signal
+import subprocess
+import sys
 import time
 import traceback
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 MiB = 1024 * 1024
@@ -143,3 +151,35 @@ def _compress_zeros(compressor: Any, size: int) -> bytes:
     pieces.append(compressor.compress(bytes(size % MiB)))
     pieces.append(compressor.flush())
     return b"".join(pieces)
+
+
+# ------------------------------------------------------------ whole commands
+
+GiB = 1 << 30
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_command_limited(argv: list[str], *, memory: int = GiB, timeout: float = 30, input: bytes | str | None = None,
+                cwd: str | Path | None = REPO, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``argv`` run with at most ``memory`` bytes of address space and ``timeout`` seconds.
+
+    Runs in this checkout (``cwd`` and ``PYTHONPATH``), so ``python -m harness...`` imports the
+    code under test."""
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    if env is None:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+    data = input.encode() if isinstance(input, str) else input
+    try:
+        proc = subprocess.run(argv, input=data, capture_output=True, timeout=timeout, cwd=cwd, env=env,
+                              preexec_fn=cap)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{argv[:4]} ran past its {timeout}s limit (killed)") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(errors="replace"),
+                                       proc.stderr.decode(errors="replace"))
+
+
+def run_python_limited(code: str, **kwargs) -> subprocess.CompletedProcess:
+    """``python -c code`` under :func:`run_command_limited`."""
+    return run_command_limited([sys.executable, "-c", code], **kwargs)

@@ -923,7 +923,7 @@ print(f"{time.monotonic() - t0:.2f}")
                                   HEAD + "a: " + "[" * 1_000_000],
                          ids=["billion-laughs", "deeper-laughs", "self-alias", "deep"])
 def test_bombs_stop_fast_under_a_memory_cap(text):
-    from childlimits import GiB, run_python_limited
+    from limits import GiB, run_python_limited
     proc = run_python_limited(BUTANE_BOMB, input=text, memory=GiB, timeout=30)
     assert proc.returncode == 0, proc.stderr
     message, seconds = proc.stdout.splitlines()
@@ -991,10 +991,10 @@ def test_cli_output_is_written_atomically(tmp_path):
     (billion_laughs(), "YAML aliases expand to more than 100000 nodes (the limit), at alias *l4 (line 8, column 10)"),
 ], ids=["self-alias", "deep", "billion-laughs"])
 def test_cli_bombs_are_one_line_under_a_memory_cap(tmp_path, body, line):
-    from childlimits import GiB, run_limited
+    from limits import GiB, run_command_limited
     src = tmp_path / "bomb.bu"
     src.write_text(HEAD + body)
-    p = run_limited([sys.executable, "-m", "harness.cli", "butane", str(src)], memory=GiB, timeout=30)
+    p = run_command_limited([sys.executable, "-m", "harness.cli", "butane", str(src)], memory=GiB, timeout=30)
     assert one_error_line(p) == f"livelab: error: {src}: {line}"
-    p = run_limited([sys.executable, "-m", "harness.cli", "butane"], input=HEAD + body, memory=GiB, timeout=30)
+    p = run_command_limited([sys.executable, "-m", "harness.cli", "butane"], input=HEAD + body, memory=GiB, timeout=30)
     assert one_error_line(p) == f"livelab: error: <stdin>: {line}"

@@ -47,12 +47,14 @@ def test_every_front_end_takes_the_shared_definition():
     assert "--mirror" in fronts["boot"] and "--mirror" in fronts["pytest"] and "--mirror" in fronts["matrix fcos"]
 
 
-def test_lab_options_from_any_front_end():
-    args = argparse.Namespace(mirror="none", keyring="k.gpg", insecure=False, offline=True, cache_dir=None,
+def test_lab_options_from_any_front_end(tmp_path):
+    (tmp_path / "k.gpg").write_bytes(b"")
+    (tmp_path / "m").mkdir()
+    args = argparse.Namespace(mirror="none", keyring=str(tmp_path / "k.gpg"), insecure=False, offline=True, cache_dir=None,
                               accel="tcg", extend_timeout=50.0, ignition_spec_table=None, ignition_max_spec=None,
                               below_minimum=True, backend="qemu", libvirt_uri=None)
     o = options.lab_options(lambda n: getattr(args, n, None), cpus=1)
-    assert o.mirror is None and o.keyring == "k.gpg" and o.offline and o.accel == "tcg"
+    assert o.mirror is None and o.keyring == str(tmp_path / "k.gpg") and o.offline and o.accel == "tcg"
     assert o.extend_timeout == 50.0 and o.below_minimum and o.cpus == 1
-    o = options.lab_options(lambda n: None, mirror="/m", keyring=None)
-    assert o.mirror == "/m" and o.keyring is None and o.accel == "auto"
+    o = options.lab_options(lambda n: None, mirror=str(tmp_path / "m"), keyring=None)
+    assert o.mirror == str(tmp_path / "m") and o.keyring is None and o.accel == "auto"

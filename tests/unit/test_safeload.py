@@ -7,7 +7,7 @@ import time
 
 import pytest
 import yaml
-from childlimits import GiB, run_python_limited
+from limits import GiB, run_python_limited
 
 from harness import safeload
 from harness.errors import LivelabError

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from childlimits import REPO, GiB, run_python_limited
+from limits import REPO, GiB, run_python_limited
 
 from harness import scenario as sc
 from harness.errors import LivelabError
