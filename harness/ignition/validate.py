@@ -16,7 +16,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 from ..errors import LivelabError
-from .dataurl import decode_data_url
+from .dataurl import check_data_url
 from .schema import SCHEMA, ListOf, Obj, Prim, ign_key, level_for_spec
 from .specs import KNOWN_SPECS, compare_specs, parse_spec
 
@@ -235,7 +235,7 @@ class _Checker:
             self.err(f"{path}.source", f"unsupported URL scheme {scheme!r}")
         elif scheme == "data":
             try:
-                decode_data_url(src, comp)
+                check_data_url(src, comp)
             except Exception as exc:
                 self.err(f"{path}.source", f"invalid data URL: {exc}")
 

@@ -157,3 +157,26 @@ def test_merge_partitions_headers_and_version():
         {"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}}]}}
     h2 = {"storage": {"files": [{"path": "/f", "contents": {"httpHeaders": [{"name": "A"}]}}]}}
     assert merge(h1, h2)["storage"]["files"][0]["contents"]["httpHeaders"] == [{"name": "B", "value": "2"}]
+
+
+def test_gzip_bomb_in_a_data_url_stops_at_the_inflate_limit():
+    """A data URL that inflates past MAX_INFLATED is an invalid data URL, found in bounded memory."""
+    import base64
+    import gzip
+
+    from limits import LIVELAB_ERROR, RESULT, MiB, run_limited
+
+    from harness.ignition import dataurl
+
+    bomb = "data:;base64," + base64.b64encode(gzip.compress(b"\0" * (dataurl.MAX_INFLATED + (1 << 20)))).decode()
+
+    def check() -> str:
+        try:
+            dataurl.check_data_url(bomb, "gzip")
+        except ValueError as exc:
+            return str(exc)
+        return "accepted"
+
+    outcome = run_limited(check, memory=64 * MiB, timeout=20)      # counted, never held
+    assert outcome.kind == RESULT and outcome.value == "gzip data inflates to more than 256 MiB", outcome
+    assert outcome.kind != LIVELAB_ERROR

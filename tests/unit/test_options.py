@@ -50,9 +50,9 @@ def test_every_front_end_takes_the_shared_definition():
 def test_lab_options_from_any_front_end(tmp_path):
     (tmp_path / "k.gpg").write_bytes(b"")
     (tmp_path / "m").mkdir()
-    args = argparse.Namespace(mirror="none", keyring=str(tmp_path / "k.gpg"), insecure=False, offline=True, cache_dir=None,
-                              accel="tcg", extend_timeout=50.0, ignition_spec_table=None, ignition_max_spec=None,
-                              below_minimum=True, backend="qemu", libvirt_uri=None)
+    args = argparse.Namespace(mirror="none", keyring=str(tmp_path / "k.gpg"), insecure=False, offline=True,
+                              cache_dir=None, accel="tcg", extend_timeout=50.0, ignition_spec_table=None,
+                              ignition_max_spec=None, below_minimum=True, backend="qemu", libvirt_uri=None)
     o = options.lab_options(lambda n: getattr(args, n, None), cpus=1)
     assert o.mirror is None and o.keyring == str(tmp_path / "k.gpg") and o.offline and o.accel == "tcg"
     assert o.extend_timeout == 50.0 and o.below_minimum and o.cpus == 1
