@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from filelock import FileLock
 
 from . import poll
+from .atomic import atomic_write
 
 # paramiko logs every refused early connection attempt; our own errors say what matters
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
@@ -40,14 +40,10 @@ class SessionKey:
                 key = Ed25519PrivateKey.generate()
                 pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                         serialization.NoEncryption())
-                tmp = directory / f".id_ed25519.{os.getpid()}"
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(pem)
-                os.replace(tmp, self.path)
+                atomic_write(self.path, pem, mode=0o600)
                 pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
                                                     serialization.PublicFormat.OpenSSH)
-                (directory / "id_ed25519.pub").write_bytes(pub + b" livelab\n")
+                atomic_write(directory / "id_ed25519.pub", pub + b" livelab\n")
         self.pkey = paramiko.Ed25519Key.from_private_key_file(str(self.path))
         self.public = (directory / "id_ed25519.pub").read_text().strip()
 
