@@ -34,7 +34,6 @@ from .vocab import largest_memory_minimum
 SESSION = pytest.StashKey["LivelabSession"]()
 SELECTION = pytest.StashKey["selection.Selection"]()
 SCENARIO_DIRS = pytest.StashKey[list[Path]]()
-OPTIONS = pytest.StashKey["LabOptions"]()
 ARTIFACT_FILES = ("console.log", "console-timed.log", "qemu-cmdline.txt", "config.ign", "vm.json", "timings.json",
                   "kargs.txt", "checks.log")
 
@@ -83,7 +82,9 @@ def pytest_configure(config) -> None:
             config.getoption("--os"), config.getoption("--stream"), config.getoption("--channel"),
             config.getoption("--firmware"))
         config.stash[SCENARIO_DIRS] = _scenario_dirs(config)
-        config.stash[OPTIONS] = session_options(config)
+        # the values given on the command line; the ini defaults (the stand-in mirror of a checkout
+        # that has not built it yet, say) are checked when a test first needs them
+        options.check_values(lambda name: config.getoption(name, default=None))
     except LivelabError as exc:
         raise pytest.UsageError(exc.one_line()) from None
     _collect_scenario_dirs_too(config)
@@ -209,6 +210,9 @@ def session_options(config) -> LabOptions:
     mirror = opt("--mirror") or _ini_path(config, "livelab_mirror")
     if mirror == "none":
         mirror = None
+    if mirror and not opt("--mirror") and "://" not in mirror and not Path(mirror).is_dir():
+        raise LivelabError(f"livelab_mirror of {config.inipath}: {mirror} is not there (build it, e.g. "
+                           "`make images` for the stand-in, or pass --mirror)")
     # the ini defaults (mirror, and the keyring and spec table that go with it) apply to a mirror only
     return options.lab_options(
         opt, cpus=runtime.parse_vm_cpus(opt("vm_cpus")), mirror=mirror,
@@ -222,7 +226,7 @@ class LivelabSession:
 
     def __init__(self, config):
         opt = config.getoption
-        self.options = config.stash[OPTIONS] if OPTIONS in config.stash else session_options(config)
+        self.options = session_options(config)
         root = opt("--run-dir") or os.environ.get("LIVELAB_RUN_DIR")
         if not root:
             stamp = os.environ.setdefault("LIVELAB_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))

@@ -248,8 +248,9 @@ def test_cli_resolve_output(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "sha256:d6bddcc1cc8f2642b11f38ca4602573211171814a53ab57c2655853008167407" in out
     assert "live-kernel-x86_64.sig" in out
-    assert main(["artifacts", "resolve", "fcos", "--metadata", str(S41), "--json", "--mirror", "file:///m",
-                 "--ignition-max-spec", "3.2.0"]) == 0
+    (tmp_path / "m").mkdir()
+    assert main(["artifacts", "resolve", "fcos", "--metadata", str(S41), "--json", "--mirror", f"file://{tmp_path}/m",
+                 "--ignition-max-spec", "3.2.0", "--cache-dir", str(tmp_path / "c")]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["version"] == "41.20250331.3.0" and d["ignition_max_spec"] == "3.2.0"
-    assert d["artifacts"]["iso"]["url"].startswith("file:///m/fcos/")
+    assert d["artifacts"]["iso"]["url"].startswith(f"file://{tmp_path}/m/fcos/")
