@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from re import Pattern
 from typing import Callable, ClassVar, TextIO
 
@@ -71,7 +72,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 class ConsoleTap:
     """Receives every chunk read from the console, as it arrives."""
 
-    def __init__(self, t0: float, fail_patterns=FAIL_PATTERNS, keep_lines: int = 200):
+    def __init__(self, t0: float, fail_patterns: Iterable[tuple[str, Pattern[str]]] = FAIL_PATTERNS,
+                 keep_lines: int = 200):
         self.t0 = t0
         self.fail_patterns = list(fail_patterns)
         self.lines: collections.deque[str] = collections.deque(maxlen=keep_lines)
@@ -152,7 +154,7 @@ class _BufferSpawn(pexpect.spawnbase.SpawnBase):
             self._closed = True
             self._cond.notify_all()
 
-    def read_nonblocking(self, size=1, timeout=None):
+    def read_nonblocking(self, size: int = 1, timeout: float | None = None):
         with self._cond:
             # woken by feed()/feed_eof(): a condition wait, not a poll
             self._cond.wait_for(lambda: self._chunks or self._closed,
@@ -170,12 +172,12 @@ class _BufferSpawn(pexpect.spawnbase.SpawnBase):
         self._log(text, "read")
         return text
 
-    def send(self, s):
+    def send(self, s: str | bytes):
         b = self._encoder.encode(s, final=False) if isinstance(s, str) else s
         self.sock.sendall(b)
         return len(b)
 
-    def sendline(self, s=""):
+    def sendline(self, s: str = ""):
         return self.send(s + self.linesep)
 
     def isalive(self):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Callable
 
@@ -106,7 +107,7 @@ def distribution(os_release: str = OS_RELEASE) -> tuple:
     return None, os_id
 
 
-def _unique(names) -> list:
+def _unique(names: Iterable[str | None]) -> list:
     return list(dict.fromkeys(n for n in names if n))
 
 

@@ -26,8 +26,10 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .atomic import atomic_write
 
@@ -38,17 +40,19 @@ UNKNOWN_CASE_S = 150.0        # a case nobody has timed yet
 # phases that come before the end-to-end cases (the e2e_* phases are the cases themselves)
 FIXED_PHASES = ("setup_s", "image_build_s", "lint_s", "unit_s", "libvirt_setup_s")
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 try:                          # the recorder is a pytest plugin; the rest runs without pytest
     import pytest
     _tryfirst = pytest.hookimpl(tryfirst=True)
 except ImportError:           # pragma: no cover
-    def _tryfirst(f):
+    def _tryfirst(f: _F) -> _F:
         return f
 
 
 # ---------------------------------------------------------------- the file
 
-def load(path) -> dict:
+def load(path: Path | str) -> dict:
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -62,7 +66,7 @@ def load(path) -> dict:
     return data
 
 
-def save(path, data: dict) -> None:
+def save(path: Path | str, data: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(data, indent=1, sort_keys=True) + "\n", fsync=False)
@@ -92,7 +96,7 @@ def case_id(nodeid: str) -> str:
 class DurationsRecorder:
     """Registered on the pytest controller by ``--durations-json PATH`` (see pytest_plugin)."""
 
-    def __init__(self, config):
+    def __init__(self, config: pytest.Config):
         self.path = Path(config.getoption("--durations-json"))
         n = getattr(config.option, "numprocesses", None)
         self.workers = n if isinstance(n, int) and n > 0 else 1
@@ -101,7 +105,7 @@ class DurationsRecorder:
         self.cases: dict[str, dict] = {}
 
     @_tryfirst
-    def pytest_runtest_logreport(self, report) -> None:
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         nodeid = case_id(report.nodeid)
         self.seconds[nodeid] = self.seconds.get(nodeid, 0.0) + (report.duration or 0.0)
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
@@ -120,7 +124,7 @@ class DurationsRecorder:
         report.user_properties.append(("livelab_wall_s", wall))
         report.user_properties.append(("livelab_parallel", str(self.parallel).lower()))
 
-    def pytest_sessionfinish(self, session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
         data = load(self.path)
         for nodeid, case in self.cases.items():
             if "seconds" in case:
@@ -202,7 +206,7 @@ def summary(data: dict, now: float | None = None, top: int = 10) -> str:
 
 # ---------------------------------------------------------------- the Makefile's side
 
-def join_junit(out, inputs) -> None:
+def join_junit(out: Path | str, inputs: Iterable[Path | str]) -> None:
     """One JUnit file from several pytest runs (missing inputs are left out)."""
     import xml.etree.ElementTree as ET
     root = ET.Element("testsuites")
@@ -216,7 +220,7 @@ def join_junit(out, inputs) -> None:
     ET.ElementTree(root).write(out, encoding="utf-8", xml_declaration=True)
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python3 -m harness.durations",
                                 description="durations of make test, and its CI budget")
     p.add_argument("--file", default="runs/ci-durations.json", help="the durations file (default %(default)s)")

@@ -71,7 +71,7 @@ class Matrix:
                 "firmware": self.firmware, "scenarios": self.scenarios}
 
 
-def split_list(text) -> list[str]:
+def split_list(text: str | Sequence[str]) -> list[str]:
     """``"a, b,a"`` (or a list of such) -> ``["a", "b"]``: order kept, duplicates dropped."""
     items = text if isinstance(text, (list, tuple)) else [text]
     out: list[str] = []
@@ -89,7 +89,8 @@ def default_scenario_dirs() -> list[Path]:
     return [here] if here.is_dir() else []
 
 
-def build_matrix(os_id: str, streams=None, methods=None, firmware=None, scenarios=None,
+def build_matrix(os_id: str, streams: str | Sequence[str] | None = None, methods: str | Sequence[str] | None = None,
+                 firmware: str | Sequence[str] | None = None, scenarios: str | Sequence[str] | None = None,
                  scenario_dirs: Sequence[Path] | None = None) -> Matrix:
     """Validate a request and list its cells (defaults: every stream, method and firmware; ``base``)."""
     check_os(os_id)
@@ -131,7 +132,7 @@ def build_matrix(os_id: str, streams=None, methods=None, firmware=None, scenario
     return Matrix(os_id, streams, methods, firmware, scenarios, cells, dropped, [str(d) for d in dirs])
 
 
-def compute_workers(memories: Sequence[int], requested=None, mem_available: int | None = None,
+def compute_workers(memories: Sequence[int], requested: int | str | None = None, mem_available: int | None = None,
                     cpus: int | None = None) -> int:
     """pytest-xdist workers: ``requested``, or what memory and CPUs allow (never more than cells).
 
@@ -272,7 +273,8 @@ def _subprocess_runner(cmd: list[str]) -> int:
 
 
 def run_matrix(matrix: Matrix, output_dir: Path, workers: int, rerun: int = 0, options: dict | None = None,
-               extra: Sequence[str] = (), runner: Runner = _subprocess_runner, log=print) -> list[dict]:
+               extra: Sequence[str] = (), runner: Runner = _subprocess_runner,
+               log: Callable[[str], None] = print) -> list[dict]:
     """Run every cell (then re-run failures up to ``rerun`` times); return the summary cells.
 
     Attempt n writes ``attempts/junit-<n>.xml`` and its VMs under ``runs`` (n = 1) or ``runs-rerun<n-1>``.

@@ -54,7 +54,7 @@ def bisect(req: BootRequest, opts: LabOptions, run_dir: Path, low: int = 64, hig
                               ignition=req.ignition or {"ignition": {"version": "3.3.0"}})
     probes: list[Probe] = []
 
-    def run(mem):
+    def run(mem: int) -> bool:
         p = probe(req, opts, run_dir, key, mem)
         probes.append(p)
         log(f"livelab: {mem:5d} MiB: {'ok  ' if p.ok else 'FAIL'} {p.reason} ({p.seconds:.0f} s)")

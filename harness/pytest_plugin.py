@@ -36,9 +36,11 @@ SELECTION = pytest.StashKey["selection.Selection"]()
 SCENARIO_DIRS = pytest.StashKey[list[Path]]()
 ARTIFACT_FILES = ("console.log", "console-timed.log", "qemu-cmdline.txt", "config.ign", "vm.json", "timings.json",
                   "kargs.txt", "checks.log")
+# the run directories of a test's VMs, set on its pytest item (any item: not an attribute pytest declares)
+RUN_DIRS_ATTR = "livelab_run_dirs"
 
 
-def pytest_addoption(parser) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("livelab", "livelab: live FCOS / Flatcar boots")
     g.addoption("--os", action="append", default=None, metavar="OS",
                 help="keep only cases of these OSes (fcos, flatcar; repeat or comma list)")
@@ -67,7 +69,7 @@ def pytest_addoption(parser) -> None:
                   type="paths", default=[])
 
 
-def pytest_configure(config) -> None:
+def pytest_configure(config: pytest.Config) -> None:
     for line in ("ci: end-to-end boot in CI's budget",
                  "serial: needs the whole host or measures time; make test runs these alone, after the parallel part",
                  "e2e: boots VMs",
@@ -102,14 +104,14 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return runtime.plan_workers(largest_memory_minimum())
 
 
-def _scenario_dirs(config) -> list[Path]:
+def _scenario_dirs(config: pytest.Config) -> list[Path]:
     """ini livelab_scenarios (relative to the ini file) + --scenario-dir (relative to the invocation)."""
     dirs = [Path(p) for p in config.getini("livelab_scenarios")]
     dirs += [Path(config.invocation_params.dir) / d for d in config.getoption("--scenario-dir") or []]
     return sc.scenario_dirs(dirs, where=" (livelab_scenarios / --scenario-dir)")
 
 
-def _collect_scenario_dirs_too(config) -> None:
+def _collect_scenario_dirs_too(config: pytest.Config) -> None:
     """A run that names no paths (testpaths, or the current directory) collects the scenario
     directories as well; ``pytest tests/e2e/test_live.py`` collects just that file."""
     if config.args_source == pytest.Config.ArgsSource.ARGS:
@@ -172,7 +174,7 @@ class ScenarioItem(pytest.Item):
         return self.path, None, f"scenario {self.scenario.name}: {self.name}"
 
 
-def pytest_collection_modifyitems(config, items) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     chosen = config.stash[SELECTION]
     if chosen.active:
         keep: list[pytest.Item] = []
@@ -190,12 +192,12 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(skip)
 
 
-def pytest_sessionstart(session) -> None:
+def pytest_sessionstart(session: pytest.Session) -> None:
     # VMs of dead runs are killed; VMs of live runs (other terminals, other workers) are kept
     runtime.reap_stale(log=lambda msg: print(msg))
 
 
-def _ini_path(config, name):
+def _ini_path(config: pytest.Config, name: str):
     value = config.getini(name)
     if not value:
         return None
@@ -204,7 +206,7 @@ def _ini_path(config, name):
     return str((Path(config.rootpath) / value).resolve())
 
 
-def session_options(config) -> LabOptions:
+def session_options(config: pytest.Config) -> LabOptions:
     """The run's options from the command line and the ini file, checked (one line on a bad value)."""
     opt = config.getoption
     mirror = opt("--mirror") or _ini_path(config, "livelab_mirror")
@@ -224,7 +226,7 @@ def session_options(config) -> LabOptions:
 class LivelabSession:
     """Session-wide state: options, accelerator, SSH key, run directory."""
 
-    def __init__(self, config):
+    def __init__(self, config: pytest.Config):
         opt = config.getoption
         self.options = session_options(config)
         root = opt("--run-dir") or os.environ.get("LIVELAB_RUN_DIR")
@@ -234,8 +236,8 @@ class LivelabSession:
         self.run_root = Path(root)
         self.run_root.mkdir(parents=True, exist_ok=True)
         self.keep_vms = opt("--keep-vms")
-        self._key = None
-        self._accel = None
+        self._key: SessionKey | None = None
+        self._accel: Accel | None = None
 
     @property
     def ssh_key(self) -> SessionKey:
@@ -259,7 +261,7 @@ class LivelabSession:
         return path
 
 
-def livelab_session(config) -> LivelabSession:
+def livelab_session(config: pytest.Config) -> LivelabSession:
     """The one LivelabSession of this pytest process (fixtures and scenario items share it)."""
     if SESSION not in config.stash:
         config.stash[SESSION] = LivelabSession(config)
@@ -267,14 +269,14 @@ def livelab_session(config) -> LivelabSession:
 
 
 @pytest.fixture(scope="session")
-def livelab(pytestconfig) -> LivelabSession:
+def livelab(pytestconfig: pytest.Config) -> LivelabSession:
     return livelab_session(pytestconfig)
 
 
 class VMFactory:
     """Boots live VMs for one test (``node``); closes them (or keeps them with --keep-vms) at its end."""
 
-    def __init__(self, session: LivelabSession, node):
+    def __init__(self, session: LivelabSession, node: pytest.Item):
         self.session = session
         self.node = node
         self.boots: list[LiveBoot] = []
@@ -286,7 +288,7 @@ class VMFactory:
         lb = LiveBoot(boot, options, run_dir, ssh_key=self.session.ssh_key,
                       accel=self.session.accel)
         self.boots.append(lb)
-        self.node.livelab_run_dirs = [b.run_dir for b in self.boots]
+        setattr(self.node, RUN_DIRS_ATTR, [b.run_dir for b in self.boots])
         if start:
             lb.start()
         return lb
@@ -312,7 +314,7 @@ def live_vm(livelab: LivelabSession, request: pytest.FixtureRequest) -> Iterator
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
-    dirs = getattr(item, "livelab_run_dirs", None)
+    dirs = getattr(item, RUN_DIRS_ATTR, None)
     if not dirs or report.when != "call":
         return
     for d in dirs:

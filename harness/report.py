@@ -11,7 +11,7 @@ import copy
 import json
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from html import escape
 from pathlib import Path
 from urllib.parse import quote
@@ -43,7 +43,7 @@ def totals(cells: Sequence[dict]) -> dict:
     return out
 
 
-def _unique(values) -> list:
+def _unique(values: Iterable[object]) -> list:
     out = []
     for v in values:
         if v not in out:

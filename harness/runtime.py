@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -79,7 +79,7 @@ def unregister_vm(qemu_pid: int) -> None:
         (state_dir() / "vms" / f"{qemu_pid}.json").unlink()
 
 
-def reap_stale(log=print) -> list:
+def reap_stale(log: Callable[[str], None] = print) -> list:
     """Kill VMs whose owning process is gone; return the names reaped."""
     reaped: list[str] = []
     vms = state_dir() / "vms"
@@ -160,7 +160,7 @@ VM_CPUS_HELP = (f"vCPUs of each VM: N, or auto (default: the host's cores shared
                 f"at once, 1 to {DEFAULT_VM_CPUS})")
 
 
-def count_or_auto(value, option: str) -> int | None:
+def count_or_auto(value: int | str | None, option: str) -> int | None:
     """An ``N|auto`` option's value: the positive number, or None for auto (also when unset)."""
     if value in (None, "", "auto"):
         return None
@@ -173,7 +173,7 @@ def count_or_auto(value, option: str) -> int | None:
     return n
 
 
-def parse_vm_cpus(value, workers: int = 1) -> int:
+def parse_vm_cpus(value: int | str | None, workers: int = 1) -> int:
     """``--vm-cpus`` of the CLIs and the pytest plugin: a positive number, or auto."""
     n = count_or_auto(value, "--vm-cpus")
     return auto_vm_cpus(workers) if n is None else n

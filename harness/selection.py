@@ -10,9 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import LivelabError
 from .vocab import CONFIG_PATTERN, FCOS_STREAMS, FIRMWARES, FLATCAR_CHANNELS, OSES
+
+if TYPE_CHECKING:
+    import pytest
 
 _ID_RE = re.compile(rf"(?<![\w-]){CONFIG_PATTERN}\b")
 
@@ -39,7 +43,8 @@ class Selection:
     firmware: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_options(cls, oses=None, streams=None, channels=None, firmware=None) -> Selection:
+    def from_options(cls, oses: Sequence[str] | None = None, streams: Sequence[str] | None = None,
+                     channels: Sequence[str] | None = None, firmware: Sequence[str] | None = None) -> Selection:
         return cls(_values(oses, OSES, "os"), _values(streams, FCOS_STREAMS, "stream"),
                    _values(channels, FLATCAR_CHANNELS, "channel"), _values(firmware, FIRMWARES, "firmware"))
 
@@ -78,7 +83,7 @@ _PARAMS = {"os": "os", "os_id": "os", "stream": "stream", "channel": "stream", "
            "firmware": "firmware"}
 
 
-def configuration_of(item) -> dict[str, str] | None:
+def configuration_of(item: pytest.Item) -> dict[str, str] | None:
     """The configuration a pytest item boots: its ``livelab`` marker and parametrized arguments
     (``os``/``os_id``, ``stream``/``channel``, ``method``, ``firmware``), else an id in its name."""
     conf: dict[str, str] = {}

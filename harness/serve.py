@@ -40,7 +40,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "livelab"
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, fmt, *args):  # requests are recorded, not printed
+    def log_message(self, fmt: str, *args: object):  # requests are recorded, not printed
         pass
 
     def _target(self) -> Path | bytes | None:
@@ -127,10 +127,10 @@ class _Server(ThreadingHTTPServer):
         self.owner = owner
         super().__init__(("127.0.0.1", 0), _Handler)
 
-    def lookup(self, path):
+    def lookup(self, path: str):
         return self.owner.lookup(path)
 
-    def record(self, method, path):
+    def record(self, method: str, path: str):
         with self.owner.lock:
             self.owner.requests.append((method, path))
 

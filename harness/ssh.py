@@ -52,7 +52,7 @@ class _PinPerBoot(paramiko.MissingHostKeyPolicy):
     def __init__(self, owner: SSH):
         self.owner = owner
 
-    def missing_host_key(self, client, hostname, key):
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         pinned = self.owner.pinned_host_key
         if pinned is None:
             self.owner.pinned_host_key = key
@@ -72,7 +72,7 @@ class SSH:
     def __init__(self, host: str, port: int, key: SessionKey, user: str = "core", name: str = "vm"):
         self.host, self.port, self.key, self.user, self.name = host, port, key, user, name
         self.client: paramiko.SSHClient | None = None
-        self.pinned_host_key = None
+        self.pinned_host_key: paramiko.PKey | None = None
 
     # ------------------------------------------------------------------ connection
     def new_boot(self) -> None:

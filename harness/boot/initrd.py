@@ -210,8 +210,8 @@ def _mib(n: int) -> str:
     return f"{n / MiB:g} MiB"
 
 
-def _inflate(dec, error: type[Exception], kind: str, data: memoryview, pos: int, out: list,
-             produced: int, limit: int, what: str) -> tuple[int, int]:
+def _inflate(dec: lzma.LZMADecompressor | zlib._Decompress, error: type[Exception], kind: str, data: memoryview,
+             pos: int, out: list, produced: int, limit: int, what: str) -> tuple[int, int]:
     """Decompress the one stream starting at ``data[pos]`` with ``dec`` (an lzma or zlib
     decompressor), appending its output to ``out``.
 

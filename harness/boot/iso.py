@@ -89,9 +89,10 @@ class ISO9660:
     and a walk of the whole tree (:meth:`files`) visits each directory once.
     """
 
-    def __init__(self, source, size: int | None = None):
+    def __init__(self, source: str | os.PathLike[str] | IO[bytes], size: int | None = None):
         """``source``: a path (opened for each read) or an open binary file object."""
         self._path: Path | None
+        self._f: IO[bytes] | None
         if isinstance(source, (str, os.PathLike)):
             self._path, self._f = Path(source), None
             self.name = str(source)
@@ -338,7 +339,7 @@ def modify_kargs(base: str, append: Iterable[str] = (), delete: Iterable[str] = 
     return result
 
 
-def _split_replace(r) -> tuple:
+def _split_replace(r: str | Sequence[str]) -> tuple:
     if isinstance(r, (tuple, list)):
         if len(r) != 3:
             raise LivelabError(f"karg replace needs (key, old, new), got {r!r}")

@@ -21,12 +21,16 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..atomic import atomic_write
-from ..errors import LivelabError
-from ..serve import guest_url
+from ..errors import BootFailure, LivelabError, required
+from ..serve import HttpServer, guest_url
 from . import ipxe as _ipxe
 from . import pxe as _pxe
+
+if TYPE_CHECKING:
+    from ..lab import LiveBoot
 
 BOOT_SCRIPT = "boot.ipxe"
 
@@ -40,11 +44,15 @@ class BootMedia:
     cdrom: str | None = None         # cdrom: the customized live ISO
 
 
-def _name(lab, kind: str) -> str:
+def _http(lab: LiveBoot) -> HttpServer:
+    return required(lab.http, LivelabError(f"{lab.name}: not prepared yet (no HTTP server)"))
+
+
+def _name(lab: LiveBoot, kind: str) -> str:
     return posixpath.basename(lab.paths[kind])
 
 
-def _oem_initrd(lab) -> list[str]:
+def _oem_initrd(lab: LiveBoot) -> list[str]:
     """Flatcar: an extra initrd holding /usr/share/oem/config.ign (as the Flatcar docs build it)."""
     if lab.req.oem_config is None:
         return []
@@ -53,11 +61,11 @@ def _oem_initrd(lab) -> list[str]:
     from .initrd import oem_initrd
     path = lab.run_dir / "oem.cpio.gz"
     atomic_write(path, oem_initrd({"usr/share/oem/config.ign": json.dumps(lab.req.oem_config).encode()}), fsync=False)
-    lab.http.publish("oem.cpio.gz", path)
+    _http(lab).publish("oem.cpio.gz", path)
     return ["oem.cpio.gz"]
 
 
-def prepare(lab, kargs: list[str]) -> BootMedia:
+def prepare(lab: LiveBoot, kargs: list[str]) -> BootMedia:
     """Write the boot media for the next boot of ``lab``'s VM with kernel arguments ``kargs``."""
     method, fw = lab.req.method, lab.req.firmware
     atomic_write(lab.run_dir / "kargs.txt", " ".join(kargs) + "\n", fsync=False)
@@ -87,7 +95,7 @@ def prepare(lab, kargs: list[str]) -> BootMedia:
         return BootMedia("network", tftp_dir=str(tftp), bootfile=bootfile)
     if method in ("ipxe", "ipxe-chain"):
         script = boot_script(lab, kargs, oem)
-        lab.http.publish(BOOT_SCRIPT, script)
+        _http(lab).publish(BOOT_SCRIPT, script)
         atomic_write(lab.run_dir / BOOT_SCRIPT, script, fsync=False)
         tftp.mkdir(parents=True, exist_ok=True)   # empty: QEMU's DHCP needs none, kept for a uniform layout
         return BootMedia("network", tftp_dir=str(tftp),
@@ -95,9 +103,9 @@ def prepare(lab, kargs: list[str]) -> BootMedia:
     raise LivelabError(f"unknown boot method {method!r}")
 
 
-def boot_script(lab, kargs: list[str], oem: list[str]) -> str:
+def boot_script(lab: LiveBoot, kargs: list[str], oem: list[str]) -> str:
     if lab.req.os == "fcos":
-        rel = lab.release
+        rel = lab.require_release()
         kernel_key = lab.paths["kernel"]
         # .../fcos/prod/streams/<stream>/builds/<version>/x86_64/<file>
         prefix = kernel_key.split("/prod/streams/")[0] + "/prod/streams"
@@ -113,19 +121,19 @@ def boot_script(lab, kargs: list[str], oem: list[str]) -> str:
     return script
 
 
-def _prepare_iso(lab, kargs: list[str]) -> BootMedia:
+def _prepare_iso(lab: LiveBoot, kargs: list[str]) -> BootMedia:
     from .iso import LiveISO
     out = lab.run_dir / "live.iso"
     LiveISO.customize(Path(lab.files["iso"].path), out, ignition=lab.config, karg_append=kargs, force=True)
     return BootMedia("cdrom", cdrom=str(out))
 
 
-def after_start(lab) -> None:
+def after_start(lab: LiveBoot) -> None:
     """Interactive steps right after QEMU starts (``ipxe-chain``: type at iPXE's prompt)."""
     if lab.req.method != "ipxe-chain":
         return
-    m = lab.machine
-    con = m.console
+    m = lab.require_machine()
+    con = required(m.console, BootFailure(f"{m.spec.name}: not running (no console)"))
     con.wait_for("Ctrl-B", m.timeouts.firmware)
     con.send_key("ctrl-b")
     con.wait_for("iPXE>", m.timeouts.firmware)

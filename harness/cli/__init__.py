@@ -11,6 +11,7 @@ import errno
 import importlib
 import logging
 import sys
+from collections.abc import Sequence
 
 from ..errors import BootFailure, LivelabError
 
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verbose:

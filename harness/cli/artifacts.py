@@ -1,17 +1,19 @@
 """``livelab artifacts resolve|fetch|ls|prune``."""
 from __future__ import annotations
 
+import argparse
 import json
 import time
 
 from .. import options
 from ..artifacts import specs as _specs
+from ..artifacts.model import Release
 from ..artifacts.store import Store, check_prune_args
 from ..errors import LivelabError
 from ..vocab import FCOS_STREAMS, FLATCAR_CHANNELS, OSES, check_stream
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("artifacts", help="resolve, download and verify FCOS/Flatcar live artifacts")
     sub = p.add_subparsers(dest="artifacts_verb", metavar="SUBVERB")
     sub.required = True
@@ -56,7 +58,7 @@ def register(subparsers) -> None:
     sp.set_defaults(func=cmd_prune)
 
 
-def _stream(args) -> str:
+def _stream(args: argparse.Namespace) -> str:
     if args.os == "fcos" and args.channel:
         raise LivelabError("fcos takes --stream (stable, testing, next), not --channel")
     if args.os == "flatcar" and args.stream:
@@ -64,7 +66,7 @@ def _stream(args) -> str:
     return check_stream(args.os, args.stream or args.channel or "stable")
 
 
-def _resolve(args):
+def _resolve(args: argparse.Namespace):
     from ..artifacts import resolve
     options.check_values(lambda name: getattr(args, name, None))
     mirror = None if args.mirror == "none" else args.mirror      # --mirror none: upstream
@@ -73,11 +75,11 @@ def _resolve(args):
                    deadline=args.deadline)
 
 
-def _spec(args, rel) -> str:
+def _spec(args: argparse.Namespace, rel: Release) -> str:
     return _specs.max_spec(rel.os, rel.version, args.ignition_spec_table, args.ignition_max_spec)
 
 
-def cmd_resolve(args) -> int:
+def cmd_resolve(args: argparse.Namespace) -> int:
     rel = _resolve(args)
     spec = _spec(args, rel)
     if args.keyring:
@@ -96,7 +98,7 @@ def cmd_resolve(args) -> int:
     return 0
 
 
-def cmd_fetch(args) -> int:
+def cmd_fetch(args: argparse.Namespace) -> int:
     from ..artifacts import fetch
     rel = _resolve(args)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
@@ -114,7 +116,7 @@ def cmd_fetch(args) -> int:
     return 0
 
 
-def cmd_ls(args) -> int:
+def cmd_ls(args: argparse.Namespace) -> int:
     store = Store.existing(args.cache_dir)
     groups = store.scan() if store else []
     if args.json:
@@ -132,7 +134,7 @@ def cmd_ls(args) -> int:
     return 0
 
 
-def cmd_prune(args) -> int:
+def cmd_prune(args: argparse.Namespace) -> int:
     check_prune_args(args.keep, args.older_than)
     store = Store.existing(args.cache_dir)
     if store is None:

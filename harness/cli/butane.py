@@ -1,6 +1,7 @@
 """``livelab butane [--pretty] [--strict] [-d DIR] [-o OUT] [FILE]``."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -10,7 +11,7 @@ from ..atomic import atomic_write, check_output_path
 from ..errors import LivelabError
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "butane", help="translate a Butane config to Ignition JSON (and validate it)",
         description="Translate a Butane config (fcos 1.0.0-1.6.0, flatcar 1.0.0-1.1.0) to an "
@@ -24,7 +25,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..ignition import butane_to_ignition, validate_or_raise
 
     output = check_output_path(args.output) if args.output else None   # before any work

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Callable
 
@@ -13,7 +14,7 @@ from ..doctor import OS_RELEASE, _line, distribution, install_hint, run_checks
 from ..vm import accel
 
 
-def cmd_doctor(args, os_release: str = OS_RELEASE, which: Callable = shutil.which,
+def cmd_doctor(args: argparse.Namespace, os_release: str = OS_RELEASE, which: Callable = shutil.which,
                exists: Callable = os.path.exists) -> int:
     results = run_checks(which, exists, None if args.no_kvm_probe else accel.probe_kvm)
     family, os_id = distribution(os_release)
@@ -33,14 +34,14 @@ def cmd_doctor(args, os_release: str = OS_RELEASE, which: Callable = shutil.whic
     return 0 if ok else 1
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("doctor", help="check that this host has what livelab needs")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--no-kvm-probe", action="store_true", help="skip the KVM probe guest")
     p.set_defaults(func=cmd_doctor)
 
 
-def main(argv=None, **inject) -> int:
+def main(argv: Sequence[str] | None = None, **inject) -> int:
     """``livelab doctor [--json] [--no-kvm-probe]`` with ``argv`` the options after the verb;
     ``inject`` (os_release, which, exists) goes to ``cmd_doctor``."""
     parser = argparse.ArgumentParser(prog="livelab")

@@ -7,6 +7,7 @@ anywhere else.  It maps the build's errors onto ``LivelabError``.
 """
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ def _load_build(recipe: Path):
     return mod
 
 
-def _handle_build(args) -> int:
+def _handle_build(args: argparse.Namespace) -> int:
     recipe = find_recipe(args.recipe)
     mod = _load_build(recipe)
     try:
@@ -45,7 +46,7 @@ def _handle_build(args) -> int:
         raise LivelabError(f"images build: {exc}") from None
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("images", help="build the stand-in live OS images and mirror tree")
     sub = p.add_subparsers(dest="images_verb", metavar="SUBVERB")
     sub.required = True

@@ -17,7 +17,7 @@ from ..errors import LivelabError
 from ..vocab import FCOS_STREAMS, FLATCAR_CHANNELS, OS_METHODS
 
 
-def cmd_run(args) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     m = mx.build_matrix(args.os, args.streams, args.via, args.firmware, args.scenarios, args.scenario_dir)
     workers = mx.compute_workers([c.memory_mib for c in m.cells], args.workers)
     if args.rerun < 0:
@@ -41,7 +41,7 @@ def cmd_run(args) -> int:
     return 1 if t["fail"] else 0
 
 
-def cmd_report(args) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     summary = report.load_summary(Path(args.dir))
     meta = {k: v for k, v in summary.items() if k not in ("cells", "totals", "schema")}
     paths = report.build_report(Path(args.dir), summary.get("cells") or [], meta)
@@ -49,7 +49,7 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _matrix_options(p, os_id: str) -> None:
+def _matrix_options(p: argparse.ArgumentParser, os_id: str) -> None:
     if os_id == "fcos":
         p.add_argument("--streams", help=f"comma list of {', '.join(FCOS_STREAMS)} (default: all)")
     else:
@@ -69,7 +69,7 @@ def _matrix_options(p, os_id: str) -> None:
     p.set_defaults(func=cmd_run, os=os_id)
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("matrix", help="run a boot matrix with pytest-xdist; write junit.xml, summary.json, report.html",
                        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="\n".join(__doc__.splitlines()[2:]))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from ..atomic import check_output_path
 from ..errors import LivelabError
@@ -21,7 +20,7 @@ def _read_file(path: str, what: str) -> bytes:
         raise LivelabError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
-def _cmd_iso_customize(args) -> int:
+def _cmd_iso_customize(args: argparse.Namespace) -> int:
     from ..boot.iso import LiveISO, load_ignition
 
     if args.output is not None:
@@ -45,21 +44,21 @@ def _cmd_iso_customize(args) -> int:
     return 0
 
 
-def _cmd_iso_show(args) -> int:
+def _cmd_iso_show(args: argparse.Namespace) -> int:
     from ..boot.iso import LiveISO
 
     print(LiveISO(args.iso).describe())
     return 0
 
 
-def _cmd_iso_reset(args) -> int:
+def _cmd_iso_reset(args: argparse.Namespace) -> int:
     from ..boot.iso import LiveISO
 
     print(LiveISO.reset(args.iso, args.output))
     return 0
 
 
-def _cmd_pxe_ignition_wrap(args) -> int:
+def _cmd_pxe_ignition_wrap(args: argparse.Namespace) -> int:
     from ..boot.iso import ignition_wrap
 
     check_output_path(args.output)
@@ -69,7 +68,7 @@ def _cmd_pxe_ignition_wrap(args) -> int:
     return 0
 
 
-def register_iso(sub) -> argparse.ArgumentParser:
+def register_iso(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     iso = sub.add_parser("iso", help="customize a CoreOS live ISO (Ignition / kernel-argument embed areas)")
     iso_sub = iso.add_subparsers(dest="iso_verb", metavar="SUBVERB")
     iso_sub.required = True
@@ -98,7 +97,8 @@ def register_iso(sub) -> argparse.ArgumentParser:
     return iso
 
 
-def register_pxe(sub: Any) -> Any:
+def register_pxe(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                 ) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     """Create the ``pxe`` verb; returns its sub-verb subparsers so others can add to it."""
     pxe = sub.add_parser("pxe", help="PXE boot helpers")
     pxe_sub = pxe.add_subparsers(dest="pxe_verb", metavar="SUBVERB")
@@ -112,6 +112,6 @@ def register_pxe(sub: Any) -> Any:
     return pxe_sub
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     register_iso(subparsers)
     register_pxe(subparsers)

@@ -1,13 +1,14 @@
 """``livelab min-ram OS --via METHOD``: the bisection of ``harness/minram.py`` from the command line."""
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
 from ..minram import bisect
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from .run import add_boot_options
     p = sub.add_parser("min-ram", help="bisect the smallest memory that reaches SSH with Ignition applied")
     add_boot_options(p)
@@ -16,7 +17,7 @@ def register(sub) -> None:
     p.set_defaults(func=_cmd)
 
 
-def _cmd(args) -> int:
+def _cmd(args: argparse.Namespace) -> int:
     from .run import options_of, request_of
     args.below_minimum = True
     req = request_of(args)

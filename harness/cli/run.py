@@ -7,6 +7,7 @@ exact VM of a test from its saved ``vm.json``.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ from ..ssh import SessionKey
 from ..vocab import FIRMWARES, METHODS, OSES, TestId
 
 
-def add_boot_options(p, positional_os: bool = True) -> None:
+def add_boot_options(p: argparse.ArgumentParser, positional_os: bool = True) -> None:
     if positional_os:
         p.add_argument("os", choices=OSES)
     p.add_argument("--stream", help="FCOS stream")
@@ -37,7 +38,7 @@ def add_boot_options(p, positional_os: bool = True) -> None:
     options.add_options(p.add_argument, options.VM_OPTIONS + options.ARTIFACT_OPTIONS)
 
 
-def stream_of(args) -> str:
+def stream_of(args: argparse.Namespace) -> str:
     if args.os == "fcos":
         if args.channel:
             raise LivelabError("fcos takes --stream, not --channel")
@@ -47,11 +48,11 @@ def stream_of(args) -> str:
     return args.channel or "stable"
 
 
-def options_of(args) -> LabOptions:
+def options_of(args: argparse.Namespace) -> LabOptions:
     return options.lab_options(lambda name: getattr(args, name, None))
 
 
-def request_of(args) -> BootRequest:
+def request_of(args: argparse.Namespace) -> BootRequest:
     butane = None
     butane_dir = None
     if args.butane:
@@ -63,13 +64,13 @@ def request_of(args) -> BootRequest:
                        version=args.version, butane=butane, butane_dir=butane_dir, kargs=list(args.karg))
 
 
-def _run_dir(args, name: str) -> Path:
+def _run_dir(args: argparse.Namespace, name: str) -> Path:
     if args.run_dir:
         return Path(args.run_dir)
     return Path("runs") / "cli" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _boot(args, follow: bool) -> LiveBoot:
+def _boot(args: argparse.Namespace, follow: bool) -> LiveBoot:
     req = request_of(args)
     run_dir = _run_dir(args, req.test_id)
     key = SessionKey(run_dir / "ssh")
@@ -97,7 +98,7 @@ def _follow(lb: LiveBoot) -> None:
     tap.listeners.append(echo)
 
 
-def cmd_boot(args) -> int:
+def cmd_boot(args: argparse.Namespace) -> int:
     return _keep(_boot(args, follow=True))
 
 
@@ -126,7 +127,7 @@ def _keep(lb: LiveBoot) -> int:
     return 0
 
 
-def cmd_down(args) -> int:
+def cmd_down(args: argparse.Namespace) -> int:
     state = runtime.state_dir() / "cli-vms"
     n = 0
     for rec in state.glob("*.json") if state.is_dir() else []:
@@ -160,7 +161,7 @@ def check_ignition(lb: LiveBoot) -> list:
     return out
 
 
-def cmd_check(args) -> int:
+def cmd_check(args: argparse.Namespace) -> int:
     lb = _boot(args, follow=False)
     try:
         m = lb.require_machine()
@@ -189,7 +190,7 @@ def find_vm_record(tid: TestId, root: Path) -> Path:
     raise LivelabError(f"no vm.json of {tid} under {root}")
 
 
-def cmd_repro(args) -> int:
+def cmd_repro(args: argparse.Namespace) -> int:
     tid = TestId.parse(args.test_id)
     path = find_vm_record(tid, Path(args.runs))
     data = json.loads(path.read_text())
@@ -209,14 +210,14 @@ def cmd_repro(args) -> int:
     return _keep(lb)
 
 
-def cmd_accel(args) -> int:
+def cmd_accel(args: argparse.Namespace) -> int:
     from ..vm.accel import choose
     a = choose(args.accel)
     print(f"{a.name}: {a.reason}")
     return 0
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("boot", help="boot a live VM, show its console, keep it until Ctrl-C")
     add_boot_options(p)
     p.set_defaults(func=cmd_boot)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 _KEYED = {
     ("storage", "disks"): "device",
@@ -35,7 +36,7 @@ _KEYED = {
 _NODE_KINDS = ("files", "directories", "links")
 
 
-def _key(item, keyspec):
+def _key(item: Any, keyspec: str):
     if not isinstance(item, dict):
         return ("=", repr(item))
     if keyspec == "number|label":
@@ -75,7 +76,7 @@ def _merge_list(parent: list, child: list, path: tuple) -> list:
     return [x for x in out if _key(x, keyspec) not in removed]
 
 
-def _merge_obj(parent, child, path: tuple):
+def _merge_obj(parent: Any, child: Any, path: tuple):
     if not isinstance(parent, dict) or not isinstance(child, dict):
         return copy.deepcopy(child)
     out = copy.deepcopy(parent)

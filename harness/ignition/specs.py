@@ -5,6 +5,7 @@ Table from Butane's docs/specs.md (see shared/reference/FORMATS.md §6).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from ..errors import LivelabError
 
@@ -73,16 +74,17 @@ def compare_specs(a: str, b: str) -> int:
     return (ka > kb) - (ka < kb)
 
 
-def spec_of(config) -> str:
+def spec_of(config: dict[str, Any] | str | bytes) -> str:
     """The ``ignition.version`` of a config dict (or JSON text)."""
+    data: Any = config     # JSON text parses to any JSON value, not necessarily an object
     if isinstance(config, (str, bytes)):
         import json
         try:
-            config = json.loads(config)
+            data = json.loads(config)
         except ValueError as exc:
             raise LivelabError(f"Ignition config is not valid JSON: {exc}") from None
     try:
-        version = config["ignition"]["version"]
+        version = data["ignition"]["version"]
     except (KeyError, TypeError):
         raise LivelabError("Ignition config has no ignition.version") from None
     if not isinstance(version, str):
@@ -107,7 +109,7 @@ def newest_butane_for(max_spec: str, variant: str | None = None) -> str | None:
     return best
 
 
-def check_target(config, max_spec: str, target: str | None = None,
+def check_target(config: dict[str, Any] | str | bytes, max_spec: str, target: str | None = None,
                  variant: str | None = None, butane_version: str | None = None) -> None:
     """Refuse (LivelabError) a config whose spec is newer than ``max_spec``, the newest the target reads.
 

@@ -14,10 +14,11 @@ import subprocess
 import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import LivelabError
 from .dataurl import check_data_url
-from .schema import SCHEMA, ListOf, Obj, Prim, ign_key, level_for_spec
+from .schema import SCHEMA, ListOf, Obj, Prim, T, ign_key, level_for_spec
 from .specs import KNOWN_SPECS, compare_specs, parse_spec
 
 STRUCTURAL = "livelab structural"
@@ -85,7 +86,7 @@ def ignition_validate_reads(spec: str, ignition_version: str) -> bool:
 
 # --- entry points ---
 
-def _load(config):
+def _load(config: dict[str, Any] | str | bytes):
     if isinstance(config, dict):
         return config, json.dumps(config)
     if isinstance(config, bytes):
@@ -96,7 +97,7 @@ def _load(config):
         return None, str(exc)
 
 
-def validate(config, *, binary: str | None = None) -> ValidationResult:
+def validate(config: dict[str, Any] | str | bytes, *, binary: str | None = None) -> ValidationResult:
     """Validate an Ignition config (dict or JSON text).
 
     Uses ``ignition-validate`` where it reads the config's spec, else the structural check.
@@ -118,7 +119,7 @@ def validate(config, *, binary: str | None = None) -> ValidationResult:
     return structural_check(data)
 
 
-def validate_or_raise(config, **kw) -> ValidationResult:
+def validate_or_raise(config: dict[str, Any] | str | bytes, **kw) -> ValidationResult:
     """validate(); raise LivelabError (one line, naming the validator) when the config fails."""
     result = validate(config, **kw)
     if not result.ok:
@@ -158,13 +159,13 @@ class _Checker:
         self.errors: list = []
         self.warnings: list = []
 
-    def err(self, path, msg):
+    def err(self, path: str, msg: str):
         self.errors.append(f"error at {path}: {msg}")
 
-    def warn(self, path, msg):
+    def warn(self, path: str, msg: str):
         self.warnings.append(f"warning at {path}: {msg}")
 
-    def check(self, value, typ, path):
+    def check(self, value: Any, typ: T, path: str):
         if value is None:
             return
         if isinstance(typ, Prim):
@@ -216,7 +217,7 @@ class _Checker:
                     self.err(f"{path}.{key}", "required")
             self.semantic(typ, value, path)
 
-    def resource(self, value, path):
+    def resource(self, value: dict, path: str):
         src = value.get("source")
         comp = value.get("compression")
         if comp not in (None, "", "gzip"):

@@ -64,6 +64,7 @@ from .. import poll, runtime
 from ..atomic import atomic_output, atomic_write
 from ..console import Console
 from ..errors import LivelabError
+from ..ssh import SessionKey
 from .accel import TCG_CPU, Accel, Timeouts, qemu_binary
 from .machine import Machine
 from .spec import OVMF_CODE, OVMF_VARS, VMSpec, netdev_arg, nic_arg
@@ -245,7 +246,7 @@ def combine_initrds(paths: list[str], out: Path) -> Path:
 class LibvirtQMP:
     """QMP through libvirt (``virDomainQemuMonitorCommand``), shaped like qemu.qmp's legacy client."""
 
-    def __init__(self, dom):
+    def __init__(self, dom: Any):   # libvirt.virDomain (libvirt-python has no type information)
         self.dom = dom
 
     def cmd_raw(self, name: str, args: dict[str, object] | None = None) -> dict:
@@ -340,8 +341,8 @@ class LibvirtMachine(Machine):
     """``Machine`` on libvirt: ``LibvirtMachine(spec, run_dir, accel, uri="qemu:///system")``."""
 
     def __init__(self, spec: VMSpec, run_dir: Path, accel: Accel, timeouts: Timeouts | None = None,
-                 ssh_key=None, admission: runtime.Admission | None = None, ssh_user: str = "core",
-                 uri: str = DEFAULT_URI):
+                 ssh_key: SessionKey | None = None, admission: runtime.Admission | None = None,
+                 ssh_user: str = "core", uri: str = DEFAULT_URI):
         super().__init__(spec, run_dir, accel, timeouts, ssh_key=ssh_key, admission=admission, ssh_user=ssh_user)
         _libvirt()
         self.uri = uri or DEFAULT_URI
@@ -431,7 +432,7 @@ class LibvirtMachine(Machine):
             self.kill()
             raise
 
-    def _reap_own_leftover(self, conn) -> None:
+    def _reap_own_leftover(self, conn: Any) -> None:   # conn: libvirt.virConnect
         """A domain of this name can only be one this process left behind: destroy it."""
         libvirt, _ = _libvirt()
         with contextlib.suppress(libvirt.libvirtError):

@@ -24,7 +24,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import paramiko
 from qemu.qmp.legacy import QEMUMonitorProtocol
@@ -36,6 +36,9 @@ from ..ssh import SSH, SessionKey
 from . import record
 from .accel import Accel, Timeouts, qemu_binary
 from .spec import COMPLETION_PORT, COMPLETION_TOKEN, OVMF_CODE, OVMF_VARS, VMSpec, build_command
+
+if TYPE_CHECKING:
+    from ..boot.methods import BootMedia
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +137,7 @@ class Machine:
                 fwd[1] = lease.port
         self._prepare_disks()
 
-    def use_media(self, media) -> None:
+    def use_media(self, media: BootMedia) -> None:
         """Boot from ``media`` (a ``boot.methods.BootMedia``) from the next start on."""
         self.spec = dataclasses.replace(self.spec, boot=media.boot, tftp_dir=media.tftp_dir, bootfile=media.bootfile,
                                         cdrom=media.cdrom)
