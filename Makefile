@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMPS := .stamps
 PYTEST_CI ?= -m "not slow"
 
-.PHONY: all host venv images demo lint test test-steps ci-durations test-unit test-e2e bench clean
+.PHONY: all host venv images demo lint test test-steps ci-durations test-unit test-e2e fuzz bench clean
 
 all: test
 
@@ -93,6 +93,12 @@ test-e2e: images
 	$(E2E_ALL) -m "not serial" -n $(E2E_WORKERS) --dist loadgroup --junitxml=runs/junit-e2e-parallel.xml $(PYTEST_ARGS) || rc=1; \
 	$(E2E_ALL) -m serial --junitxml=runs/junit-e2e-serial.xml $(PYTEST_ARGS) || rc=1; \
 	$(BUDGET) junit runs/junit-e2e.xml runs/junit-e2e-parallel.xml runs/junit-e2e-serial.xml; exit $$rc
+
+# the parser property tests (part of test-unit with the `ci` profile) with many more random examples each
+# (HYPOTHESIS_FUZZ_EXAMPLES, default 20000 per property); failures are kept in runs/hypothesis and tried
+# first next time (tests/unit/hypothesis_profiles.py)
+fuzz: venv
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/unit/test_parsers_fuzz.py -q -p no:cacheprovider
 
 bench: images
 	$(BIN)/python bench/run.py

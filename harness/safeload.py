@@ -59,6 +59,19 @@ class Limits:
 DEFAULT = Limits()
 
 
+_PLAIN_NAME = re.compile(r"[\w.+-]+")
+
+
+def shown(value: object, limit: int = 80, *, quote: bool = False) -> str:
+    """A value from outside data as an error line shows it: a plain name (letters, digits, ``._+-``)
+    as it is (unless ``quote``), anything else as its ``repr`` on one line (runs of spaces as one),
+    cut to ``limit``."""
+    if not quote and isinstance(value, str) and 0 < len(value) <= limit and _PLAIN_NAME.fullmatch(value):
+        return value
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _size_text(n: int) -> str:
     for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size and n % size == 0:
@@ -184,6 +197,9 @@ class _LimitedLoader(yaml.SafeLoader):
     def compose_scalar_node(self, anchor: Any) -> Any:
         self._count(1, self.peek_event().start_mark)
         node = super().compose_scalar_node(anchor)
+        if _SURROGATE.search(node.value):     # "\ud800": text no encoding holds (libyaml refuses it too)
+            raise LivelabError(f"{self.source}: not valid YAML: {_BAD_ESCAPE}, a UTF-16 surrogate, in the scalar "
+                               f"({_where(node.start_mark)})")
         if anchor is not None:
             self.measures[id(node)] = (1, 0)
         return node
@@ -202,11 +218,39 @@ class _LimitedLoader(yaml.SafeLoader):
         self.reach = max(outer_reach, self.reach)
         return node
 
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        """PyYAML's, with what its scalar constructors raise on a value their tag does not fit
+        (``!!int ""``: IndexError, ``!!bool ""``: KeyError, ``!!timestamp x``: AttributeError, ...)
+        as one line naming the value and its position."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except (yaml.YAMLError, LivelabError):
+            raise
+        except ValueError as exc:       # e.g. an integer of more digits than Python converts
+            raise LivelabError(f"{self.source}: a value YAML cannot hold: {' '.join(str(exc).split())} "
+                               f"({_where(node.start_mark)})") from None
+        except (LookupError, AttributeError, TypeError, ArithmeticError):
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise LivelabError(f"{self.source}: a value YAML cannot hold: {shown(node.value)} is not a valid {tag} "
+                               f"({_where(node.start_mark)})") from None
+
     def compose_sequence_node(self, anchor: Any) -> Any:
         return self._collection(super().compose_sequence_node, anchor)
 
     def compose_mapping_node(self, anchor: Any) -> Any:
         return self._collection(super().compose_mapping_node, anchor)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_BAD_ESCAPE = "found invalid Unicode character escape code"
+
+
+def _scan_error(source: str, exc: ValueError, loader: _LimitedLoader) -> LivelabError:
+    """What PyYAML's scanner raises as a bare ValueError (an escape beyond U+10FFFF: chr(); a %YAML
+    version of more digits than Python converts: int()), as one line at the scanner's position."""
+    what = (f"{_BAD_ESCAPE} beyond U+10FFFF" if str(exc).startswith("chr()")
+            else " ".join(str(exc).split()))
+    return LivelabError(f"{source}: not valid YAML: {what} ({_where(loader.get_mark())})")
 
 
 def _yaml_text(data: bytes | str, source: str, limits: Limits) -> str:
@@ -241,8 +285,8 @@ def load_yaml(data: bytes | str, source: str, *, limits: Limits = DEFAULT) -> An
         return loader.get_single_data()
     except yaml.YAMLError as exc:
         raise _yaml_error(source, exc) from None
-    except ValueError as exc:      # e.g. an integer of more digits than Python converts
-        raise LivelabError(f"{source}: a value YAML cannot hold: {exc}") from None
+    except ValueError as exc:      # the scanner's (the constructors' are one line already)
+        raise _scan_error(source, exc, loader) from None
     finally:
         loader.dispose()
 
@@ -261,6 +305,8 @@ def compose_yaml(data: bytes | str, source: str, *, limits: Limits = DEFAULT) ->
         return docs
     except yaml.YAMLError as exc:
         raise _yaml_error(source, exc) from None
+    except ValueError as exc:
+        raise _scan_error(source, exc, loader) from None
     finally:
         loader.dispose()
 

@@ -60,6 +60,7 @@ _CHECK_KEYS = {"ssh", "console", "console_cmd", "port", "wait_until", "expect", 
 _CHECK_KINDS = ("ssh", "console", "console_cmd", "port", "wait_until")
 _SAVES_OUTPUT = ("ssh", "console_cmd", "wait_until")      # the kinds whose stdout save_as keeps
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLAIN_NAME = re.compile(r"[\w.+-]+")
 _REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 PORT_RESULTS = ("answers", "refused", "dropped")
 _BOOT_KEYS = {"how", "checks", "add_kargs", "remove_kargs", "expect_failure"}
@@ -148,7 +149,7 @@ class Scenario:
         text = None
         if butane_file:
             text = safeload.decode_text(safeload.read_file(str(self.path.parent / butane_file)),
-                                        f"scenario {self.path.name}: butane.{os_id}: {butane_file}")
+                                        f"scenario {self.path.name}: butane.{os_id}: {_as_name(butane_file)}")
         oem = _oem_json(self.path, self.oem_config) if self.oem_config else None
         return BootRequest(os_id, stream, method, firmware, memory_mib=self.memory, cpus=self.cpus,
                            butane=text, butane_dir=str(self.path.parent), user_config=self.user_config,
@@ -171,6 +172,12 @@ def _shown(value: object) -> str:
         return "null"
     text = " ".join(repr(value).split())
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _as_name(key: object) -> str:
+    """A key or a file name of the scenario as an error line shows it: a plain name as it is, anything
+    else (spaces, line breaks, a number, null) as ``_shown`` shows values."""
+    return key if isinstance(key, str) and _PLAIN_NAME.fullmatch(key) else _shown(key)
 
 
 def _bad(path: Path, key: str, what: str, value: object) -> LivelabError:
@@ -201,8 +208,8 @@ def _regex(path: Path, key: str, value: object) -> str:
         raise _bad(path, key, "a regular expression", value)
     try:
         re.compile(value)
-    except re.error as exc:
-        raise _err(path, f"{key}: not a regular expression: {exc}") from None
+    except (re.error, OverflowError, RecursionError) as exc:     # a{4294967296}: OverflowError
+        raise _err(path, f"{key}: not a regular expression: {' '.join(str(exc).split())}") from None
     return value
 
 
@@ -218,7 +225,7 @@ def _check(path: Path, where: str, raw) -> Check:
     unknown = set(raw) - _CHECK_KEYS
     if unknown:
         key = sorted(unknown, key=str)[0]
-        raise _err(path, f"{where}.{key}: unknown key (expected one of {', '.join(sorted(_CHECK_KEYS))})")
+        raise _err(path, f"{where}.{_as_name(key)}: unknown key (expected one of {', '.join(sorted(_CHECK_KEYS))})")
     kinds = [k for k in _CHECK_KINDS if k in raw]
     if len(kinds) != 1:
         raise _err(path, f"{where}: exactly one of {', '.join(_CHECK_KINDS)}")
@@ -271,8 +278,8 @@ def _text_file(path: Path, key: str, name: str) -> Path:
     """``name`` next to the scenario, as a path; one line when it is not a readable UTF-8 file."""
     full = path.parent / name
     if not full.is_file():
-        raise _err(path, f"{key}: {name} not found next to the scenario")
-    safeload.decode_text(safeload.read_file(str(full)), f"scenario {path.name}: {key}: {name}")
+        raise _err(path, f"{key}: {_as_name(name)} not found next to the scenario")
+    safeload.decode_text(safeload.read_file(str(full)), f"scenario {path.name}: {key}: {_as_name(name)}")
     return full
 
 
@@ -305,7 +312,7 @@ def _applies(path: Path, key: str, value: object) -> dict[str, list[str]]:
         raise _bad(path, key, "a mapping of os, method, firmware, stream, channel to lists", value)
     for k, names in value.items():
         if k not in _APPLIES_KEYS:
-            raise _err(path, f"{key}.{k}: unknown key (expected one of {', '.join(_APPLIES_KEYS)})")
+            raise _err(path, f"{key}.{_as_name(k)}: unknown key (expected one of {', '.join(_APPLIES_KEYS)})")
         _strings(path, f"{key}.{k}", names, "a list of names")
         if not names:
             raise _err(path, f"{key}.{k}: an empty list gives no cases (leave the key out for the default)")
@@ -347,7 +354,8 @@ def _boots(path: Path, key: str, value: object) -> list[Boot]:
         unknown = set(raw) - _BOOT_KEYS
         if unknown:
             name = sorted(unknown, key=str)[0]
-            raise _err(path, f"{where}.{name}: unknown key (expected one of {', '.join(sorted(_BOOT_KEYS))})")
+            raise _err(path, f"{where}.{_as_name(name)}: unknown key "
+                             f"(expected one of {', '.join(sorted(_BOOT_KEYS))})")
         how = raw.get("how", "start" if i == 0 else "reboot")
         if how not in ("start", "reboot", "reset", "power-cycle"):
             raise _bad(path, f"{where}.how", "expected reboot, reset or power-cycle", how)
@@ -382,7 +390,7 @@ def _disks(path: Path, key: str, value: object) -> list[dict]:
             raise _err(path, f"{key}: {what} (got {_shown(disk)} as {where})")
         for k in disk:
             if k not in _DISK_KEYS:
-                raise _err(path, f"{where}.{k}: unknown key (expected one of {', '.join(_DISK_KEYS)})")
+                raise _err(path, f"{where}.{_as_name(k)}: unknown key (expected one of {', '.join(_DISK_KEYS)})")
         if "name" not in disk:
             raise _err(path, f"{where}.name: missing (a disk needs a name)")
         for k in ("name", "serial"):
@@ -415,7 +423,8 @@ def _oem_file(path: Path, key: str, value: object) -> str | None:
 
 def _oem_json(path: Path, name: str) -> Any:
     """The OEM Ignition config ``name`` (next to the scenario ``path``), parsed."""
-    return safeload.load_json(safeload.read_file(str(path.parent / name)), f"scenario {path.name}: oem_config: {name}")
+    return safeload.load_json(safeload.read_file(str(path.parent / name)),
+                              f"scenario {path.name}: oem_config: {_as_name(name)}")
 
 
 # what each kind of key must be (see Scenario's fields)
@@ -450,7 +459,8 @@ def load(path: Path) -> Scenario:
         raise _err(path, f"a scenario is a YAML mapping (got {_shown(data)})")
     unknown = set(data) - set(_KEY_FIELDS)
     if unknown:
-        raise _err(path, f"{sorted(unknown, key=str)[0]}: unknown key (expected one of {', '.join(_KEY_FIELDS)})")
+        raise _err(path, f"{_as_name(sorted(unknown, key=str)[0])}: unknown key "
+                         f"(expected one of {', '.join(_KEY_FIELDS)})")
     values = {name: _KINDS[f.metadata["yaml"]](path, name, data[name])
               for name, f in _KEY_FIELDS.items() if name in data and data[name] is not None}
     scenario = Scenario(name=path.stem, path=path, **values)

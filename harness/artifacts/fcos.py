@@ -10,7 +10,7 @@ import re
 import urllib.parse
 
 from ..errors import LivelabError
-from ..safeload import load_json
+from ..safeload import load_json, shown
 from ..vocab import check_stream
 from .mirror import FCOS_BASE, map_url
 from .model import Artifact, Release
@@ -42,10 +42,12 @@ def _arch(doc: dict, arch: str, source: str) -> dict:
     if not isinstance(arches, dict):
         raise LivelabError(f"{source} has no 'architectures' object")
     if arch not in arches:
-        raise LivelabError(f"{source} has no architecture {arch!r}: it has {', '.join(sorted(arches)) or 'none'}")
+        names = [shown(a, 20) for a in sorted(arches)[:8]] + (["..."] if len(arches) > 8 else [])
+        raise LivelabError(f"{source} has no architecture {shown(arch, quote=True)}: it has "
+                           f"{', '.join(names) or 'none'}")
     entry = arches[arch]
     if not isinstance(entry, dict):
-        raise LivelabError(f"{source}: architecture {arch!r} is not an object")
+        raise LivelabError(f"{source}: architecture {shown(arch, quote=True)} is not an object")
     return entry
 
 
@@ -80,30 +82,36 @@ def _entries(formats, release: str, source: str) -> dict[str, dict]:
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
+# a URL has no spaces, line breaks or control characters (the mirror rules judge the rest)
+_URL_TEXT = re.compile(r"[^\s\x00-\x1f\x7f]+")
+
+
 def _check_entry(ent: dict, where: str) -> None:
-    """location/signature are strings (the mirror rules judge them); sha256 is 64 hex digits."""
+    """location/signature are strings of URL characters (the mirror rules judge them); sha256 is 64 hex digits."""
     for name in ("location", "signature"):
         value = ent.get(name)
         if value is None and name == "signature":
             continue
         if not isinstance(value, str):
-            raise LivelabError(f"{where}.{name} is {type(value).__name__} {value!r:.60}, not a URL")
+            raise LivelabError(f"{where}.{name} is {type(value).__name__} {shown(value, 60, quote=True)}, not a URL")
+        if not _URL_TEXT.fullmatch(value):
+            raise LivelabError(f"{where}.{name} {shown(value, 60, quote=True)} is not a URL")
     digest = ent.get("sha256")
     if digest is not None and not (isinstance(digest, str) and _SHA256.match(digest)):
-        raise LivelabError(f"{where}.sha256 {digest!r:.80} is not a sha256 digest (64 hex digits)")
+        raise LivelabError(f"{where}.sha256 {shown(digest, quote=True)} is not a sha256 digest (64 hex digits)")
 
 
 def parse_stream(doc: dict, arch: str, source: str = "stream metadata") -> tuple[str, dict[str, dict]]:
     """(release version, {kind: {location, signature, sha256}}) from a stream JSON document."""
     metal = _obj(_arch(doc, arch, source).get("artifacts"), "artifacts", source).get("metal")
     if not isinstance(metal, dict) or not metal.get("release"):
-        raise LivelabError(f"{source}: no metal artifacts for {arch}")
+        raise LivelabError(f"{source}: no metal artifacts for {shown(arch)}")
     return _release_id(metal["release"], source), _entries(metal.get("formats"), metal["release"], source)
 
 
 def _release_id(value: object, source: str) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[0-9A-Za-z._+-]{1,64}", value):
-        raise LivelabError(f"{source}: release {value!r:.80} is not a release version")
+        raise LivelabError(f"{source}: release {shown(value, quote=True)} is not a release version")
     return value
 
 
@@ -114,7 +122,7 @@ def parse_release(doc: dict, arch: str, source: str = "release.json") -> tuple[s
     release = _release_id(doc["release"], source)
     metal = _obj(_arch(doc, arch, source).get("media"), "media", source).get("metal")
     if not isinstance(metal, dict):
-        raise LivelabError(f"{source}: no metal media for {arch}")
+        raise LivelabError(f"{source}: no metal media for {shown(arch)}")
     return release, _entries(metal.get("artifacts"), release, source)
 
 
@@ -130,7 +138,7 @@ def find_in_index(doc: dict, version: str, stream: str, source: str = "releases.
                 raise LivelabError(f"{source}: release {version} has no metadata URL under {FCOS_BASE}")
             return url
     latest = rels[-1].get("version") if rels and isinstance(rels[-1], dict) else "none"
-    raise LivelabError(f"FCOS {stream} has no release {version} in {source} (latest: {latest})")
+    raise LivelabError(f"FCOS {stream} has no release {shown(version)} in {source} (latest: {shown(latest)})")
 
 
 def _artifact(kind: str, ent: dict, mirror: str | None) -> Artifact:
@@ -157,7 +165,7 @@ def resolve(stream: str, fetcher: Fetcher, arch: str = "x86_64", version: str | 
     def parse_stream_json(data: bytes, source: str) -> tuple[str, str, dict[str, dict]]:
         doc = _load_json(data, source)
         if doc.get("stream") and doc["stream"] != stream:
-            raise LivelabError(f"{source} is the {doc['stream']!r} stream, not {stream!r}")
+            raise LivelabError(f"{source} is the {shown(doc['stream'], quote=True)} stream, not {stream!r}")
         return (source, *parse_stream(doc, arch, source))
 
     if metadata:

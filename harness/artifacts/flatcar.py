@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from ..errors import LivelabError
+from ..safeload import shown
 from ..vocab import check_stream
 from .mirror import map_url
 from .model import Artifact, Release
@@ -17,7 +18,7 @@ from .verify import parse_digests
 
 BOARDS = {"x86_64": "amd64-usr", "amd64": "amd64-usr", "aarch64": "arm64-usr", "arm64": "arm64-usr"}
 FILES = {"kernel": "flatcar_production_pxe.vmlinuz", "initramfs": "flatcar_production_pxe_image.cpio.gz"}
-_VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(?:[+-][0-9A-Za-z._+-]+)?$")
+_VERSION_RE = re.compile(r"\d+\.\d+\.\d+(?:[+-][0-9A-Za-z._+-]+)?", re.ASCII)   # matched whole
 
 
 def base_url(channel: str, arch: str = "x86_64") -> str:
@@ -27,8 +28,8 @@ def base_url(channel: str, arch: str = "x86_64") -> str:
 
 
 def check_version(version: str, source: str = "--version") -> str:
-    if not _VERSION_RE.match(version or ""):
-        raise LivelabError(f"bad Flatcar version {version!r} from {source}: expected e.g. 3510.2.2")
+    if not (isinstance(version, str) and _VERSION_RE.fullmatch(version)):
+        raise LivelabError(f"bad Flatcar version {shown(version, quote=True)} from {source}: expected e.g. 3510.2.2")
     return version
 
 
@@ -41,7 +42,7 @@ def parse_version_txt(text: str, source: str = "version.txt") -> str:
             continue
         m = re.match(r"^(?:export\s+)?([A-Z_][A-Z0-9_]*)=(.*)$", line)
         if not m:
-            raise LivelabError(f"malformed {source}: line {line[:60]!r} is not KEY=value")
+            raise LivelabError(f"malformed {source}: line {shown(line, 60, quote=True)} is not KEY=value")
         val = m.group(2).strip()
         if len(val) >= 2 and val[0] == val[-1] and val[0] in "\"'":
             val = val[1:-1]
@@ -49,8 +50,8 @@ def parse_version_txt(text: str, source: str = "version.txt") -> str:
     version = values.get("FLATCAR_VERSION") or values.get("FLATCAR_VERSION_ID")
     if not version:
         raise LivelabError(f"malformed {source}: no FLATCAR_VERSION= line")
-    if not _VERSION_RE.match(version):
-        raise LivelabError(f"malformed {source}: FLATCAR_VERSION={version!r} is not a version")
+    if not _VERSION_RE.fullmatch(version):
+        raise LivelabError(f"malformed {source}: FLATCAR_VERSION={shown(version, quote=True)} is not a version")
     return version
 
 

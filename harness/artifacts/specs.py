@@ -11,11 +11,11 @@ from functools import cache
 from pathlib import Path
 
 from ..errors import LivelabError
-from ..safeload import load_json, load_yaml, read_file
+from ..safeload import load_json, load_yaml, read_file, shown
 from ..vocab import check_os
 
 TABLE_PATH = Path(__file__).resolve().parent.parent / "data" / "ignition-specs.yaml"
-_SPEC_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(-experimental)?$")
+_SPEC_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(-experimental)?$", re.ASCII)
 
 
 def parse_spec(spec: str) -> tuple[int, int, int, bool]:
@@ -48,13 +48,17 @@ def load_override(table_override) -> dict:
                 raise LivelabError(f"{source} is neither JSON nor YAML ({exc.one_line()})") from None
     if isinstance(doc, dict):
         # "_comment" and other "_"-keys are notes; "accepted" lists what the table's Ignition reads
-        doc = {k: v for k, v in doc.items() if not k.startswith("_") and k != "accepted"}
-    if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
+        doc = {k: v for k, v in doc.items() if not (isinstance(k, str) and (k.startswith("_") or k == "accepted"))}
+    if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in doc.items()):
         raise LivelabError(f"--ignition-spec-table {table_override}: expected "
                            '{"fcos": {"<version>": "<max spec>"}, "flatcar": {...}}')
-    for os_map in doc.values():
-        for spec in os_map.values():
-            parse_spec(spec)
+    for os_id, os_map in doc.items():
+        for version, spec in os_map.items():
+            # exactly X.Y.Z[-experimental]: the value is compared and shown as it is
+            if not (isinstance(spec, str) and _SPEC_RE.fullmatch(spec)):
+                raise LivelabError(f"--ignition-spec-table {table_override}: {shown(os_id)} {shown(version)}: "
+                                   f"bad Ignition config spec {shown(spec, quote=True)}: expected e.g. 3.3.0 "
+                                   "or 3.4.0-experimental")
     return doc
 
 

@@ -88,10 +88,20 @@ def load_record(final: Path) -> dict[str, Any] | None:
         rec = json.loads(path.read_bytes())
     except (OSError, ValueError, RecursionError):
         return None
-    if not isinstance(rec, dict) or not isinstance(rec.get("digests"), dict):
+    if not (isinstance(rec, dict) and _strings_to_strings(rec.get("digests"))
+            and _list_of_strings(rec.get("verified_with", []))):
+        # (the callers take digests as {algo: hex} and verified_with as fingerprints, e.g. into a set)
         log.debug("%s is not a livelab record: ignored", path)
         return None
     return rec
+
+
+def _strings_to_strings(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+
+def _list_of_strings(value: object) -> bool:
+    return value is None or (isinstance(value, list) and all(isinstance(v, str) for v in value))
 
 
 @dataclass

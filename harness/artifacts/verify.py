@@ -31,6 +31,7 @@ from typing import Any
 
 from ..atomic import atomic_write
 from ..errors import LivelabError
+from ..safeload import shown
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 BUNDLED_KEYRINGS = {
@@ -362,16 +363,16 @@ def parse_digests(text: str, filename: str | None = None, source: str = "DIGESTS
             raise LivelabError(f"malformed {source}: line {lineno} has a digest before any '# <ALGO> HASH' header")
         parts = line.split(None, 1)
         if len(parts) != 2:
-            raise LivelabError(f"malformed {source}: line {lineno}: expected '<hex>  <file name>'")
+            raise LivelabError(f"malformed {source}: line {lineno}: expected a hex digest, spaces and a file name")
         hexd, name = parts[0].lower(), parts[1].lstrip("*").strip()
         if not re.fullmatch(r"[0-9a-f]+", hexd) or (algo in lengths and len(hexd) != lengths[algo]):
             raise LivelabError(f"malformed {source}: line {lineno}: bad {algo} digest")
         if filename is not None and name != filename:
             continue
         if algo in out and out[algo] != hexd:
-            raise LivelabError(f"malformed {source}: two different {algo} digests for {name}")
+            raise LivelabError(f"malformed {source}: two different {algo} digests for {shown(name)}")
         out[algo] = hexd
     if "sha512" not in out:
-        what = f" for {filename}" if filename else ""
+        what = f" for {shown(filename)}" if filename else ""
         raise LivelabError(f"malformed {source}: no '# SHA512 HASH' entry{what}")
     return out

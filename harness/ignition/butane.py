@@ -10,6 +10,7 @@ import stat
 from dataclasses import dataclass, field
 
 from ..errors import LivelabError
+from ..safeload import shown
 from . import yamlnodes as yn
 from .dataurl import make_data_url
 from .merge import merge
@@ -85,11 +86,11 @@ def _prim(node, typ: Prim, path: str, ctx: _Ctx):
         if typ.enum is not None:
             ok = [v for v in typ.enum if FS_FORMATS.get(v, 1) <= ctx.level]
             if value not in ok:
-                raise _err(path, f"invalid value {value!r} (expected one of {', '.join(ok)})", node)
+                raise _err(path, f"invalid value {shown(value, quote=True)} (expected one of {', '.join(ok)})", node)
         return value
     if typ.kind == "int":
         if node.quoted or isinstance(node.value, bool) or not isinstance(node.value, int):
-            raise _err(path, f"expected an integer, got {node.text!r}", node)
+            raise _err(path, f"expected an integer, got {shown(node.text, quote=True)}", node)
         return node.value
     if typ.kind == "bool":
         if not node.quoted:
@@ -99,7 +100,7 @@ def _prim(node, typ: Prim, path: str, ctx: _Ctx):
                 return True
             if node.text in yn.YAML11_FALSE:
                 return False
-        raise _err(path, f"expected a boolean, got {node.text!r}", node)
+        raise _err(path, f"expected a boolean, got {shown(node.text, quote=True)}", node)
     raise AssertionError(typ)
 
 
@@ -135,7 +136,7 @@ def _conv(node, typ, path: str, ctx: _Ctx):
             raise _err(path, f"expected a mapping, got {_node_kind(node)}", node)
         raw: dict = {}
         for key, child in node.items.items():
-            kpath = f"{path}.{key}" if path else key
+            kpath = yn.key_path(path, key)
             f = typ.fields.get(key)
             if f is None or f.ign_only:
                 line, col = node.key_pos.get(key, (node.line, node.col))
@@ -160,7 +161,7 @@ def _node_kind(node) -> str:
         return "a list"
     if isinstance(node, yn.Mapping):
         return "a mapping"
-    return f"{node.text!r}"
+    return shown(node.text, quote=True)
 
 
 def _to_ign(typ: Obj, raw: dict) -> dict:
@@ -181,20 +182,23 @@ def _read_local(rel: str, path: str, ctx: _Ctx, node, what="file") -> bytes:
         with open(full, "rb") as fh:
             return fh.read()
     except OSError as exc:
-        raise _err(path, f"cannot read local {what} {rel!r} in {ctx.files_dir}: {exc.strerror}", node) from None
+        raise _err(path, f"cannot read local {what} {shown(rel, quote=True)} in {ctx.files_dir}: {exc.strerror}",
+                   node) from None
 
 
 def _local_path(rel: str, path: str, ctx: _Ctx, node) -> str:
     if ctx.files_dir is None:
         raise _err(path, "local paths are relative to a files directory, which must be given "
                          "with -d/--files-dir (files_dir=)", node)
+    if "\0" in rel:         # no file has that name (and os.path would raise ValueError)
+        raise _err(path, f"local path {shown(rel, quote=True)} is not a file name: it has a NUL character", node)
     base = os.path.realpath(ctx.files_dir)
     norm = os.path.normpath(rel)
     if os.path.isabs(rel) or norm == ".." or norm.startswith(".." + os.sep):
-        raise _err(path, f"local path {rel!r} escapes the files directory {ctx.files_dir}", node)
+        raise _err(path, f"local path {shown(rel, quote=True)} escapes the files directory {ctx.files_dir}", node)
     full = os.path.realpath(os.path.join(base, norm))
     if full != base and not full.startswith(base.rstrip(os.sep) + os.sep):
-        raise _err(path, f"local path {rel!r} escapes the files directory {ctx.files_dir}", node)
+        raise _err(path, f"local path {shown(rel, quote=True)} escapes the files directory {ctx.files_dir}", node)
     return full
 
 
@@ -363,7 +367,7 @@ def _trees(config: dict, ctx: _Ctx) -> None:
             raise _err(f"{tpath}.local", "required", tnode)
         base = _local_path(tree["local"], f"{tpath}.local", ctx, None)
         if not os.path.isdir(base):
-            raise _err(f"{tpath}.local", f"{tree['local']!r} is not a directory in {ctx.files_dir}")
+            raise _err(f"{tpath}.local", f"{shown(tree['local'], quote=True)} is not a directory in {ctx.files_dir}")
         dest = tree.get("path") or "/"
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames.sort()
@@ -378,7 +382,7 @@ def _trees(config: dict, ctx: _Ctx) -> None:
                     if target in link_by_path:
                         existing = link_by_path[target]
                         if "target" in existing:
-                            raise _err(tpath, f"{target} is also set in storage.links with a target")
+                            raise _err(tpath, f"{shown(target)} is also set in storage.links with a target")
                         existing.update({**entry, **existing})
                     else:
                         links.append(entry)
@@ -392,7 +396,7 @@ def _trees(config: dict, ctx: _Ctx) -> None:
                     if target in by_path:
                         existing = by_path[target]
                         if "contents" in existing:
-                            raise _err(tpath, f"{target} is also set in storage.files with contents")
+                            raise _err(tpath, f"{shown(target)} is also set in storage.files with contents")
                         merged = {**entry, **existing}
                         existing.clear()
                         existing.update(merged)
@@ -400,7 +404,7 @@ def _trees(config: dict, ctx: _Ctx) -> None:
                         files.append(entry)
                         by_path[target] = entry
                 else:
-                    raise _err(tpath, f"{rel!r} is not a regular file or symlink")
+                    raise _err(tpath, f"{shown(rel, quote=True)} is not a regular file or symlink")
             dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
 
 

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from ..errors import LivelabError
+from ..safeload import shown
 
 # (variant, butane version) -> Ignition spec version
 SPEC_TABLE: dict[tuple[str, str], str] = {
@@ -52,7 +53,7 @@ def spec_for_variant(variant: str, version: str) -> str:
     key = (str(variant), str(version))
     if key not in SPEC_TABLE:
         raise LivelabError(
-            f"unsupported Butane variant/version {variant!s} {version!s}; "
+            f"unsupported Butane variant/version {shown(variant)} {shown(version)}; "
             f"supported: {supported_variants_text()}")
     return SPEC_TABLE[key]
 

@@ -67,19 +67,27 @@ def _resolve_plain(text: str):
     body = t.lstrip("+-")
     if _INT_DEC.match(text):
         return int(t)
+    # a prefix and only underscores (0x_) has no digits: go-yaml leaves it a string
     if _INT_OCT.match(text):
-        return sign * int(body[2:], 8)
+        return sign * int(body[2:], 8) if body[2:] else text
     if _INT_OCT_LEGACY.match(text):
         return sign * int(body, 8)
     if _INT_HEX.match(text):
-        return sign * int(body[2:], 16)
+        return sign * int(body[2:], 16) if body[2:] else text
     if _INT_BIN.match(text):
-        return sign * int(body[2:], 2)
+        return sign * int(body[2:], 2) if body[2:] else text
     if _FLOAT.match(text) and any(c.isdigit() for c in text):
         return float(t)
     if text.lower() in (".inf", "+.inf", "-.inf", ".nan"):
         return float(text.lower().replace(".", ""))
     return text
+
+
+def key_path(path: str, key: str) -> str:
+    """``path.key`` as errors name it; a key that is not a plain name (spaces, line breaks, empty)
+    shown quoted, on one line."""
+    name = safeload.shown(key)
+    return f"{path}.{name}" if path else name
 
 
 def _convert(node, path: str):
@@ -108,7 +116,7 @@ def _convert(node, path: str):
                 raise LivelabError(f"{path or '$'}: mapping keys must be strings "
                                    f"(line {knode.start_mark.line + 1}, column {knode.start_mark.column + 1})")
             key = knode.value
-            kpath = f"{path}.{key}" if path else key
+            kpath = key_path(path, key)
             if key in items:
                 raise LivelabError(f"{kpath}: duplicate key (line {knode.start_mark.line + 1}, "
                                    f"column {knode.start_mark.column + 1})")
