@@ -44,13 +44,14 @@ literal (escaped) pattern.  A name must be saved by an earlier check than the on
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
 from . import safeload
 from .errors import BootFailure, LivelabError
-from .lab import BootRequest
+from .lab import BootRequest, LiveBoot
 from .poll import WaitTimeout
 from .vm.spec import Disk
 from .vocab import FIRMWARES, METHODS, OS_METHODS, OSES, STREAMS
@@ -80,7 +81,7 @@ class Check:
     only: str | None = None    # run only on this OS / method (e.g. fcos, iso)
     save_as: str | None = None # keep the stdout under this name for {{name}} in later checks
 
-    def applies_to(self, req) -> bool:
+    def applies_to(self, req: BootRequest) -> bool:
         return self.only is None or self.only in (req.os, req.method, req.firmware)
 
     def describe(self) -> str:
@@ -185,7 +186,7 @@ def _bad(path: Path, key: str, what: str, value: object) -> LivelabError:
     return _err(path, f"{key}: {what} (got {_shown(value)})")
 
 
-def _unknown(path: Path, key: str, kind: str, value: object, expected) -> LivelabError:
+def _unknown(path: Path, key: str, kind: str, value: object, expected: Iterable[str]) -> LivelabError:
     """``scenario f.yaml: KEY: unknown KIND 'VALUE' (expected one of A, B, ...)``."""
     return _err(path, f"{key}: unknown {kind} {_shown(value)} (expected one of {', '.join(expected)})")
 
@@ -217,7 +218,7 @@ def _regex(path: Path, key: str, value: object) -> str:
 _ONLY_VALUES = (*OSES, *METHODS, *FIRMWARES)
 
 
-def _check(path: Path, where: str, raw) -> Check:
+def _check(path: Path, where: str, raw: object) -> Check:
     if isinstance(raw, str):
         raw = {"ssh": raw}
     if not isinstance(raw, dict):
@@ -298,7 +299,7 @@ def _butane(path: Path, key: str, value: object) -> dict[str, str | None]:
     return butane
 
 
-def _ordered_union(groups) -> list[str]:
+def _ordered_union(groups: Iterable[Iterable[str]]) -> list[str]:
     out: list[str] = []
     for group in groups:
         out += [name for name in group if name not in out]
@@ -485,7 +486,7 @@ def load(path: Path) -> Scenario:
     return scenario
 
 
-def scenario_dirs(paths, where: str = "") -> list[Path]:
+def scenario_dirs(paths: Iterable[str | Path], where: str = "") -> list[Path]:
     """``paths`` as existing directories, resolved, each once; ``where`` says where they were named."""
     out: list[Path] = []
     for d in map(Path, paths):
@@ -496,7 +497,7 @@ def scenario_dirs(paths, where: str = "") -> list[Path]:
     return out
 
 
-def load_all(directory) -> list[Scenario]:
+def load_all(directory: str | Path) -> list[Scenario]:
     """Every scenario (``*.yaml``) of ``directory``; LivelabError on the first bad one."""
     (directory,) = scenario_dirs([directory])
     return [load(p) for p in sorted(directory.glob("*.yaml"))]
@@ -507,11 +508,11 @@ def _fill(text: str, values: dict[str, str], pattern: bool = False) -> str:
     return _REF.sub(lambda m: re.escape(values[m.group(1)]) if pattern else values[m.group(1)], text)
 
 
-def run_check(lb, check: Check, values: dict[str, str] | None = None) -> str:
+def run_check(lb: LiveBoot, check: Check, values: dict[str, str] | None = None) -> str:
     """Run one check on a booted VM; raise AssertionError with the evidence when it fails.
     ``values``: what earlier checks saved (``save_as``); this check's own is added to it."""
     values = {} if values is None else values
-    m = lb.machine
+    m = lb.require_machine()
     text = _fill(check.text, values)
     output = _fill(check.output, values, pattern=True) if check.output else None
     not_output = _fill(check.not_output, values, pattern=True) if check.not_output else None
@@ -552,16 +553,17 @@ def run_check(lb, check: Check, values: dict[str, str] | None = None) -> str:
     return f"{check.describe()}: ok"
 
 
-def wait_ready(lb) -> None:
+def wait_ready(lb: LiveBoot) -> None:
     """Wait until the boot is usable: SSH when the config gave us a key, else the completion port."""
-    m = lb.machine
+    m = lb.require_machine()
     if lb.config and lb.req.ssh:
         m.wait_for_ssh()
     elif lb.config and lb.req.completion:
         m.wait_for_port_token()
 
 
-def run_case(scenario: Scenario, os_id: str, stream: str, method: str, firmware: str, boot_vm) -> list[str]:
+def run_case(scenario: Scenario, os_id: str, stream: str, method: str, firmware: str,
+             boot_vm: Callable[..., LiveBoot]) -> list[str]:
     """One case of a scenario, as pytest runs it: boot with ``boot_vm`` (the ``live_vm`` factory),
     run every boot and check, and check the guest has the memory asked for; returns the evidence."""
     req = scenario.request(os_id, stream, method, firmware)
@@ -578,7 +580,7 @@ def run_case(scenario: Scenario, os_id: str, stream: str, method: str, firmware:
     return log
 
 
-def run_scenario(scenario: Scenario, lb) -> list[str]:
+def run_scenario(scenario: Scenario, lb: LiveBoot) -> list[str]:
     """Boot ``lb`` through every boot of the scenario, running its checks; returns the evidence."""
     log = []
     record = Path(lb.run_dir) / "checks.log"       # kept with the VM's other artifacts, as it goes
@@ -593,9 +595,9 @@ def run_scenario(scenario: Scenario, lb) -> list[str]:
         if i == 0:
             lb.start()
         elif boot.how == "reboot":
-            lb.machine.reboot()
+            lb.require_machine().reboot()
         elif boot.how == "reset":
-            lb.machine.reset()
+            lb.require_machine().reset()
         else:
             lb.power_cycle(add=boot.add_kargs, remove=boot.remove_kargs)
         if boot.expect_failure:
@@ -618,5 +620,5 @@ def run_scenario(scenario: Scenario, lb) -> list[str]:
             except AssertionError as exc:
                 note(f"boot {i + 1}: FAILED {exc}")
                 raise
-        lb.machine.write_timings()
+        lb.require_machine().write_timings()
     return log

@@ -51,7 +51,7 @@ def _arch(doc: dict, arch: str, source: str) -> dict:
     return entry
 
 
-def _obj(value, what: str, source: str) -> dict:
+def _obj(value: object, what: str, source: str) -> dict:
     """``value`` if it is a JSON object (or absent: {}), else a one-line error."""
     if value is None:
         return {}
@@ -60,7 +60,7 @@ def _obj(value, what: str, source: str) -> dict:
     return value
 
 
-def _entries(formats, release: str, source: str) -> dict[str, dict]:
+def _entries(formats: object, release: str, source: str) -> dict[str, dict]:
     if not isinstance(formats, dict):
         raise LivelabError(f"{source}: no metal artifacts")
     out = {}

@@ -30,7 +30,7 @@ def load_table(path: str = str(TABLE_PATH)) -> dict:
     return load_yaml(read_file(path, f"Ignition spec table {path}"), f"Ignition spec table {path}")
 
 
-def load_override(table_override) -> dict:
+def load_override(table_override: str | Path | dict | None) -> dict:
     """An override table: a dict or a JSON/YAML file path."""
     if table_override is None:
         return {}
@@ -92,7 +92,8 @@ def _bundled(os_id: str, version: str) -> tuple[str, str | None]:
     return ign["max_spec"], ign.get("experimental")
 
 
-def max_spec(os_id: str, version: str, table_override=None, max_override: str | None = None) -> str:
+def max_spec(os_id: str, version: str, table_override: str | Path | dict | None = None,
+             max_override: str | None = None) -> str:
     """The newest stable Ignition config spec that ``os_id`` ``version`` reads."""
     check_os(os_id)
     if max_override:
@@ -104,7 +105,8 @@ def max_spec(os_id: str, version: str, table_override=None, max_override: str | 
     return _bundled(os_id, version)[0]
 
 
-def reads(os_id: str, version: str, spec: str, table_override=None, max_override: str | None = None) -> bool:
+def reads(os_id: str, version: str, spec: str, table_override: str | Path | dict | None = None,
+          max_override: str | None = None) -> bool:
     """True when ``os_id`` ``version`` reads config spec ``spec`` (experimental specs: exact match)."""
     want = parse_spec(spec)
     top = max_spec(os_id, version, table_override, max_override)

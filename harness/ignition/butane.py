@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import LivelabError
 from ..safeload import shown
 from . import yamlnodes as yn
 from .dataurl import make_data_url
 from .merge import merge
-from .schema import FS_FORMATS, SCHEMA, F, ListOf, Obj, Prim, ign_key
+from .schema import FS_FORMATS, SCHEMA, F, ListOf, Obj, Prim, T, ign_key
 from .specs import BASE_LEVEL, SPEC_TABLE, spec_for_variant, supported_variants_text
 
 DECIMAL_MODE_WARNING = ("unreasonable mode would be reasonable if specified in octal; "
@@ -42,13 +43,13 @@ class _Ctx:
     trees: list = field(default_factory=list)                # (path, raw tree dict)
 
 
-def _where(node) -> str:
+def _where(node: yn.Node | None) -> str:
     if node is None:
         return ""
     return f" (line {node.line}, column {node.col})"
 
 
-def _err(path: str, msg: str, node=None) -> LivelabError:
+def _err(path: str, msg: str, node: yn.Node | None = None) -> LivelabError:
     return LivelabError(f"{path or '$'}: {msg}{_where(node)}")
 
 
@@ -77,7 +78,7 @@ def _where_available(f: F) -> str:
 
 # --- scalar conversion (go-yaml v3 decoding into typed fields) ---
 
-def _prim(node, typ: Prim, path: str, ctx: _Ctx):
+def _prim(node: yn.Node, typ: Prim, path: str, ctx: _Ctx):
     if not isinstance(node, yn.Scalar):
         kind = "a list" if isinstance(node, yn.Sequence) else "a mapping"
         raise _err(path, f"expected {_kind_name(typ)}, got {kind}", node)
@@ -104,7 +105,7 @@ def _prim(node, typ: Prim, path: str, ctx: _Ctx):
     raise AssertionError(typ)
 
 
-def _kind_name(typ) -> str:
+def _kind_name(typ: T) -> str:
     if isinstance(typ, Prim):
         return {"str": "a string", "int": "an integer", "bool": "a boolean"}[typ.kind]
     if isinstance(typ, ListOf):
@@ -112,11 +113,11 @@ def _kind_name(typ) -> str:
     return "a mapping"
 
 
-def _is_null(node) -> bool:
+def _is_null(node: yn.Node | None) -> bool:
     return isinstance(node, yn.Scalar) and node.value is None and not node.quoted
 
 
-def _conv(node, typ, path: str, ctx: _Ctx):
+def _conv(node: yn.Node, typ: T, path: str, ctx: _Ctx):
     if _is_null(node):
         return None
     if isinstance(typ, Prim):
@@ -156,7 +157,7 @@ def _conv(node, typ, path: str, ctx: _Ctx):
     raise AssertionError(typ)
 
 
-def _node_kind(node) -> str:
+def _node_kind(node: yn.Node) -> str:
     if isinstance(node, yn.Sequence):
         return "a list"
     if isinstance(node, yn.Mapping):
@@ -176,7 +177,7 @@ def _to_ign(typ: Obj, raw: dict) -> dict:
 
 # --- local files ---
 
-def _read_local(rel: str, path: str, ctx: _Ctx, node, what="file") -> bytes:
+def _read_local(rel: str, path: str, ctx: _Ctx, node: yn.Node | None, what: str = "file") -> bytes:
     full = _local_path(rel, path, ctx, node)
     try:
         with open(full, "rb") as fh:
@@ -186,7 +187,7 @@ def _read_local(rel: str, path: str, ctx: _Ctx, node, what="file") -> bytes:
                    node) from None
 
 
-def _local_path(rel: str, path: str, ctx: _Ctx, node) -> str:
+def _local_path(rel: str, path: str, ctx: _Ctx, node: yn.Node | None) -> str:
     if ctx.files_dir is None:
         raise _err(path, "local paths are relative to a files directory, which must be given "
                          "with -d/--files-dir (files_dir=)", node)
@@ -202,7 +203,7 @@ def _local_path(rel: str, path: str, ctx: _Ctx, node) -> str:
     return full
 
 
-def _mapping_child(node, key):
+def _mapping_child(node: yn.Node | None, key: str):
     if isinstance(node, yn.Mapping):
         return node.items.get(key, node)
     return node
@@ -210,7 +211,7 @@ def _mapping_child(node, key):
 
 # --- per-object finishing (sugar → Ignition) ---
 
-def _finish(typ: Obj, raw: dict, node, path: str, ctx: _Ctx) -> dict:
+def _finish(typ: Obj, raw: dict, node: yn.Node, path: str, ctx: _Ctx) -> dict:
     name = typ.name
     if name == "resource":
         given = [k for k in ("source", "inline", "local") if k in raw]
@@ -289,7 +290,8 @@ def systemd_escape_path(p: str) -> str:
     return "".join(out)
 
 
-def mount_unit(path: str, device: str, fmt: str, mount_options=None, remote=False) -> tuple[str, str]:
+def mount_unit(path: str, device: str, fmt: str, mount_options: list[str] | None = None,
+               remote: bool = False) -> tuple[str, str]:
     """(unit name, contents) of the mount unit Butane generates for ``with_mount_unit``."""
     dev = systemd_escape_path(device)
     opts = list(mount_options or [])
@@ -312,7 +314,7 @@ def mount_unit(path: str, device: str, fmt: str, mount_options=None, remote=Fals
     return systemd_escape_path(path) + ".mount", "\n".join(lines)
 
 
-def swap_unit(device: str, mount_options=None) -> tuple[str, str]:
+def swap_unit(device: str, mount_options: list[str] | None = None) -> tuple[str, str]:
     """(unit name, contents) of the swap unit Butane generates for a swap ``with_mount_unit``."""
     lines = ["# Generated by Butane", "[Swap]", f"What={device}"]
     if mount_options:
@@ -410,7 +412,7 @@ def _trees(config: dict, ctx: _Ctx) -> None:
 
 # --- output cleanup ---
 
-def _prune(value):
+def _prune(value: Any) -> Any:
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
@@ -424,7 +426,7 @@ def _prune(value):
     return value
 
 
-def butane_to_ignition(text: str | bytes, files_dir=None, strict: bool = False,
+def butane_to_ignition(text: str | bytes, files_dir: str | os.PathLike | None = None, strict: bool = False,
                        source: str = "Butane config") -> Translation:
     """Translate a Butane config (YAML text, or its UTF-8 bytes) to an Ignition config dict.
 

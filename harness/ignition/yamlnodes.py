@@ -42,6 +42,8 @@ class Sequence:
     col: int
 
 
+Node = Scalar | Mapping | Sequence          # what ``compose`` gives back for each YAML node
+
 _NULL = {"", "~", "null", "Null", "NULL"}
 _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
@@ -90,7 +92,7 @@ def key_path(path: str, key: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _convert(node, path: str):
+def _convert(node: yaml.Node, path: str):
     line, col = node.start_mark.line + 1, node.start_mark.column + 1
     if isinstance(node, yaml.ScalarNode):
         quoted = node.style is not None and node.style != ""
