@@ -118,7 +118,8 @@ def test_save_as_carries_a_value_to_later_checks_across_boots(tmp_path):
         "  - how: reboot\n    checks:\n"
         "      - ssh: again {{uuid}}\n        output: '^{{uuid}}$'\n")
     s = sc.load(tmp_path / "s.yaml")
-    lb = type("LB", (), {"machine": _FakeMachine(), "req": None})()
+    machine = _FakeMachine()
+    lb = type("LB", (), {"machine": machine, "req": None, "require_machine": lambda self: machine})()
     values: dict = {}
     assert "uuid = '1234-abcd'" in sc.run_check(lb, s.boots[0].checks[0], values)
     assert values == {"uuid": "1234-abcd"}
