@@ -43,6 +43,7 @@ literal (escaped) pattern.  A name must be saved by an earlier check than the on
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
@@ -261,14 +262,23 @@ def _check(path: Path, where: str, raw: object) -> Check:
             raise _bad(path, f"{where}.save_as", "a name of letters, digits and _", save_as)
     if kind == "wait_until" and "status" in raw:
         raise _err(path, f"{where}.status: wait_until waits for exit status 0")
-    if "timeout" in raw and (not isinstance(raw["timeout"], (int, float)) or isinstance(raw["timeout"], bool)
-                             or raw["timeout"] <= 0):
+    if "timeout" in raw and not _seconds(raw["timeout"]):
         raise _bad(path, f"{where}.timeout", "seconds, a positive number", raw["timeout"])
     status_default = 0 if kind in ("ssh", "console_cmd") else None
     return Check(kind, str(raw[kind]), expect=raw.get("expect"), send=raw.get("send"),
                  status=raw.get("status", status_default), output=raw.get("output"),
                  not_output=raw.get("not_output"), name=raw.get("name"), timeout=raw.get("timeout"),
                  only=only, save_as=save_as)
+
+
+def _seconds(v: object) -> bool:
+    """A time-out a clock can take: a positive, finite number of seconds (not .nan, .inf or 10**400)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return 0 < float(v) < math.inf
+    except OverflowError:
+        return False
 
 
 def _positive(v: object) -> bool:

@@ -10,6 +10,7 @@ the Ignition spec table override.  The profile (``HYPOTHESIS_PROFILE``: ci, the 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -64,6 +65,19 @@ def assert_result_or_one_line(fn: Callable[..., Any], *args: Any, **kwargs: Any)
 
 def failed(outcome: Any) -> bool:
     return isinstance(outcome, LivelabError)
+
+
+def assert_utf8(value: Any) -> None:
+    """Every string in a parsed value can be written out as UTF-8 (no lone surrogate from an escape)."""
+    if isinstance(value, str):
+        value.encode("utf-8")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            assert_utf8(k)
+            assert_utf8(v)
+    elif isinstance(value, (list, tuple, set)):
+        for v in value:
+            assert_utf8(v)
 
 
 # ---------------------------------------------------------------- generic strategies
@@ -126,17 +140,16 @@ def mostly(draw: st.DrawFn, good: st.SearchStrategy[Any], wrong: st.SearchStrate
     return draw(wrong) if draw(st.integers(0, 9)) == 9 else draw(good)
 
 
-YAML_TOKENS = [": ", ":", "- ", "-", "\n", "\n  ", "\n    ", "  ", "\t", "[", "]", "{", "}", ", ", "&a ", "*a",
-               "&b ", "*b", "!!str ", "!!int ", "!!float ", "!!bool ", "!!null ", "!!timestamp ", "!!binary ",
-               "!!set ", "!!omap ", "!!pairs ", "!!map ", "!!seq ", "!!merge ", "!!python/object ", "!foo ",
-               "!<tag:yaml.org,2002:int> ", "%YAML 1.1\n", "%YAML 1.", "%TAG !e! tag:x,2000:\n", "!e!x ", "---\n",
-               "...\n",
-               "|\n", ">\n", "|-\n", ">+\n", '"', "'", "#", "? ", "<<: ", "\\", "\\x4", "\\u12", "\\N", "\\ud800",
-               "\\U0011ffff", "\\U0001f600", '"\\U0011ffff"', '"\\udc00"', '"\\0"',
-               '"\\ud83d\\ude00"',
-               "0x", "0o", "0b", "_", "1", "0", "9", ".", "e", "+", "~", "null", "true", "yes", "on", "a", "key",
-               "2001-12-14", "2001-12-14t21:59:43.10-05:00", ".inf", ".nan", "é", "\ufeff", "\x85", "\u2028",
-               "\x00", "\x07", " ", "9" * 5000]
+YAML_TOKENS = [
+    ": ", ":", "- ", "-", "\n", "\n  ", "\n    ", "  ", "\t", "[", "]", "{", "}", ", ", "&a ", "*a", "&b ", "*b",
+    "!!str ", "!!int ", "!!float ", "!!bool ", "!!null ", "!!timestamp ", "!!binary ", "!!set ", "!!omap ",
+    "!!pairs ", "!!map ", "!!seq ", "!!merge ", "!!python/object ", "!foo ", "!<tag:yaml.org,2002:int> ",
+    "%YAML 1.1\n", "%YAML 1.", "%TAG !e! tag:x,2000:\n", "!e!x ", "---\n", "...\n", "|\n", ">\n", "|-\n", ">+\n",
+    '"', "'", "#", "? ", "<<: ", "\\", "\\x4", "\\u12", "\\N", "\\ud800", "\\U0011ffff", "\\U0001f600",
+    '"\\U0011ffff"', '"\\udc00"', '"\\0"', '"\\ud83d\\ude00"',
+    "0x", "0o", "0b", "_", "1", "0", "9", ".", "e", "+", "~", "null", "true", "yes", "on", "a", "key",
+    "2001-12-14", "2001-12-14t21:59:43.10-05:00", ".inf", ".nan", "é", "\ufeff", "\x85", "\u2028", "\x00", "\x07",
+    " ", "9" * 5000]
 yamlish = st.lists(st.one_of(st.sampled_from(YAML_TOKENS), st.text(max_size=3)), max_size=25).map("".join)
 
 JSON_TOKENS = ["{", "}", "[", "]", '"', '"a"', "\\", "\\u", "\\ud800", ":", ",", "0", "-", "1", "1e400", ".5",
@@ -170,9 +183,12 @@ def test_safeload_yaml_bytes(data, limits):
 @example(text="!!timestamp ", limits=safeload.DEFAULT)         # AttributeError (found by Hypothesis)
 @example(text='"\\U0011ffff"', limits=safeload.DEFAULT)        # ValueError from compose_yaml (found by Hypothesis)
 @example(text="%YAML 1." + "1" * 5000 + "\n--- a", limits=safeload.DEFAULT)   # ValueError from compose_yaml (read)
-@example(text='a: "\\ud800"', limits=safeload.DEFAULT)          # a lone surrogate reached the callers (see Butane)
+@example(text='["\\ud800"]', limits=safeload.DEFAULT)           # a lone surrogate in the result (found by Hypothesis,
+                                                                # through Butane)
 def test_safeload_yaml_text(text, limits):
-    assert_result_or_one_line(safeload.load_yaml, text, "x.yaml", limits=limits)
+    out = assert_result_or_one_line(safeload.load_yaml, text, "x.yaml", limits=limits)
+    if not failed(out):
+        assert_utf8(out)
     assert_result_or_one_line(safeload.compose_yaml, text, "x.yaml", limits=limits)
 
 
@@ -267,7 +283,7 @@ def test_butane_documents(files_dir, text, strict, with_dir):
     out = assert_result_or_one_line(butane_to_ignition, text, files_dir=files_dir if with_dir else None,
                                     strict=strict, source="x.bu")
     if not failed(out):
-        json.dumps(out.config)     # an Ignition config: JSON
+        assert_utf8(out.config)     # an Ignition config: JSON, in UTF-8
         assert out.config["ignition"]["version"] == out.spec
 
 
@@ -568,7 +584,8 @@ def checks(draw: st.DrawFn) -> Any:
     optional = {
         "name": st.text(max_size=10), "output": st.sampled_from(REGEXES), "not_output": st.sampled_from(REGEXES),
         "status": st.one_of(st.none(), st.integers(-1, 300)), "only": st.sampled_from([*OSES, *METHODS, *FIRMWARES]),
-        "timeout": st.one_of(st.integers(-1, 100), st.floats()), "save_as": st.sampled_from(["saved", "1x", ""]),
+        "timeout": st.one_of(st.integers(-1, 100), st.floats(), st.sampled_from([math.nan, math.inf, 10 ** 400, 0.5])),
+        "save_as": st.sampled_from(["saved", "1x", ""]),
         "expect": st.sampled_from(scenario.PORT_RESULTS), "send": st.text(max_size=5),
         "console": st.sampled_from(REGEXES)}
     for key in draw(st.lists(st.sampled_from(sorted(optional)), max_size=3, unique=True)):
@@ -616,6 +633,11 @@ def scenario_docs(draw: st.DrawFn) -> Any:
     return draw(mostly(st.just(doc)))
 
 
+# one boot of checks and nothing else (most inputs reach the end of the loader)
+check_scenarios = st.builds(lambda cs: {"boots": [{"checks": cs}], "forwards": [80, 8080, 9]},
+                            st.lists(checks(), min_size=1, max_size=3))
+
+
 @pytest.fixture(scope="module")
 def scenario_dir():
     """A scenario directory with the files scenarios name: a Butane config, bad ones, an OEM config."""
@@ -638,7 +660,23 @@ def _load_and_cases(path: Path) -> Any:
     return loaded
 
 
-@given(text=st.one_of(yaml_text(scenario_docs()), yamlish, st.binary(max_size=100)))
+def assert_usable_scenario(out: Any) -> None:
+    """What the loader accepts, the run can use: e.g. a check's time-out is a number of seconds a clock takes."""
+    if failed(out):
+        return
+    for boot in out.boots:
+        for check in boot.checks:
+            assert check.timeout is None or _clock_seconds(check.timeout), check
+
+
+def _clock_seconds(t: float) -> bool:
+    try:
+        return 0 < float(t) < math.inf
+    except OverflowError:       # an int beyond floats: no clock adds it to its time
+        return False
+
+
+@given(text=st.one_of(yaml_text(scenario_docs()), yaml_text(check_scenarios), yamlish, st.binary(max_size=100)))
 # keys with line breaks / spaces printed raw (found by Hypothesis)
 @example(text="? '\n\n  '\n: null\n")
 @example(text="' ': null\n")
@@ -648,11 +686,16 @@ def _load_and_cases(path: Path) -> Any:
 @example(text='? "\\N"\n: null\n')
 # the PyYAML constructors' crashes, through the scenario loader (found by Hypothesis)
 @example(text="!<tag:yaml.org,2002:int> ")
+# a time-out of .inf / .nan / 10**400 seconds was accepted (found by Hypothesis: .inf; read: the others)
+@example(text="boots:\n- checks:\n  - console: ^ok$\n    name: ''\n    timeout: .inf\nforwards:\n- 80\n- 8080\n- 9\n")
+@example(text="boots: [{checks: [{ssh: 'true', timeout: .nan}]}]")
+@example(text=f"boots: [{{checks: [{{ssh: 'true', timeout: {10 ** 400}}}]}}]")
 def test_scenario_file(scenario_dir, text):
     path = scenario_dir / "s.yaml"
     path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass"))
     out = assert_result_or_one_line(_load_and_cases, path)
     assert failed(out) or isinstance(out, scenario.Scenario)
+    assert_usable_scenario(out)
 
 
 @given(texts=st.lists(st.one_of(yaml_text(scenario_docs()), yamlish), max_size=3))
@@ -669,6 +712,8 @@ def test_scenario_directory(scenario_dir, texts):
         (scenario_dir / f"s{i}.yaml").write_bytes(text.encode("utf-8", "surrogatepass"))
     out = assert_result_or_one_line(scenario.load_all, scenario_dir)
     assert failed(out) or len(out) == len(texts)
+    for loaded in [] if failed(out) else out:
+        assert_usable_scenario(loaded)
 
 
 # ---------------------------------------------------------------- Ignition spec table override
