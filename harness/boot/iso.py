@@ -444,11 +444,14 @@ def _copy_into(source: IO[bytes], out: IO[bytes]) -> None:
 
 
 def _json_text(value: object) -> str:
-    """``value`` as JSON, shortened for a one-line message."""
+    """``value`` as JSON, shortened for a one-line message; a run of spaces in a string is
+    escaped (``\\u0020``), as a one-line message (``LivelabError.one_line``) would squeeze it."""
     if isinstance(value, str) and len(value) > 57:
-        return json.dumps(value[:54] + "...")
-    text = json.dumps(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+        text = json.dumps(value[:54] + "...")
+    else:
+        text = json.dumps(value)
+        text = text if len(text) <= 60 else text[:57] + "..."
+    return re.sub(r"  +", lambda m: "\\u0020" * len(m.group()), text)
 
 
 _KIND_NAMES = {int: "an integer", str: "a string", list: "a list", dict: "an object"}
@@ -742,7 +745,8 @@ class LiveISO:
             return None
         values = {_parse_kargs_area(self._read(a.offset, a.length), a) for a in self.kargs_areas}
         if len(values) != 1:
-            raise LivelabError(f"{self.path}: kernel-argument embed areas disagree: {sorted(values)!r}")
+            raise LivelabError(f"{self.path}: kernel-argument embed areas disagree: "
+                               f"{', '.join(_json_text(v) for v in sorted(values))}")
         return values.pop()
 
     def embedded_initrd(self) -> bytes | None:
