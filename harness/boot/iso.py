@@ -237,9 +237,10 @@ class ISO9660:
             entry = match
         return entry
 
-    def files(self) -> Iterator[tuple[str, IsoEntry]]:
-        """Every file of the tree with its path; each directory is read once, so a directory
-        that lists one of its parents ends the walk instead of looping."""
+    def walk(self) -> Iterator[tuple[str, IsoEntry]]:
+        """Every directory (the root first, as ``""``) and file of the tree with its path; each
+        directory is read once, so a directory that lists one of its parents ends the walk
+        instead of looping."""
         seen: set = set()
         entries = 0
         stack: list = [("", self.root)]
@@ -248,6 +249,7 @@ class ISO9660:
             if directory.offset in seen:
                 continue
             seen.add(directory.offset)
+            yield prefix, directory
             for child in self.listdir(directory):
                 entries += 1
                 if entries > MAX_TREE_ENTRIES:
@@ -257,6 +259,10 @@ class ISO9660:
                     stack.append((path, child))
                 else:
                     yield path, child
+
+    def files(self) -> Iterator[tuple[str, IsoEntry]]:
+        """Every file of the tree with its path (see :meth:`walk`)."""
+        return ((path, entry) for path, entry in self.walk() if not entry.is_dir)
 
     def file_containing(self, offset: int, length: int) -> str | None:
         """The path of a file whose extent holds bytes ``offset`` to ``offset + length``, or None."""
@@ -518,8 +524,9 @@ class LiveISO:
     Everything the image says about where the areas are (JSON files, legacy headers, the
     ISO9660 directory) is checked when the ISO is opened: every area lies inside the image
     past its volume descriptors, inside the file it is said to be part of, and overlaps no
-    other area; the default kargs fit.  A failed check is a one-line LivelabError naming the
-    ISO, the key and its value, raised before anything is written.
+    other area, no ISO9660 directory and neither coreos/*.json file; the default kargs fit.
+    A failed check is a one-line LivelabError naming the ISO, the key and its value, raised
+    before anything is written.
     """
 
     def __init__(self, path: str | Path):
@@ -535,6 +542,7 @@ class LiveISO:
         self._claims: list = []
         self.fs = ISO9660(self.path, self.size)
         self.volume_id = self.fs.volume_id
+        self._protected = self._metadata_extents()
         self._find_ignition()
         self._find_kargs()
         if not self.ignition_areas and not self.kargs_areas:
@@ -555,11 +563,30 @@ class LiveISO:
             raise self._fail(key, value, f"its area (image offset {offset}, {length} bytes) ends past "
                                          f"the end of the image ({self.size} bytes)")
         claim = _Claim(offset, length, key, value)
+        for what, p_off, p_len in self._protected:
+            if claim.overlaps(_Claim(p_off, p_len, what, None)):
+                raise self._fail(key, value, f"its area (image offset {offset}, {length} bytes) overlaps {what} "
+                                             f"(image offset {p_off}, {p_len} bytes), which the embed areas "
+                                             f"are found by")
         for earlier in self._claims:
             if claim.overlaps(earlier):
                 raise self._fail(key, value, f"its area (image offset {offset}, {length} bytes) overlaps the one of "
                                              f"{earlier.key} (image offset {earlier.offset}, {earlier.length} bytes)")
         self._claims.append(claim)
+
+    def _metadata_extents(self) -> list[tuple[str, int, int]]:
+        """``(what, offset, length)`` of what the areas are found by: the ISO9660 directories and
+        coreos/igninfo.json and coreos/kargs.json.  No area may overlap them: writing it would
+        leave an ISO that livelab (and coreos-installer) can no longer read or reset."""
+        out = []
+        for path, entry in self.fs.walk():
+            if entry.is_dir:
+                out.append((f"the ISO directory {path or '/'}", entry.offset, entry.size))
+        for path in ("coreos/igninfo.json", "coreos/kargs.json"):
+            found = self.fs.lookup(path)
+            if found is not None and not found.is_dir:
+                out.append((path, found.offset, found.size))
+        return out
 
     def _file_entry(self, doc: _EmbedJson, key: str, path: str) -> IsoEntry:
         """The ISO file ``path`` named under ``key`` of ``doc``, its extent checked to lie in the image."""
