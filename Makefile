@@ -98,7 +98,7 @@ test-e2e: images
 # (HYPOTHESIS_FUZZ_EXAMPLES, default 20000 per property); failures are kept in runs/hypothesis and tried
 # first next time (tests/unit/hypothesis_profiles.py)
 fuzz: venv
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/unit/test_parsers_fuzz.py -q -p no:cacheprovider
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest tests/unit/test_parsers_fuzz.py tests/unit/test_iso_fuzz.py -q -p no:cacheprovider
 
 bench: images
 	$(BIN)/python bench/run.py
