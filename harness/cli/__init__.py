@@ -10,6 +10,7 @@ import argparse
 import errno
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -58,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("paramiko").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:      # `livelab ... | head`: the reader left; stop quietly, as other tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())      # no second error when Python flushes stdout at exit
+        return 141
     except BootFailure as exc:   # the reason, then the console evidence
         print(f"livelab: boot failed: {exc}", file=sys.stderr)
         return exc.exit_status
