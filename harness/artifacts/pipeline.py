@@ -146,6 +146,8 @@ class Fetcher:
             _verify.check_digests(name, art.digests, digests, art.digests_source or "")
             signers = [] if self.insecure else self._verify_cached_signature(art, final, name)
         except LivelabError as exc:
+            if isinstance(exc, _verify.SignatureError) and exc.untrusted:
+                raise                       # right bytes for another keyring: kept, not fetched again
             if self.offline:
                 raise LivelabError(f"offline: the cached copy fails its checks: {exc.one_line()}") from None
             log.debug("%s: %s; fetching it again", final, exc.one_line())

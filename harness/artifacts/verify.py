@@ -116,7 +116,12 @@ def keyring_for(os_id: str, keyring: str | Path | None, cache_dir: str | Path) -
 
 
 class SignatureError(LivelabError):
-    pass
+    """A signature that is not good.  ``untrusted``: made by a key the keyring does not hold (the
+    bytes may well be right; another keyring would accept them)."""
+
+    def __init__(self, message: str, untrusted: bool = False):
+        super().__init__(message)
+        self.untrusted = untrusted
 
 
 def _gpgv_command(home: str, keyring: Keyring, sig_path: str | Path, data: str) -> list[str]:
@@ -146,7 +151,7 @@ def _gpgv_outcome(returncode: int, status_text: str, stderr: str, keyring: Keyri
         why = "signing key expired or revoked"
     else:
         why = " ".join(stderr.split())[-200:] or f"gpgv exit status {returncode}"
-    raise SignatureError(f"refusing {name}: signature check failed: {why}")
+    raise SignatureError(f"refusing {name}: signature check failed: {why}", untrusted="NO_PUBKEY" in kinds)
 
 
 def gpgv_verify(data_path: str | Path, sig_path: str | Path, keyring: Keyring, name: str | None = None) -> list[str]:

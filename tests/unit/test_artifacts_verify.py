@@ -110,6 +110,7 @@ def test_fetch_file_mirror_signed(tmp_path):
     # bundled FCOS keys do not trust the test key: the warm entry must be re-checked, and refused
     with pytest.raises(LivelabError, match=r"not in keyring fcos-signing-keys\.asc"):
         fetch(rel, cache_dir=tmp_path / "c", retries=0)
+    assert Path(got.path).exists()          # right bytes for another keyring: kept, not thrown away
 
 
 def test_insecure_override(tmp_path):
