@@ -46,12 +46,20 @@ def _relays(http_port: int):
     return [line for line in out.splitlines() if "pgrep" not in line]
 
 
+def _default_signals() -> None:
+    """The child takes SIGINT and SIGTERM as a terminal would send them: a shell that starts a job in
+    the background without job control (``cmd &`` in a script, as some CI runners do) passes SIGINT
+    on ignored, and a pytest that ignores it would make this test blind."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _interrupt_mid_boot(run_dir: Path, sig: int, log: Path) -> dict:
     """One trial: boot CASE in a child pytest, send ``sig`` mid-boot, return what was left."""
     with open(log, "wb") as out:
         child = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                   f"scenarios/base.yaml::{CASE}", "--run-dir", str(run_dir)],
-                                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+                                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_default_signals)
     try:
         # artifacts are cached after the first boot; a VM may queue in admission behind others
         deadline = time.monotonic() + 900
