@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ..boot.methods import BootMedia
 
 log = logging.getLogger(__name__)
+QMP_TIMEOUT = 30.0        # seconds any one QMP command may take (they answer in milliseconds)
 
 
 class VMProcess(Protocol):
@@ -199,6 +200,9 @@ class Machine:
                 qmp.connect()
             except Exception as exc:
                 raise poll.Retry(f"{type(exc).__name__}: {exc}") from None
+            # no command may block for ever: an interrupted test tears its VM down through QMP, and
+            # a wait cut short by Ctrl-C can leave the connection without an answer coming
+            qmp.settimeout(QMP_TIMEOUT)
             return qmp
 
         self.qmp = poll.poll(connect, 15, what=f"{self.spec.name}: QMP socket {sock}", interval=0.05,
