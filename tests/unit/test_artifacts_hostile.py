@@ -4,15 +4,13 @@ Every test uses the hostile loopback mirror (``hostile_mirror.Mirror``); nothing
 """
 import json
 import math
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from hostile_mirror import FILES, REPO, fetch_from, fpath
+from clirun import refusal_line, run_livelab
+from hostile_mirror import FILES, fetch_from, fpath
 
 from harness.artifacts import fetch, pipeline, resolve
 from harness.artifacts.store import MARKER, Store
@@ -24,19 +22,6 @@ from harness.errors import LivelabError
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch):
     monkeypatch.setattr(pipeline.Fetcher, "backoff", 0.01)
-
-
-def cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=120,
-                          cwd=cwd or REPO, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
-
-
-def one_line_error(proc: subprocess.CompletedProcess, match: str) -> str:
-    lines = proc.stderr.splitlines()
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert len(lines) == 1 and lines[0].startswith("livelab: error: "), proc.stderr
-    assert match in lines[0], lines[0]
-    return lines[0]
 
 
 # ------------------------------------------------------------ time limits
@@ -62,9 +47,9 @@ def test_deadline_ends_a_slow_download_and_says_so(fcos_mirror, signer):
 
 @pytest.mark.parametrize("value", ["-5", "0", "nan", "inf"])
 def test_bad_time_limits_are_refused(fcos_mirror, value):
-    proc = cli("artifacts", "resolve", "fcos", "--mirror", fcos_mirror.url, "--cache-dir",
+    proc = run_livelab("artifacts", "resolve", "fcos", "--mirror", fcos_mirror.url, "--cache-dir",
                str(fcos_mirror.cache), "--timeout", value)
-    one_line_error(proc, "--timeout must be a positive number of seconds")
+    assert "--timeout must be a positive number of seconds" in refusal_line(proc)
 
 
 # ------------------------------------------------------------ redirects
@@ -179,11 +164,11 @@ def test_prune_refuses_a_directory_livelab_did_not_mark(tmp_path):
     (project / "Cargo.lock").write_text("keep me")
     (project / "yarn.lock").write_text("keep me too")
     (project / "build.part").write_text("mine")
-    proc = cli("artifacts", "prune", "--keep", "0", "--cache-dir", str(project))
-    one_line_error(proc, f"{project} is not a livelab cache")
+    proc = run_livelab("artifacts", "prune", "--keep", "0", "--cache-dir", str(project))
+    assert f"{project} is not a livelab cache" in refusal_line(proc)
     assert sorted(p.name for p in project.iterdir()) == ["Cargo.lock", "build.part", "yarn.lock"]
-    proc = cli("artifacts", "prune", "--keep", "0", env={"LIVELAB_CACHE_DIR": str(project)})
-    one_line_error(proc, "is not a livelab cache")
+    proc = run_livelab("artifacts", "prune", "--keep", "0", env={"LIVELAB_CACHE_DIR": str(project)})
+    assert "is not a livelab cache" in refusal_line(proc)
     assert len(list(project.iterdir())) == 3
 
 
@@ -191,8 +176,8 @@ def test_fetch_refuses_a_directory_that_holds_other_things(tmp_path, fcos_mirror
     project = tmp_path / "project"
     project.mkdir()
     (project / "Cargo.lock").write_text("keep me")
-    proc = cli("artifacts", "resolve", "fcos", "--mirror", fcos_mirror.url, "--cache-dir", str(project))
-    one_line_error(proc, f"refusing to use {project} as the artifact cache")
+    proc = run_livelab("artifacts", "resolve", "fcos", "--mirror", fcos_mirror.url, "--cache-dir", str(project))
+    assert f"refusing to use {project} as the artifact cache" in refusal_line(proc)
     assert [p.name for p in project.iterdir()] == ["Cargo.lock"]
 
 
@@ -214,14 +199,14 @@ def test_prune_removes_only_livelab_names_and_says_what_it_left(fcos_mirror, sig
 def test_bad_older_than_is_refused(fcos_mirror, signer, value):
     m = fcos_mirror
     fetch_from(m, signer, kinds=["kernel"])
-    proc = cli("artifacts", "prune", "--older-than", value, "--cache-dir", str(m.cache))
-    one_line_error(proc, "--older-than must be a number of days, 0 or more")
+    proc = run_livelab("artifacts", "prune", "--older-than", value, "--cache-dir", str(m.cache))
+    assert "--older-than must be a number of days, 0 or more" in refusal_line(proc)
     assert (m.cache / fpath("kernel").lstrip("/")).exists()
 
 
 def test_ls_of_a_missing_directory_creates_nothing(tmp_path):
     missing = tmp_path / "missing" / "dir"
-    proc = cli("artifacts", "ls", "--cache-dir", str(missing))
+    proc = run_livelab("artifacts", "ls", "--cache-dir", str(missing))
     assert proc.returncode == 0 and "no cache at" in proc.stdout
     assert not missing.exists() and not missing.parent.exists()
 
@@ -229,7 +214,7 @@ def test_ls_of_a_missing_directory_creates_nothing(tmp_path):
 def test_resolve_keeps_its_keyring_in_the_cache_not_the_system_temp_dir(fcos_mirror, signer, tmp_path):
     m = fcos_mirror
     before = set(Path(tempfile.gettempdir()).glob("livelab-keyrings-*"))
-    proc = cli("artifacts", "resolve", "fcos", "--mirror", m.url, "--cache-dir", str(m.cache),
+    proc = run_livelab("artifacts", "resolve", "fcos", "--mirror", m.url, "--cache-dir", str(m.cache),
                "--keyring", str(signer.pub))
     assert proc.returncode == 0, proc.stderr
     assert list((m.cache / "keyrings").glob("*.gpg"))

@@ -2,18 +2,17 @@
 stderr line that names the file, key or value, no traceback, and no VM started.
 
 Each case is (id, files to create, argv, what the line must contain).  ``{d}`` in argv and in the
-expected text is the case's temp directory.  QEMU is replaced by a sentinel that records any call, so
-a case that would boot fails loudly instead.
+expected text is the case's temp directory.  QEMU is the ``sentinel`` (``LIVELAB_QEMU``), which records
+any call, so a case that would probe or boot fails loudly instead.
 """
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from clirun import REPO, refusal_line, run_livelab
 
-REPO = Path(__file__).resolve().parents[2]
 BUTANE = "variant: fcos\nversion: 1.5.0\n"
 
 
@@ -77,19 +76,6 @@ CASES = [
 ]
 
 
-@pytest.fixture
-def sentinel(tmp_path):
-    """A fake qemu-system-x86_64 first on PATH that records every call."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    calls = tmp_path / "qemu-calls.log"
-    for name in ("qemu-system-x86_64", "qemu-img"):
-        exe = bindir / name
-        exe.write_text(f"#!/bin/sh\necho \"$0 $*\" >> {calls}\nexit 1\n")
-        exe.chmod(0o755)
-    return bindir, calls
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_verb_on_bad_input_is_one_line(case, tmp_path, sentinel):
     _id, files, argv, expected = case
@@ -105,16 +91,11 @@ def test_verb_on_bad_input_is_one_line(case, tmp_path, sentinel):
             path.write_bytes(content)
         else:
             path.write_text(content)
-    bindir, calls = sentinel
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{bindir}:{os.environ['PATH']}",
-           "LIVELAB_CACHE_DIR": str(d / "default-cache"), "LIVELAB_STATE_DIR": str(tmp_path / "state")}
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", *[a.format(d=d) for a in argv]],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
-    lines = proc.stderr.splitlines()
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    assert len(lines) == 1 and lines[0].startswith("livelab: error: "), proc.stderr
-    assert expected.format(d=d) in lines[0], lines[0]
+    qemu, calls = sentinel
+    proc = run_livelab(*[a.format(d=d) for a in argv], cwd=tmp_path,
+                       env={"LIVELAB_QEMU": str(qemu), "LIVELAB_CACHE_DIR": str(d / "default-cache"),
+                            "LIVELAB_STATE_DIR": str(tmp_path / "state")})
+    assert expected.format(d=d) in refusal_line(proc)
     assert not calls.exists(), calls.read_text()           # no VM, no accelerator probe
 
 

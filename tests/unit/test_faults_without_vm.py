@@ -49,16 +49,6 @@ def mirror(tmp_path, signer):
     m.close()
 
 
-@pytest.fixture
-def sentinel(tmp_path):
-    """A LIVELAB_QEMU that records every call and never starts anything."""
-    log = tmp_path / "qemu-calls.log"
-    path = tmp_path / "qemu-sentinel"
-    path.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\nexit 1\n")
-    path.chmod(0o755)
-    return path, log
-
-
 def livelab(args, sentinel, tmp_path, env=None, timeout=120):
     qemu, log = sentinel
     e = {k: v for k, v in os.environ.items() if k != "LIVELAB_ACCEL_CHOICE"}

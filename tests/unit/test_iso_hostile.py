@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import errno
+import functools
 import hashlib
 import io
 import json
@@ -23,6 +24,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from clirun import refusal_line, run_livelab
 from limits import RESULT, MiB, run_limited, zeros_xz
 
 import harness.boot.iso as iso_module
@@ -149,18 +151,12 @@ def one_error_line(capsys) -> str:
     return lines[0]
 
 
-def run_cli(*args, **kwargs) -> subprocess.CompletedProcess:
-    """``livelab ARGS`` as a separate process (this checkout's harness), as a user runs it."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60, **kwargs)
+run_cli = functools.partial(run_livelab, timeout=60)     # ``livelab ARGS`` as a user runs it
 
 
 def assert_clean_error(proc: subprocess.CompletedProcess, message: str) -> None:
     """Exit status 2 and exactly one stderr line, ``livelab: error: <message>``, no traceback."""
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    assert proc.stderr.splitlines() == [f"livelab: error: {message}"]
+    assert refusal_line(proc) == f"livelab: error: {message}"
 
 
 def with_change(change) -> dict:
