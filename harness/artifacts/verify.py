@@ -174,9 +174,9 @@ class _Follower(threading.Thread):
     and nothing is held in memory.  A sink that fails stops reading; its error is kept.
     """
 
-    def __init__(self, path: Path, progress: _Progress, sink: Callable[[bytes], Any], name: str):
+    def __init__(self, path: Path, written: _WrittenMark, sink: Callable[[bytes], Any], name: str):
         super().__init__(name=name, daemon=True)
-        self.path, self.progress, self.sink = path, progress, sink
+        self.path, self.written, self.sink = path, written, sink
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -184,7 +184,7 @@ class _Follower(threading.Thread):
         try:
             with open(self.path, "rb") as fp:
                 while True:
-                    end = self.progress.wait_past(pos)
+                    end = self.written.wait_past(pos)
                     if end <= pos:
                         return                  # finished, everything read
                     fp.seek(pos)
@@ -198,7 +198,7 @@ class _Follower(threading.Thread):
             self.error = exc
 
 
-class _Progress:
+class _WrittenMark:
     """How far a file has been written; readers wait on it."""
 
     def __init__(self) -> None:
@@ -243,7 +243,7 @@ class StreamVerifier:
                  keyring: Keyring | None = None):
         self.path, self.name, self.keyring = Path(path), name, keyring
         self.hashers = new_hashers(algos)
-        self._progress = _Progress()
+        self._written = _WrittenMark()
         self._gpgv: subprocess.Popen | None = None
         self._home: tempfile.TemporaryDirectory | None = None
         sinks: list[tuple[str, Callable[[bytes], Any]]] = [(a, h.update) for a, h in self.hashers.items()]
@@ -259,7 +259,7 @@ class StreamVerifier:
             with contextlib.suppress(OSError):      # fewer wake-ups per MiB; the default still works
                 fcntl.fcntl(stdin.fileno(), fcntl.F_SETPIPE_SZ, self.PIPE_SIZE)
             sinks.append(("gpgv", _pipe_writer(stdin.fileno())))
-        self._readers = [_Follower(self.path, self._progress, sink, f"verify-{what}") for what, sink in sinks]
+        self._readers = [_Follower(self.path, self._written, sink, f"verify-{what}") for what, sink in sinks]
         for r in self._readers:
             r.start()
         self._closed = False
@@ -267,11 +267,11 @@ class StreamVerifier:
 
     def written(self, size: int) -> None:
         """The file now holds ``size`` bytes (all of them final)."""
-        self._progress.advance(size)
+        self._written.advance(size)
 
     def _close(self) -> tuple[int, str, str]:
         self._closed = True
-        self._progress.finish()
+        self._written.finish()
         for r in self._readers:
             r.join()
         if self._gpgv is None:
