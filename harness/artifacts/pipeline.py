@@ -141,7 +141,7 @@ class Fetcher:
             return _local(art, final, rec, downloaded=False)
         # the file changed on disk, its record is missing or old, or another keyring is trusted now
         log.debug("%s: re-checking the cached copy", final)
-        digests = {a: h.hexdigest() for a, h in _verify.hash_file(final, _algos(art)).items()}
+        digests = _verify.file_digests(final, _algos(art))
         try:
             _verify.check_digests(name, art.digests, digests, art.digests_source or "")
             signers = [] if self.insecure else self._verify_cached_signature(art, final, name)

@@ -316,21 +316,14 @@ def new_hashers(algos: Iterable[str]) -> dict[str, Any]:
     return {a: hashlib.new(a) for a in algos}
 
 
-def hash_file(path: str | Path, algos: Iterable[str] = ("sha256",), hashers: dict[str, Any] | None = None,
-              limit: int | None = None) -> dict[str, Any]:
-    """Feed (the first ``limit`` bytes of) ``path`` into hashers (new ones unless given)."""
-    hashers = hashers if hashers is not None else new_hashers(algos)
-    left = limit
+def file_digests(path: str | Path, algos: Iterable[str]) -> dict[str, str]:
+    """{algo: hex} of the whole file ``path`` (a cached file whose record no longer matches)."""
+    hashers = new_hashers(algos)
     with open(path, "rb") as fp:
-        while left is None or left > 0:
-            b = fp.read(CHUNK if left is None else min(CHUNK, left))
-            if not b:
-                break
+        while chunk := fp.read(CHUNK):
             for h in hashers.values():
-                h.update(b)
-            if left is not None:
-                left -= len(b)
-    return hashers
+                h.update(chunk)
+    return {a: h.hexdigest() for a, h in hashers.items()}
 
 
 def check_digests(name: str, expected: dict[str, str], got: dict[str, str], source: str = "") -> None:

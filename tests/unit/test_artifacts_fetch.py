@@ -45,7 +45,7 @@ def test_fetch_verified_then_warm_rerun_costs_nothing(fcos_mirror, signer, monke
 
     rel = resolve("fcos", "stable", mirror=m.url, cache_dir=m.cache)
     m.hits.clear()
-    monkeypatch.setattr(averify, "hash_file", lambda *a, **k: pytest.fail("re-hashed a warm file"))
+    monkeypatch.setattr(averify, "file_digests", lambda *a, **k: pytest.fail("re-hashed a warm file"))
     monkeypatch.setattr(averify, "gpgv_verify", lambda *a, **k: pytest.fail("re-ran gpgv on a warm file"))
     t0 = time.monotonic()
     again = fetch(rel, keyring=str(signer.pub), cache_dir=m.cache, retries=0)
