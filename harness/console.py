@@ -30,34 +30,17 @@ import pexpect.spawnbase
 
 from . import poll
 from .errors import BootFailure
+from .triage import PHASES, RULES, Failure, Rule, Triage, Verdict
+from .triage.rules import LOGIN_PROMPT
+from .triage.text import LogLine
 
 log = logging.getLogger(__name__)
 
-# (reason, pattern): a console line matching a pattern ends the boot at once.
-FAIL_PATTERNS = [
-    ("kernel panic", re.compile(r"Kernel panic - not syncing.*")),
-    ("out of memory", re.compile(r"(Out of memory: Kill(ed)? process.*|oom-kill:.*|Kernel panic.*[Oo]ut of memory.*)")),
-    ("out of RAM-disk space", re.compile(r".*No space left on device.*")),
-    ("Ignition failed", re.compile(r".*(Ignition failed|Failed to start .*Ignition|ignition\[\d+\]: .*CRITICAL.*).*")),
-    ("live rootfs refused", re.compile(r".*(Found initramfs version .* but rootfs version.*|No rootfs image found.*"
-                                       r"|Couldn't fetch, verify, and unpack image.*|[Rr]ootfs (image )?hash mismatch.*"
-                                       r"|coreos-livepxe-rootfs.*[Ff]ail.*)")),
-    ("no bootable device",
-     re.compile(r".*(No bootable device|No more network devices|PXE-E\w+:|Could not boot image).*")),
-    # PXELINUX/ISOLINUX ("<file>... failed: Bad file number", e.g. no memory for the initrds) and GRUB
-    ("boot loader failed", re.compile(r".*((^|Loading )\S+\.\.\. failed: .+|error: out of memory\.?"
-                                      r"|error: you need to load the kernel first).*")),
-    ("dracut initqueue timeout", re.compile(r".*dracut-initqueue.*timeout.*|.*Could not boot\..*")),
-    ("emergency mode", re.compile(r".*(You are in emergency mode|Entering emergency mode|emergency shell).*")),
-]
-
+# The failure lines (harness.triage.rules): iterable as (reason, pattern, severity, source, …)
+# tuples; every reason the tap can report is among them.
+FAIL_PATTERNS = RULES
 # phase name -> first console line that marks it (seconds from QEMU start are recorded)
-PHASE_PATTERNS = [
-    ("kernel_start", re.compile(r"Linux version \d")),
-    ("ignition_done", re.compile(r"(Finished|Reached target).*(Ignition \(files\)|ignition-files|Ignition Complete)")),
-    ("switch_root", re.compile(r"(Switching root|Reached target .*Switch Root)")),
-    ("login_prompt", re.compile(r"login: ?$|login:")),
-]
+PHASE_PATTERNS = [(p.name, p.pattern) for p in PHASES]
 
 
 def _compile(pattern: str | Pattern, regex: bool) -> Pattern:
@@ -69,26 +52,52 @@ def _compile(pattern: str | Pattern, regex: bool) -> Pattern:
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 
 
-class ConsoleTap:
-    """Receives every chunk read from the console, as it arrives."""
+def _as_rules(patterns: Iterable[Rule | tuple]) -> list[Rule]:
+    """Rules, from rules or from plain ``(reason, pattern)`` pairs (each a fatal rule)."""
+    return [p if isinstance(p, Rule) else Rule(p[0], _compile(p[1], True)) for p in patterns]
 
-    def __init__(self, t0: float, fail_patterns: Iterable[tuple[str, Pattern[str]]] = FAIL_PATTERNS,
-                 keep_lines: int = 200):
+
+class ConsoleTap:
+    """Receives every chunk read from the console, as it arrives, and triages it line by line
+    (``harness.triage``): ``failure`` is ``(reason, deciding line, monotonic time)`` once a line
+    ends the boot, ``phases`` the seconds from ``t0`` at which each boot phase showed."""
+
+    def __init__(self, t0: float, fail_patterns: Iterable[Rule | tuple] = FAIL_PATTERNS, keep_lines: int = 200):
         self.t0 = t0
-        self.fail_patterns = list(fail_patterns)
-        self.lines: collections.deque[str] = collections.deque(maxlen=keep_lines)
-        self.phases: dict = {}
-        self.failure: tuple | None = None      # (reason, line, monotonic time seen)
-        self._partial = ""
+        self.fail_patterns = _as_rules(fail_patterns)
+        self.keep_lines = keep_lines
         self.ignored_failures: list[str] = []
         self.listeners: list[Callable[[str], None]] = []   # e.g. echo the console live
         self.timed_log: TextIO | None = None   # every line with its seconds since QEMU start / reset
+        self.triage = self._new_triage()
+        self.phases: dict = {}
+        self.failure: tuple | None = None      # (reason, line, monotonic time seen)
+
+    def _new_triage(self) -> Triage:
+        t = Triage(self.fail_patterns, keep_lines=self.keep_lines, ignored=self.ignored_failures)
+        t.on_phase = self._phase
+        t.on_failure = self._failed
+        t.on_line = self._timed_line
+        return t
+
+    def _phase(self, name: str, line: LogLine) -> None:
+        self.phases.setdefault(name, round(time.monotonic() - self.t0, 2))
+
+    def _failed(self, failure: Failure) -> None:
+        now = time.monotonic()
+        self.failure = (failure.reason, failure.line, now)
+        log.debug("console: %s at %.1f s: %s", failure.reason, now - self.t0, failure.line)
+
+    def _timed_line(self, line: LogLine) -> None:
+        if self.timed_log is not None:
+            self.timed_log.write(f"[{time.monotonic() - self.t0:8.2f}] {line.text}\n")
+            self.timed_log.flush()
 
     def new_boot(self, t0: float) -> None:
         self.t0 = t0
         self.phases = {}
         self.failure = None
-        self._partial = ""
+        self.triage.new_boot()
 
     def write(self, data: str) -> None:
         if not data:
@@ -97,39 +106,35 @@ class ConsoleTap:
             listener(data)
         if "first_console" not in self.phases:
             self.phases["first_console"] = round(time.monotonic() - self.t0, 2)
-        text = self._partial + _ANSI.sub("", data)
-        *complete, self._partial = text.split("\n")
-        for line in complete:
-            self._line(line)
+        self.triage.feed(data)
         # a prompt such as "login: " has no newline yet
-        if self._partial.endswith("login: ") and "login_prompt" not in self.phases:
+        if "login_prompt" not in self.phases and LOGIN_PROMPT.search(self.triage.splitter.partial):
             self.phases["login_prompt"] = round(time.monotonic() - self.t0, 2)
 
     def flush(self) -> None:
         pass
 
-    def _line(self, line: str) -> None:
-        self.lines.append(line)
-        now = time.monotonic()
-        if self.timed_log is not None:
-            self.timed_log.write(f"[{now - self.t0:8.2f}] {line}\n")
-            self.timed_log.flush()
-        for name, pat in PHASE_PATTERNS:
-            if name not in self.phases and pat.search(line):
-                self.phases[name] = round(now - self.t0, 2)
-        if self.failure is None:
-            for reason, pat in self.fail_patterns:
-                if reason in self.ignored_failures:
-                    continue
-                if pat.match(line) or pat.search(line):
-                    self.failure = (reason, line.strip(), now)
-                    log.debug("console: %s at %.1f s: %s", reason, now - self.t0, line.strip())
-                    break
+    @property
+    def lines(self) -> list[str]:
+        return [ln.text for ln in self.triage.lines]
+
+    def verdict(self) -> Verdict:
+        """The triage of the console so far (for a wait that timed out: the last phase, a suspect)."""
+        return self.triage.verdict()
+
+    def evidence(self) -> str:
+        """What decided the failure, for a BootFailure message: the line that ended the boot
+        when an earlier line explained it (empty when there is no more to say)."""
+        f = self.triage.failure
+        if f is None or f.trigger.line.no == f.deciding.line.no:
+            return ""
+        return f"--- the boot was lost at: {f.trigger.line.text.strip()!r} ({f.trigger.reason}) ---\n"
 
     def last_lines(self, n: int = 50) -> str:
-        lines = list(self.lines)[-n:]
-        if self._partial:
-            lines.append(self._partial)
+        lines = self.lines[-n:]
+        partial = self.triage.splitter.partial
+        if partial.strip():
+            lines.append(partial)
         return "\n".join(lines)
 
 
@@ -233,8 +238,8 @@ class Console:
         """Raise BootFailure if a fatal console line was seen or QEMU is gone."""
         if self.tap.failure:
             reason, line, _ = self.tap.failure
-            raise BootFailure(f"{self.name}: {reason}: {line!r}\n--- last 50 console lines ---\n"
-                              f"{self.tap.last_lines(50)}", ) from None
+            raise BootFailure(f"{self.name}: {reason}: {line!r}\n{self.tap.evidence()}"
+                              f"--- last 50 console lines ---\n{self.tap.last_lines(50)}") from None
         dead = self._alive()
         if dead:
             raise BootFailure(f"{self.name}: {dead}\n--- last 50 console lines ---\n{self.tap.last_lines(50)}")
@@ -250,8 +255,8 @@ class Console:
         match = self.poll_for(pat, timeout)
         if match is None:
             raise BootFailure(f"{self.name}: timed out after {timeout:.0f} s waiting for "
-                              f"{pat.pattern!r} on the console\n--- last 50 console lines ---\n"
-                              f"{self.tap.last_lines(50)}")
+                              f"{pat.pattern!r} on the console ({self.tap.verdict().headline})\n"
+                              f"--- last 50 console lines ---\n{self.tap.last_lines(50)}")
         return match
 
     def poll_for(self, pattern: str | Pattern, timeout: float, regex: bool = False) -> re.Match | None:

@@ -26,6 +26,7 @@ _VERB_MODULES = (
     "harness.cli.minram",      # min-ram
     "harness.cli.matrix",      # matrix, matrix report
     "harness.cli.doctor",      # doctor
+    "harness.cli.triage",      # triage
 )
 
 

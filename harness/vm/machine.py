@@ -397,8 +397,12 @@ class Machine:
             log.debug("%s: SSH on boot %d, boot_id %s", self.spec.name, self.boot_index, boot_id)
             return ssh
 
+        def no_ssh(msg: str) -> poll.WaitTimeout:
+            return poll.WaitTimeout(f"{msg}\nconsole triage: {self.tap.verdict().headline}\n"
+                                    f"--- last 50 console lines ---\n{self.tap.last_lines(50)}")
+
         poll.poll(this_boot, timeout, what=f"{self.spec.name}: SSH on boot {self.boot_index}", interval=1.0,
-                  check=self.check)
+                  check=self.check, error=no_ssh)
         self.mark("ssh_ready")
         return ssh
 
