@@ -22,6 +22,7 @@ from . import runtime
 from . import scenario as sc
 from .atomic import atomic_write
 from .errors import LivelabError
+from .triage.inputs import triage_run_dir
 from .vocab import (
     CASE_ID_RE,
     FIRMWARES,
@@ -251,6 +252,8 @@ def make_cell(cell: Cell, attempts: Sequence[Attempt], output_dir: Path) -> dict
         except ValueError:
             timings = None
     failed = [a for a in attempts if a.result == "fail"]
+    # the console triage of the failure the message comes from (the same summary a failed test's report has)
+    triaged = triage_run_dir(failed[0].run_dirs[0]) if failed and failed[0].run_dirs else None
     history = [{"attempt": i + 1, "result": a.result, "duration": round(a.duration, 2), "message": a.message,
                 **_artifacts(a.run_dirs[0] if a.run_dirs else None, output_dir)} for i, a in enumerate(attempts)]
     return {"id": cell.id, "os": cell.os, "stream": cell.stream, "method": cell.method,
@@ -259,6 +262,8 @@ def make_cell(cell: Cell, attempts: Sequence[Attempt], output_dir: Path) -> dict
             **_artifacts(final.run_dirs[0] if final.run_dirs else None, output_dir),
             "timings": timings,
             "message": (failed[0].message or "failed") if failed and result in ("fail", "flaky") else "",
+            "triage": ({"verdict": triaged.verdict.headline, "summary": triaged.summary()}
+                       if triaged is not None and result in ("fail", "flaky") else None),
             "history": history}
 
 

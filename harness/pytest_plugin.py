@@ -28,6 +28,7 @@ from . import scenario as sc
 from .errors import LivelabError
 from .lab import BootRequest, LabOptions, LiveBoot
 from .ssh import SessionKey
+from .triage.inputs import triage_run_dir
 from .vm.accel import Accel
 from .vocab import largest_memory_minimum
 
@@ -325,6 +326,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator[None, A
     if not report.failed:
         return
     for d in dirs:
+        triaged = triage_run_dir(d)
+        if triaged is not None:
+            report.sections.append((f"livelab {Path(d).name}/triage", triaged.summary()))
         for fname in ARTIFACT_FILES:
             path = Path(d) / fname
             if not path.exists():

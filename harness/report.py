@@ -161,6 +161,7 @@ td.cell{min-width:9em}td.cell a{color:inherit}
 section.vm{border-left:6px solid #bbb;padding:.3em .8em;margin:1em 0;background:#fff}
 section.vm.pass{border-color:#2e7d32}section.vm.fail{border-color:#c62828}section.vm.flaky{border-color:#ef8f00}
 pre.message{background:#fff3f3;border:1px solid #e6b3b3;padding:.5em;white-space:pre-wrap;margin:.3em 0}
+pre.triage{background:#f7f7f7;border:1px solid #ddd;padding:.5em;white-space:pre-wrap;margin:.3em 0;font-size:90%}
 .legend span{display:inline-block;margin-right:1em}
 .legend i{display:inline-block;width:1em;height:.8em;margin-right:.3em}
 .muted{color:#777}
@@ -226,6 +227,9 @@ def _vm_section(c: dict, output_dir: Path, scale: float) -> str:
     out.append(f'<p>{" &#183; ".join(facts)}</p>')
     if c.get("message"):
         out.append(f'<pre class="message">{escape(c["message"])}</pre>')
+    if c.get("triage"):
+        out.append(f'<p>console triage: <b>{escape(c["triage"]["verdict"])}</b></p>'
+                   f'<pre class="triage">{escape(c["triage"]["summary"])}</pre>')
     timings = c.get("timings")
     if timings and timings.get("boots"):
         out.append(timeline_svg(timings, scale))

@@ -95,7 +95,7 @@ def _failed(units: str, descriptions: str) -> str:
 
 
 _IGN_UNITS = r"ignition-(?!ostree-firstboot-uuid)[\w@\\-]*(?:…\w*)?"    # ignition-fetch, -kargs, -disks, -mount, -files …
-_IGN_DESCS = r"Ignition \([\w -]+\)|Ignition [\w ]*(?:…[\w ]*)?Complete|Ignition (?:OSTree: )?Mount"
+_IGN_DESCS = r"Ignition \([\w …-]+\)?|Ignition [\w ]*(?:…[\w ]*)?Complete|Ignition (?:OSTree: )?Mount"
 
 RULES: list[Rule] = [
     # ------------------------------------------------------------ firmware and boot loaders
@@ -106,8 +106,10 @@ RULES: list[Rule] = [
                 "grub-core/loader/i386/linux.c"),
     # ------------------------------------------------------------ memory
     Rule(OUT_OF_MEMORY, _re(r"Out of memory: Kill(?:ed)? process|oom-kill:|invoked oom-killer:|"
-                            r"Kernel panic - not syncing:.*[Oo]ut of memory|Memory cgroup out of memory: Kill"),
-         source="linux mm/oom_kill.c (dump_header \"invoked oom-killer:\", __oom_kill_process \"Out of memory: Killed process\")"),
+                            r"Kernel panic - not syncing:.*[Oo]ut of memory|Memory cgroup out of memory: Kill"
+                            r"|Out of memory and no killable processes|System is deadlocked on memory"),
+         source="linux mm/oom_kill.c (dump_header \"invoked oom-killer:\", __oom_kill_process \"Out of memory: Killed process\", "
+                "out_of_memory \"Out of memory and no killable processes...\", panic \"System is deadlocked on memory\")"),
     Rule(RAMDISK_FULL, _re(r"Ran out of memory when unpacking initrd filesystem"),
          source="fedora-coreos-config 05core 99emergency-shell-setup/emergency-shell.sh (live boot, dd ENOSPC)"),
     Rule(RAMDISK_FULL, _re(r"Initramfs unpacking failed: .*(?:write error|[Nn]o space)|"
@@ -135,7 +137,7 @@ RULES: list[Rule] = [
          source="fedora-coreos-config overlay.d/05core/usr/lib/dracut/modules.d/35coreos-live/coreos-livepxe-rootfs.sh, "
                 "coreos-livepxe-rootfs.service (Description=Acquire Live PXE rootfs Image)"),
     # ------------------------------------------------------------ filesystems (explaining notes)
-    Rule(ROOT_CORRUPT, _re(r"XFS \([^)]+\): (?:Metadata corruption detected|Corruption (?:of in-memory data )?detected"
+    Rule(ROOT_CORRUPT, _re(r"XFS \([^)]+\): (?:Metadata corruption detected|Corruption (?:of in-memory data (?:\(0x[0-9a-f]+\) )?)?detected"
                            r"|metadata I/O error|Unmount and run xfs_repair|log mount failed|xfs_do_force_shutdown"
                            r"|Internal error|Filesystem has been shut down|Corruption warning)"),
          severity=NOTE, context=(8, 8), source="linux fs/xfs/xfs_message.c, xfs_error.c, xfs_fsops.c (xfs_do_force_shutdown)"),
@@ -155,7 +157,7 @@ RULES: list[Rule] = [
          context=(10, 10), source="linux init/do_mounts.c (mount_root_generic), init/main.c (kernel_init, run_init_process)"),
     # ------------------------------------------------------------ kernel faults
     Rule(KERNEL_LOCKUP, _re(r"(?<![A-Za-z_])BUG: (?:soft lockup|workqueue lockup)|INFO: task \S+ blocked for more than"
-                            r"|rcu: INFO: rcu_\w+ detected stalls|hard LOCKUP"),
+                            r"|rcu: INFO: rcu_\w+ (?:self-)?detected stalls?|hard LOCKUP"),
          severity=NOTE, explains=False, source="linux kernel/watchdog.c, kernel/hung_task.c, kernel/rcu/tree_stall.h"),
     Rule(KERNEL_WARNING, _re(r"WARNING: CPU: \d+ PID: \d+ at |WARNING: at \S+"),
          severity=NOTE, explains=False, source="linux kernel/panic.c (__warn)"),
@@ -165,6 +167,7 @@ RULES: list[Rule] = [
          context=(3, 25), source="linux arch/x86/mm/fault.c (page_fault_oops), arch/x86/kernel/dumpstack.c (__die_header), "
                                  "arch/x86/kernel/traps.c (\"general protection fault\"), lib/bug.c (\"kernel BUG at\")"),
     Rule(KERNEL_PANIC, _re(r"^(?:kernel: )?\s*(?:RIP: 00[0-9a-f]{2}:|pc : \S+\+0x)"), unless=((KERNEL_WARNING, KERNEL_LOCKUP), 60),
+         explains=False,   # a dump only says the kernel died; under a WARNING or lockup header it is a plain note
          context=(3, 25), source="linux arch/x86/kernel/dumpstack.c (show_ip \"RIP: %04x:%pS\"), arch/arm64/kernel/process.c"),
     Rule(KERNEL_PANIC, _re(r"Kernel panic - not syncing"), explains=False, peek=True, context=(10, 3),
          source="linux kernel/panic.c (panic: \"Kernel panic - not syncing: %s\")"),

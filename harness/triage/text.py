@@ -30,7 +30,8 @@ _LEVEL_OR_QUOTE = re.compile(r"^(?:<\d>|> ?)")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # journalctl short / short-precise: "Nov 27 12:00:01[.123456] host ident[pid]: message"; the host
 # is missing with --no-hostname, and a trimmed paste may keep the time only
-_JOURNAL_SHORT = re.compile(r"^(?:(?P<mon>[A-Z][a-z]{2}) (?P<day>[ \d]\d) )?(?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d(?:\.\d+)?) "
+_JOURNAL_SHORT = re.compile(r"^(?:(?P<mon>[A-Z][a-z]{2}) (?P<day>[ \d]\d) )?"
+                            r"(?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d(?:\.\d+)?) "
                             r"(?:(?P<host>[^\s:\[\]]+) )?(?P<ident>[^\s:\[]+)(?:\[\d+\])?: ")
 # journalctl short-iso / short-iso-precise: "2026-11-27T12:00:01[.123456]+0000 host ident[pid]: message"
 _JOURNAL_ISO = re.compile(r"^(?P<date>\d{4}-\d\d-\d\d)T(?P<h>\d\d):(?P<m>\d\d):(?P<s>\d\d(?:\.\d+)?)"
