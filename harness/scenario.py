@@ -54,6 +54,7 @@ from . import safeload
 from .errors import BootFailure, LivelabError
 from .lab import BootRequest, LiveBoot
 from .poll import WaitTimeout
+from .triage.rules import REASONS
 from .vm.spec import Disk
 from .vocab import FIRMWARES, METHODS, OS_METHODS, OSES, STREAMS
 
@@ -377,6 +378,8 @@ def _boots(path: Path, key: str, value: object) -> list[Boot]:
         expect_failure = raw.get("expect_failure")
         if expect_failure is not None and not isinstance(expect_failure, str):
             raise _bad(path, f"{where}.expect_failure", "the reason the boot fails with, as text", expect_failure)
+        if expect_failure is not None and expect_failure not in REASONS:
+            raise _unknown(path, f"{where}.expect_failure", "failure reason", expect_failure, REASONS)
         raw_checks = raw.get("checks") or []
         if not isinstance(raw_checks, list):
             raise _bad(path, f"{where}.checks", "a list of checks", raw_checks)

@@ -43,6 +43,7 @@ from harness.triage.rules import REASONS  # noqa: E402
 CORPUS = ROOT / "tests" / "data" / "triage"
 MANIFEST = CORPUS / "corpus.yaml"
 BEFORE, AFTER = 60, 40          # raw lines kept before the deciding line / after the line that ended the boot
+LINGER_S = 10                   # the VM runs on this long after the harness gave up (its consequences)
 EMPTY = {"ignition": {"version": "3.3.0"}}
 
 
@@ -59,7 +60,7 @@ class Case:
 
 def _tamper_rootfs(lb: LiveBoot) -> None:
     assert lb.http is not None
-    data = bytearray(lb.files["rootfs"].path.read_bytes())
+    data = bytearray(Path(lb.files["rootfs"].path).read_bytes())
     data[len(data) // 2] ^= 0xFF
     tampered = lb.run_dir / "rootfs-tampered.img"
     tampered.write_bytes(bytes(data))
@@ -177,6 +178,7 @@ def record(selected: list[Case], options: LabOptions, work: Path) -> int:
                 lb.machine.wait_for_ssh()
             except BootFailure as exc:
                 live = str(exc).splitlines()[0].split(": ", 2)[1] if ": " in str(exc) else str(exc)
+                time.sleep(LINGER_S)      # what the console shows after the deciding line belongs in the log
         finally:
             lb.close()
         took = time.monotonic() - t0

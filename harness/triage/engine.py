@@ -31,6 +31,7 @@ class Finding:
     line: LogLine
     rule: Rule
     detail: str = ""       # for a stall: what crossed the bound ("41 s", "12 attempts")
+    demoted: bool = False  # its rule's severity did not hold (a stall below its bound, a requires/unless)
 
     @property
     def source(self) -> str:
@@ -38,7 +39,7 @@ class Finding:
 
     @property
     def explains(self) -> bool:
-        return self.rule.explains
+        return self.rule.explains and not self.demoted
 
     def as_dict(self) -> dict[str, Any]:
         d = {"reason": self.reason, "severity": self.severity, "line_no": self.line.no, "line": self.line.text.strip(),
@@ -237,13 +238,13 @@ class Triage:
                 continue
             if rule.phase == "root" and "switch_root" not in self.phases:
                 continue
+            if rule.requires is not None and not any(f.reason == rule.requires for f in self._explaining):
+                continue                     # not this rule without its cause: the later rules decide
             return self._classify(rule, line, m)
         return None
 
     def _classify(self, rule: Rule, line: LogLine, m: re.Match[str]) -> Finding:
         severity, detail = rule.severity, ""
-        if rule.requires is not None and not any(f.reason == rule.requires for f in self._explaining):
-            severity = NOTE
         if rule.unless is not None:
             reasons, within = rule.unless
             if any(r in reasons and line.no - no <= within for no, r in self._recent):
@@ -254,7 +255,7 @@ class Triage:
                 severity = NOTE
             else:
                 detail = f"{value:g} {rule.stall.unit} (bound {rule.stall.bound:g} {rule.stall.unit})"
-        return Finding(rule.reason, severity, line, rule, detail)
+        return Finding(rule.reason, severity, line, rule, detail, demoted=severity != rule.severity)
 
     def _measure(self, rule: Rule, line: LogLine, m: re.Match[str]) -> float | None:
         assert rule.stall is not None
@@ -284,7 +285,8 @@ class Triage:
             return
         if found.severity == NOTE:
             if explains:
-                self._explaining.append(found)
+                if len(self._explaining) < MAX_NOTES:       # the earliest are the ones that can decide
+                    self._explaining.append(found)
             elif len(self.notes) < MAX_NOTES:
                 self.notes.append(found)
             return
@@ -330,9 +332,11 @@ class Triage:
         explains a failure, before the boot got to a login, is lost for that reason too."""
         failure = self.failure
         healthy = "login_prompt" in self.phases or "multi_user" in self.phases
-        if failure is None and self._explaining and not healthy:
-            specific = [f for f in self._explaining if f.reason != EMERGENCY]
-            first = (specific or self._explaining)[0]
+        # (a cause with a name of its own: a unit that failed in the initramfs, with nothing after
+        # it, says too little; the log may be an excerpt of a boot that went on)
+        specific = [f for f in self._explaining if f.reason != EMERGENCY]
+        if failure is None and specific and not healthy:
+            first = specific[0]
             last = self.lines[-1] if self.lines else first.line
             ended = Finding(first.reason, NOTE, last, first.rule, "the log ends after it, before a login")
             before, after = first.rule.context

@@ -68,7 +68,7 @@ class Rule(NamedTuple):
     stall: Stall | None = None
     context: tuple[int, int] = (5, 5)   # lines kept before / after the deciding line
     phase: str = "any"               # "initrd": only before switch-root; "root": only after it
-    requires: str | None = None      # counts only after an explaining line with this reason (else a note)
+    requires: str | None = None      # matches only after an explaining line with this reason (else the later rules try)
     unless: tuple[tuple[str, ...], int] | None = None   # a note if one of these reasons matched within N lines
     peek: bool = False               # also tried on a line still open (a console silent after it)
 
@@ -113,7 +113,8 @@ RULES: list[Rule] = [
     Rule(RAMDISK_FULL, _re(r"Ran out of memory when unpacking initrd filesystem"),
          source="fedora-coreos-config 05core 99emergency-shell-setup/emergency-shell.sh (live boot, dd ENOSPC)"),
     Rule(RAMDISK_FULL, _re(r"Initramfs unpacking failed: .*(?:write error|[Nn]o space)|"
-                           r"(?:cpio|tar|unsquashfs|squashfs|rootfs|initramfs|write error|Cannot write).*No space left on device"),
+                           r"\b(?:cpio|(?:bsd)?tar|unsquashfs|squashfs|rootfs|initramfs|write error|Cannot write)\b.*No space left on device"),
+         phase="initrd",   # after switch-root the RAM disk is gone (a full /var or /boot is not it)
          source="linux init/initramfs.c (\"Initramfs unpacking failed: write error\"); strerror(ENOSPC) from cpio/tar"),
     # ------------------------------------------------------------ /boot full (ostree finalize / boot-complete)
     Rule(BOOT_FULL, _re(r"(?:ostree|/boot|[Ii]nstalling kernel|[Bb]ootloader|bootcsum|finalize).*No space left on device"
@@ -193,17 +194,19 @@ RULES: list[Rule] = [
          source="systemd units/systemd-networkd.service.in (Description=Network Configuration); NetworkManager "
                 "data/NetworkManager.service.in (Description=Network Manager); FCOS motd failed-units list "
                 "(console-login-helper-messages)"),
+    # a progress line: it explains nothing until its count passes the bound (attempt #1 is every fetch's)
     Rule(NETWORK, _re(r"ignition\[\d+\]: (?:.*: )?GET .*: attempt #(?P<n>\d+)"), severity=STALL,
-         stall=Stall("count", 12, "attempts"), context=(6, 2),
+         stall=Stall("count", 12, "attempts"), context=(6, 2), explains=False,
          source="coreos/ignition internal/resource/http.go (\"GET %s: attempt #%d\"; the wait doubles from 100 ms "
                 "to 5 s, so attempt 12 is about 30 s of retries)"),
     Rule(NETWORK, _re(r"Retrying in 5s\.\.\."), severity=STALL, stall=Stall("occurrences", 12, "retries"), context=(6, 2),
          source="fedora-coreos-config overlay.d/05core/usr/lib/dracut/modules.d/35coreos-live/coreos-livepxe-rootfs.sh "
                 "(\"Couldn't establish connectivity with the server specified by:\" ... \"Retrying in 5s...\", for ever)"),
-    Rule(NETWORK, _re(r"ignition\[\d+\]: (?:.*: )?GET error: .*(?:network is unreachable|no route to host|no such host|"
+    Rule(NETWORK, _re(r"ignition\[\d+\]: (?:.*: )?(?:GET error: |\[failed\]\s+GET ).*(?:network is unreachable|no route to host|no such host|"
                       r"i/o timeout|connection refused|server misbehaving|dial tcp)"),
          severity=STALL, stall=Stall("occurrences", 12, "failed attempts"), context=(6, 2),
-         source="coreos/ignition internal/resource/http.go (\"%s error: %v\" per failed attempt; Go net's dial errors)"),
+         source="coreos/ignition internal/resource/http.go (\"%s error: %v\" per failed attempt; Go net's dial errors); "
+                "Ignition v0.x logged each GET as an op, internal/log/log.go (\"[failed]   %s: %v\")"),
     Rule(NETWORK, _re(r"dhcp4? \(\S+\): (?:request timed out|.*state changed .*-> (?:fail|timeout))|"
                       r"Activation: failed for connection|[Cc]ould not acquire (?:IPv4 )?(?:lease|DHCP)|"
                       r"DHCP(?:v4)?(?: client)?: (?:.*)?[Tt]ime(?:d)? ?out|curl: \((?:6|7|28)\) .*(?:[Nn]etwork is unreachable|"
@@ -222,10 +225,11 @@ RULES: list[Rule] = [
     Rule(INITQUEUE, _re(r"Timed out waiting for device .*(?:disk|[Ll]abel|[Uu]uid|[Pp]artlabel|sysroot|\broot\b|ROOT|USR-|"
                         r"dev-[svx]d[a-z]|/dev/[svx]d[a-z]|nvme|mapper|dev-md|/dev/md)"),
          source="systemd src/core/device.c (job_done_messages for JOB_TIMEOUT: \"Timed out waiting for device %s.\")"),
-    Rule(INITQUEUE, _re(r"A start job is running for (?P<what>.*(?:/dev/|dev-|\.device|[Dd]isk|sysroot|by-label|"
+    Rule(INITQUEUE, _re(r"A start job is running for (?P<what>.*(?:/dev/|(?<![\w-])dev-|\.device|[Dd]isk|sysroot|by-label|"
                         r"by-uuid|by-partlabel).*?) \((?P<elapsed>[\dhminsu. ]+?) / [^)]*\)"
-                        r"|Job (?P<unit>\S*(?:dev-|\.device|sysroot)\S*)/start running \((?P<elapsed2>[\dhminsu. ]+?) / [^)]*\)"),
+                        r"|Job (?P<unit>(?:dev-|sysroot)\S*|\S*\.device)/start running \((?P<elapsed2>[\dhminsu. ]+?) / [^)]*\)"),
          severity=STALL, stall=Stall("elapsed", 30), context=(3, 1),
+         explains=False,   # a progress line: below its bound it explains nothing
          source="systemd src/core/manager.c manager_print_jobs_in_progress (\"A %s job is running for %s (%s / %s)\"; "
                 "newest: \"Job %s/%s running (%s / %s)\")"),
     # ------------------------------------------------------------ the emergency shell, and systemd giving up
@@ -260,6 +264,16 @@ RULES: list[Rule] = [
                                   r"Cluster reboot manager|Zincati Update Agent|Afterburn[\w ()-]*|Serial Getty on \S+")
                           + r"|failed unit \(listed\): \S+"),
          severity=NOTE, explains=False, source="non-critical units: systemd, NetworkManager, Flatcar update_engine, zincati, afterburn"),
+    # the units that prepare the root: fatal once a filesystem line explained the failure (else, as any
+    # initramfs unit, a note that leads to emergency mode)
+    Rule(EMERGENCY, _re(_failed(r"sysroot(?:-usr)?(?=\.mount)|ostree-prepare-root|initrd-setup-root(?!-after)|systemd-fsck-root"
+                                r"|remount-sysroot",
+                                r"/sysroot(?:/usr)?\.|OSTree Prepare OS/|Root filesystem setup|"
+                                r"File System Check on Root Device|Remount Root File System")),
+         requires=ROOT_CORRUPT, phase="initrd", context=(8, 3),
+         source="systemd src/core/mount.c (\"Failed to mount %s.\"), units/systemd-fsck-root.service.in; ostree "
+                "src/boot/ostree-prepare-root.service (Description=OSTree Prepare OS/); flatcar/bootengine "
+                "initrd-setup-root.service (Description=Root filesystem setup), remount-sysroot.service"),
     Rule(EMERGENCY, _re(_failed(r"[\w@\\-]+(?:…\w*)?\.(?:service|mount|target|socket|device)|[\w@\\-]+…\w*",
                                 r"[A-Z/][^.]*")),
          severity=NOTE, phase="initrd", context=(8, 3),

@@ -75,6 +75,10 @@ def load_error(tmp_path: Path, body: str, name: str = "append.yaml") -> str:
      "boots[0].checks[0].status: an exit status (a number, or null for any) (got True)"),
     ("boots:\n  - expect_failure: [Ignition]\n",
      "boots[0].expect_failure: the reason the boot fails with, as text (got a list)"),
+    ("boots:\n  - expect_failure: Ignition fail\n",
+     "boots[0].expect_failure: unknown failure reason 'Ignition fail' (expected one of kernel panic, out of memory, "
+     "out of RAM-disk space, Ignition failed, live rootfs refused, no bootable device, boot loader failed, "
+     "dracut initqueue timeout, emergency mode, root filesystem corrupt, network never up, boot partition full)"),
     ("memory: [2048]\n", "memory: a number of MiB (got a list)"),
     ("- applies\n", "a scenario is a YAML mapping (got a list)"),
 ])
