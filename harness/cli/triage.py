@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ..triage.inputs import Triaged, UnreadableLog, triage_path
 
@@ -18,15 +19,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "input as -, or a livelab run directory) and prints the verdict: ok, lost: <reason>, or "
                     "'no failure found; last phase <phase>' for a log that ends early. Exit status 0 ok or no "
                     "failure found, 1 a lost boot, 2 an unreadable input.")
-    p.add_argument("logs", nargs="+", metavar="LOG", help="a log file, - for standard input, or a run directory")
+    p.add_argument("logs", nargs="+", metavar="LOG",
+                   help="a log file, - for standard input, a run directory, or a directory of run directories "
+                        "(runs/<stamp>: each of its VMs)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per input")
     p.set_defaults(func=_cmd)
+
+
+def _expand(arg: str) -> list[str]:
+    """A directory of run directories (``runs/<stamp>``) stands for each run directory in it."""
+    p = Path(arg)
+    if arg != "-" and p.is_dir() and not (p / "console.log").is_file():
+        runs = sorted(str(d) for d in p.iterdir() if (d / "console.log").is_file())
+        if runs:
+            return runs
+    return [arg]
 
 
 def _cmd(args: argparse.Namespace) -> int:
     results: list[Triaged] = []
     status = 0
-    for name in args.logs:
+    names = [n for arg in args.logs for n in _expand(arg)]
+    for name in names:
         try:
             t = triage_path(name)
         except UnreadableLog as exc:
@@ -37,7 +51,7 @@ def _cmd(args: argparse.Namespace) -> int:
         if t.verdict.failure is not None:
             status = max(status, 1)
         if not args.json:
-            if len(args.logs) > 1:
+            if len(names) > 1:
                 print(f"== {t.name} ==")
             print(t.summary())
     if args.json:

@@ -205,3 +205,14 @@ def test_fail_patterns_keep_their_tuple_shape(line):
     reason, pattern, *rest = FAIL_PATTERNS[0]
     assert isinstance(reason, str) and hasattr(pattern, "search") and rest
     assert any(r[1].search(line) for r in FAIL_PATTERNS if r[0] == "kernel panic")
+
+
+def test_cli_takes_a_directory_of_run_directories(tmp_path):
+    for name, text in [("a.fcos", HEALTHY), ("b.fcos", IGNITION_LOST)]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "console.log").write_text(text)
+    (tmp_path / "ssh").mkdir()              # a directory of the session that is no VM's
+    proc = run_livelab("triage", tmp_path)
+    assert proc.returncode == 1
+    assert [ln for ln in proc.stdout.splitlines() if ln.startswith("== ")] == [
+        f"== {tmp_path / 'a.fcos'} ==", f"== {tmp_path / 'b.fcos'} =="]
