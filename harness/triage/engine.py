@@ -312,6 +312,20 @@ class Triage:
         if self.on_failure:
             self.on_failure(self.failure)
 
+    def _explained_later(self, failure: Failure) -> Failure:
+        """A boot lost on a line that explains nothing (the emergency shell, a failed /sysroot
+        mount) whose cause shows only after it: the live console could not know it yet; the
+        verdict on the whole log names it.  (FCOS's emergency shell prints the failed units' logs
+        unit by unit, so a dump can show a consequence before its cause.)"""
+        later = [c for c in failure.consequences if c.explains and c.reason != EMERGENCY]
+        if not later:
+            return failure
+        cause = later[0]
+        before, after = cause.rule.context
+        context = [ln for ln in self.lines if cause.line.no - before <= ln.no <= cause.line.no + after]
+        rest = [failure.deciding, *(c for c in failure.consequences if c is not cause)]
+        return Failure(cause.reason, cause, failure.trigger, failure.boot, context, 0, rest[:MAX_CONSEQUENCES])
+
     def _peek(self) -> None:
         """A console that falls silent on a fatal line with no newline yet still fails on it."""
         if self.failure is not None or self._peeked is not None:
@@ -343,6 +357,8 @@ class Triage:
             context = [ln for ln in self.lines if first.line.no - before <= ln.no <= first.line.no + after]
             failure = Failure(first.reason, first, ended, self.boot, context, 0,
                               [f for f in self._explaining if f is not first][:MAX_CONSEQUENCES])
+        if failure is not None and not failure.deciding.explains:
+            failure = self._explained_later(failure)
         status = "lost" if failure is not None else "ok" if healthy else "incomplete"
         return Verdict(status, failure, dict(self.phases), list(self.notes), max(self.boot, 1), self.n)
 

@@ -110,6 +110,8 @@ RULES: list[Rule] = [
                             r"|Out of memory and no killable processes|System is deadlocked on memory"),
          source="linux mm/oom_kill.c (dump_header \"invoked oom-killer:\", __oom_kill_process \"Out of memory: Killed process\", "
                 "out_of_memory \"Out of memory and no killable processes...\", panic \"System is deadlocked on memory\")"),
+    Rule(OUT_OF_MEMORY, _re(r"^(?:kernel: )?Mem-Info:|page allocation failure: order:"), severity=NOTE, context=(3, 10),
+         source="linux mm/show_mem.c (__show_mem \"Mem-Info:\"), mm/page_alloc.c (warn_alloc \"page allocation failure: order:%u\")"),
     Rule(RAMDISK_FULL, _re(r"Ran out of memory when unpacking initrd filesystem"),
          source="fedora-coreos-config 05core 99emergency-shell-setup/emergency-shell.sh (live boot, dd ENOSPC)"),
     Rule(RAMDISK_FULL, _re(r"Initramfs unpacking failed: .*(?:write error|[Nn]o space)|"
@@ -173,6 +175,13 @@ RULES: list[Rule] = [
     Rule(KERNEL_PANIC, _re(r"Kernel panic - not syncing"), explains=False, peek=True, context=(10, 3),
          source="linux kernel/panic.c (panic: \"Kernel panic - not syncing: %s\")"),
     # ------------------------------------------------------------ Ignition
+    # a fetch that failed on the network is retried (tried before the Ignition rules: old Ignition
+    # logged each failed try as an op, "[failed]   fetching config from ...")
+    Rule(NETWORK, _re(r"ignition\[\d+\]: (?:.*: )?(?:GET error: |\[failed\]\s+(?:GET|fetching config from) ).*(?:network is unreachable|no route to host|no such host|"
+                      r"i/o timeout|connection refused|server misbehaving|dial tcp)"),
+         severity=STALL, stall=Stall("occurrences", 12, "failed attempts"), context=(6, 2),
+         source="coreos/ignition internal/resource/http.go (\"%s error: %v\" per failed attempt; Go net's dial errors); "
+                "Ignition v0.x logged each GET as an op, internal/log/log.go (\"[failed]   %s: %v\")"),
     Rule(IGNITION, _re(r"Ignition has failed|(?i:\bignition failed\b)|ignition\[\d+\]: CRITICAL"),
          context=(10, 5), source="coreos/ignition internal/main.go (\"Ignition failed: %v\"; \"CRITICAL : \" with --log-to-stdout); "
                                  "fedora-coreos-config overlay.d/05core/usr/lib/dracut/modules.d/99emergency-shell-setup/"
@@ -202,11 +211,6 @@ RULES: list[Rule] = [
     Rule(NETWORK, _re(r"Retrying in 5s\.\.\."), severity=STALL, stall=Stall("occurrences", 12, "retries"), context=(6, 2),
          source="fedora-coreos-config overlay.d/05core/usr/lib/dracut/modules.d/35coreos-live/coreos-livepxe-rootfs.sh "
                 "(\"Couldn't establish connectivity with the server specified by:\" ... \"Retrying in 5s...\", for ever)"),
-    Rule(NETWORK, _re(r"ignition\[\d+\]: (?:.*: )?(?:GET error: |\[failed\]\s+GET ).*(?:network is unreachable|no route to host|no such host|"
-                      r"i/o timeout|connection refused|server misbehaving|dial tcp)"),
-         severity=STALL, stall=Stall("occurrences", 12, "failed attempts"), context=(6, 2),
-         source="coreos/ignition internal/resource/http.go (\"%s error: %v\" per failed attempt; Go net's dial errors); "
-                "Ignition v0.x logged each GET as an op, internal/log/log.go (\"[failed]   %s: %v\")"),
     Rule(NETWORK, _re(r"dhcp4? \(\S+\): (?:request timed out|.*state changed .*-> (?:fail|timeout))|"
                       r"Activation: failed for connection|[Cc]ould not acquire (?:IPv4 )?(?:lease|DHCP)|"
                       r"DHCP(?:v4)?(?: client)?: (?:.*)?[Tt]ime(?:d)? ?out|curl: \((?:6|7|28)\) .*(?:[Nn]etwork is unreachable|"
@@ -225,6 +229,10 @@ RULES: list[Rule] = [
     Rule(INITQUEUE, _re(r"Timed out waiting for device .*(?:disk|[Ll]abel|[Uu]uid|[Pp]artlabel|sysroot|\broot\b|ROOT|USR-|"
                         r"dev-[svx]d[a-z]|/dev/[svx]d[a-z]|nvme|mapper|dev-md|/dev/md)"),
          source="systemd src/core/device.c (job_done_messages for JOB_TIMEOUT: \"Timed out waiting for device %s.\")"),
+    Rule(INITQUEUE, _re(r"(?P<dev>(?:dev-disk-by|dev-[svx]d[a-z]|dev-nvme|dev-mapper|dev-md)\S*\.device): Job \S+/start "
+                        r"(?:failed with result 'timeout'|timed out)"),
+         source="systemd src/core/job.c (job_log_done_status_message: \"Job %s/%s failed with result '%s'.\"; "
+                "job_dispatch_timer \"Job %s/%s timed out.\")"),
     Rule(INITQUEUE, _re(r"A start job is running for (?P<what>.*(?:/dev/|(?<![\w-])dev-|\.device|[Dd]isk|sysroot|by-label|"
                         r"by-uuid|by-partlabel).*?) \((?P<elapsed>[\dhminsu. ]+?) / [^)]*\)"
                         r"|Job (?P<unit>(?:dev-|sysroot)\S*|\S*\.device)/start running \((?P<elapsed2>[\dhminsu. ]+?) / [^)]*\)"),
@@ -274,6 +282,16 @@ RULES: list[Rule] = [
          source="systemd src/core/mount.c (\"Failed to mount %s.\"), units/systemd-fsck-root.service.in; ostree "
                 "src/boot/ostree-prepare-root.service (Description=OSTree Prepare OS/); flatcar/bootengine "
                 "initrd-setup-root.service (Description=Root filesystem setup), remount-sysroot.service"),
+    # ... and without one: units whose failure isolates emergency.target (OnFailure=emergency.target)
+    Rule(EMERGENCY, _re(_failed(r"sysroot(?:-usr)?(?=\.mount)|ostree-prepare-root|ostree-remount|initrd-setup-root(?!-after)"
+                                r"|initrd-parse-etc|initrd-switch-root(?=\.service)",
+                                r"/sysroot(?:/usr)?\.|OSTree Prepare OS/|OSTree Remount OS/ Bind Mounts|Root filesystem setup|"
+                                r"Mountpoints Configured in the Real Root|Switch Root\.")
+                        + r"|(?:sysroot\.mount|ostree-prepare-root\.service|ostree-remount\.service|initrd-setup-root\.service): "
+                          r"Triggering OnFailure="),
+         explains=False, context=(8, 3),
+         source="ostree src/boot/ostree-prepare-root.service, ostree-remount.service (OnFailure=emergency.target); systemd "
+                "units/initrd-parse-etc.service.in, initrd-switch-root.service.in; flatcar/bootengine initrd-setup-root.service"),
     Rule(EMERGENCY, _re(_failed(r"[\w@\\-]+(?:…\w*)?\.(?:service|mount|target|socket|device)|[\w@\\-]+…\w*",
                                 r"[A-Z/][^.]*")),
          severity=NOTE, phase="initrd", context=(8, 3),

@@ -245,10 +245,25 @@ def test_root_corruption_then_root_unit_fails_live(unit):
 def test_root_unit_failing_without_corruption_leads_to_emergency(unit):
     t = Triage()
     t.feed(INITRD + unit + "\n")
-    assert t.failure is None                       # not by itself: the emergency lines that follow decide
-    t.feed("[DEPEND] Dependency failed for initrd-root-fs.target - Initrd Root File System.\n")
+    # these units isolate emergency.target when they fail: the boot is lost at once
     assert t.failure is not None and t.failure.reason == EMERGENCY
-    assert unit in t.failure.deciding.line.text   # the earliest line that says anything
+    assert unit in t.failure.deciding.line.text
+    t.feed("[DEPEND] Dependency failed for initrd-root-fs.target - Initrd Root File System.\n")
+    assert [c.reason for c in t.failure.consequences] == [EMERGENCY]
+
+
+def test_a_cause_that_shows_after_a_lost_boots_line_names_the_verdict():
+    # FCOS's emergency shell dumps the failed units' logs unit by unit: /sysroot first, its cause after
+    text = (INITRD + "Displaying logs from failed units: sysroot.mount coreos-livepxe-rootfs.service\n"
+            "Jul 07 18:28:33 systemd[1]: sysroot.mount: Failed with result 'exit-code'.\n"
+            "Jul 07 18:28:33 coreos-livepxe-rootfs[798]: No rootfs image found.  Modify your PXE configuration\n")
+    t = Triage()
+    t.feed(text)
+    assert t.failure.reason == EMERGENCY            # what the live console knew at that line
+    v = t.verdict()
+    assert v.headline == "lost: live rootfs refused"
+    assert "No rootfs image found" in v.failure.line
+    assert "sysroot.mount" in v.failure.consequences[0].line.text
 
 
 @pytest.mark.parametrize("corrupt", CORRUPTION.values(), ids=CORRUPTION.keys())
