@@ -196,7 +196,8 @@ class Triage:
         if self.failure is not None and self.failure.after > 0:
             self.failure.context.append(line)
             self.failure.after -= 1
-        if NEW_BOOT.search(line.message):
+        # a new boot: the kernel's banner (stamped, or the first one; not `cat /proc/version` in a shell)
+        if NEW_BOOT.search(line.message) and (line.ts is not None or line.ident == "kernel" or self.boot == 0):
             self.boot += 1
             if self.boot > 1:
                 self._reset_boot()

@@ -119,13 +119,13 @@ RULES: list[Rule] = [
          phase="initrd",   # after switch-root the RAM disk is gone (a full /var or /boot is not it)
          source="linux init/initramfs.c (\"Initramfs unpacking failed: write error\"); strerror(ENOSPC) from cpio/tar"),
     # ------------------------------------------------------------ /boot full (ostree finalize / boot-complete)
+    Rule(BOOT_FULL, _re(r"ostree-finalize-staged\.service failed on previous boot:.*No space left on device"),
+         source="ostree src/ostree/ot-admin-builtin-boot-complete.c (\"ostree-finalize-staged.service failed on "
+                "previous boot: %s\")"),
     Rule(BOOT_FULL, _re(r"(?:ostree|/boot|[Ii]nstalling kernel|[Bb]ootloader|bootcsum|finalize).*No space left on device"
                         r"|No space left on device.*(?:/boot|ostree)"),
          severity=NOTE, source="ostree src/libostree/ostree-sysroot-deploy.c (\"Installing kernel: ...\"), "
                                "src/ostree/ot-admin-builtin-finalize-staged.c; strerror(ENOSPC)"),
-    Rule(BOOT_FULL, _re(r"ostree-finalize-staged\.service failed on previous boot:.*No space left on device"),
-         source="ostree src/ostree/ot-admin-builtin-boot-complete.c (\"ostree-finalize-staged.service failed on "
-                "previous boot: %s\")"),
     Rule(BOOT_FULL, _re(_failed(r"ostree-finalize-staged|ostree-boot-complete",
                                 r"OSTree Finalize Staged Deployment|OSTree Complete Boot")),
          requires=BOOT_FULL, explains=False,

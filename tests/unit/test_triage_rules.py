@@ -28,8 +28,10 @@ from harness.triage.rules import (
     REASONS,
     ROOT_CORRUPT,
     ROOTFS_REFUSED,
+    RULES,
     UNIT_FAILED,
 )
+from harness.triage.text import parse_line
 
 KERNEL = "[    0.000000] Linux version 6.9.7-200.fc40.x86_64 (mockbuild@fedoraproject.org) (gcc 14.1.1) #1 SMP\n"
 INITRD = KERNEL + ("[    1.234567] Run /init as init process\n"
@@ -940,3 +942,68 @@ def test_every_rule_cites_its_source():
     from harness.triage.rules import RULES
     for rule in RULES:
         assert rule.source, rule.reason
+
+
+# one upstream line (with what must come before it) for every rule: no rule goes untested
+EVERY_RULE = [
+    ("", "No bootable device."),
+    ("", "Loading vmlinuz... failed: No such file or directory"),
+    ("", "[    0.538528] Mem-Info:"),
+    ("", "[    3.1] Out of memory: Killed process 1 (systemd) total-vm:1000kB"),
+    ("", "Ran out of memory when unpacking initrd filesystem.  Ensure your system has"),
+    ("", "[    1.491100] Initramfs unpacking failed: write error"),
+    ("", "Nov 27 12:00:00 host ostree[3521]: error: Installing kernel: regfile copy: No space left on device"),
+    ("", "error: ostree-finalize-staged.service failed on previous boot: Installing kernel: No space left on device"),
+    ("Nov 27 12:00:00 host ostree[3521]: error: Installing kernel: regfile copy: No space left on device\n",
+     "Nov 27 12:00:01 host systemd[1]: ostree-finalize-staged.service: Control process exited, code=exited, "
+     "status=1/FAILURE"),
+    (INITRD, "dd: error writing '/run/x': No space left on device"),
+    ("", "Jul 07 18:28:33 coreos-livepxe-rootfs[798]: No rootfs image found.  Modify your PXE configuration"),
+    ("", "[   10.566833] XFS (vda4): Metadata corruption detected at xfs_buf_ioend+0x162/0x570 [xfs]"),
+    ("", "[   12.1] EXT4-fs error (device vda9): ext4_lookup:1602: inode #67005: comm docker: deleted inode"),
+    ("", "[   12.1] BTRFS error (device vda4): parent transid verify failed on 30588928 wanted 12 found 10"),
+    ("", "mount: /sysroot: mount(2) system call failed: Structure needs cleaning."),
+    ("", "[    2.8] VFS: Cannot open root device \"LABEL=root\" or unknown-block(0,0): error -6"),
+    ("", "[   40.1] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [kworker/0:1:123]"),
+    ("", "[    5.1] WARNING: CPU: 0 PID: 1 at kernel/foo.c:123 func+0x12/0x34"),
+    ("", "[    5.3] BUG: kernel NULL pointer dereference, address: 0000000000000008"),
+    ("", "[    5.4] RIP: 0010:__cgroup_bpf_run_filter_skb+0x155/0x1d0"),
+    ("", "[    5.5] Kernel panic - not syncing: sysrq triggered crash"),
+    ("", "ignition[812]: GET error: Get \"http://10.0.2.2/config.ign\": dial tcp 10.0.2.2:80: connect: "
+         "network is unreachable"),
+    ("", "Ignition has failed. Please ensure your config is valid. Note that only"),
+    ("", "[    3.9] ignition[812]: failed to acquire config: unable to fetch resource in time"),
+    ("", "[FAILED] Failed to start ignition-files.service - Ignition (files)."),
+    ("", "[FAILED] Failed to start systemd-networkd.service - Network Configuration."),
+    ("", "[    3.2] ignition[812]: GET http://10.0.2.2:8000/config.ign: attempt #3"),
+    ("", "Retrying in 5s..."),
+    ("", "[   30.1] NetworkManager[512]: <info>  [1700000000.1] dhcp4 (ens2): request timed out"),
+    ("", "[  121.0] dracut-initqueue[456]: Warning: dracut-initqueue: timeout, still waiting for following "
+         "initqueue hooks:"),
+    ("", "[ TIME ] Timed out waiting for device dev-disk-by\\x2dlabel-root.device - /dev/disk/by-label/root."),
+    ("", "Sep 24 09:51:32 localhost systemd[1]: dev-disk-by\\x2dlabel-boot.device: Job "
+         "dev-disk-by\\x2dlabel-boot.device/start failed with result 'timeout'."),
+    ("", "[  *** ] A start job is running for /dev/disk/by-label/root (35s / no limit)"),
+    ("", "Cannot open access to console, the root account is locked."),
+    ("", "<24>dracut: FATAL: No or empty root= argument"),
+    ("", "[   10.1] systemd[1]: Failed to isolate default target: Unit foo.target not found."),
+    ("", "You are in emergency mode. After logging in, type \"journalctl -xb\" to view"),
+    ("", "[FAILED] Failed to start zincati.service - Zincati Update Agent."),
+    ("[   10.5] XFS (vda4): Corruption detected. Unmount and run xfs_repair\n",
+     "[FAILED] Failed to start ostree-prepare-root.service - OSTree Prepare OS/."),
+    ("", "[FAILED] Failed to start ostree-remount.service - OSTree Remount OS/ Bind Mounts."),
+    (INITRD, "[FAILED] Failed to start coreos-gpt-setup.service - Generate New UUID For Boot Disk GPT."),
+    (SWITCHED, "[FAILED] Failed to start example.service - Example."),
+]
+
+
+def test_every_rule_has_an_upstream_example():
+    hit = set()
+    for before, line in EVERY_RULE:
+        t = Triage()
+        t.feed(before)
+        found = t._match(parse_line(t.n + 1, line))
+        assert found is not None, line
+        hit.add(id(found.rule))
+    missing = [f"{r.reason}: {r.pattern.pattern[:60]}" for r in RULES if id(r) not in hit]
+    assert not missing, missing
