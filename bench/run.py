@@ -264,9 +264,9 @@ FAILURE_CASES = {
     # a fatal line: systemd starts the emergency shell
     "emergency": lambda i: BootRequest("fcos", "stable", "pxe-rootfs-url", "bios", ignition=_EMPTY,
                                        kargs=["systemd.unit=emergency.target"], name=f"bench.emergency-{i}"),
-    # a stall: the root disk label never shows up; the start job's own counter passes 30 s
-    "stall": lambda i: BootRequest("flatcar", "stable", "pxe", "bios", ignition=_EMPTY,
-                                   kargs=["root=LABEL=LIVELAB-NONE"], name=f"bench.stall-{i}"),
+    # a stall: the live ISO's label never shows up; the start job's own counter passes 30 s
+    "stall": lambda i: BootRequest("fcos", "stable", "iso", "bios", ignition=_EMPTY,
+                                   kargs=["coreos.liveiso=LIVELAB-NONE"], name=f"bench.stall-{i}"),
 }
 
 
@@ -306,11 +306,13 @@ def bench_failure_detection(work: Path, samples_n: int, info: dict) -> dict:
     return write_result("failure_detection", {"failure_detection_s": max(s["latency_s"] for s in samples),
                                               "stall_detection_s": max(stalls) if stalls else None,
                                               "median_s": statistics.median(s["latency_s"] for s in samples)},
-                        samples, info, "emergency: systemd.unit=emergency.target; stall: Flatcar with "
-                        "root=LABEL=LIVELAB-NONE (the start job's counter passes 30 s). From the line that ends the "
-                        "boot appearing in console.log (tailed every 20 ms and triaged there) to BootFailure raised "
-                        "by wait_for_ssh; each figure is the worst sample. A sample below 0 means the harness "
-                        "(reading the console socket) raised before the 20 ms tail of the log file saw the line.")
+                        samples, info,
+                        "emergency: systemd.unit=emergency.target; stall: an FCOS live ISO with "
+                        "coreos.liveiso=LIVELAB-NONE (the start job's counter passes 30 s). From the line that "
+                        "ends the boot appearing in console.log (tailed every 20 ms and triaged there) to "
+                        "BootFailure raised by wait_for_ssh; each figure is the worst sample. A sample below 0 "
+                        "means the harness (reading the console socket) raised before the 20 ms tail of the log "
+                        "file saw the line.")
 
 
 # ---------------------------------------------------------------- (c)+(d) downloads

@@ -568,6 +568,12 @@ class Builder:
                 c.add_dir("etc")
                 c.add_bytes("etc/livelab-flavour", b"flatcar\n")
                 c.add_bytes("etc/livelab-version", (flatcar_ver + "\n").encode())
+                # as flatcar/bootengine's 99journald-conf: the initramfs journal goes to the console too
+                # (Ignition's lines, each GET attempt, show live on a Flatcar serial console)
+                c.add_dir("etc/systemd")
+                c.add_dir("etc/systemd/journald.conf.d")
+                c.add_bytes("etc/systemd/journald.conf.d/00-forward-to-console.conf",
+                            b"[Journal]\nForwardToConsole=yes\n")
                 c.add_dir("usr")
                 c.add_dir("usr/share")
                 c.add_dir("usr/share/oem")

@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import gzip
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -94,9 +95,18 @@ def cases() -> list[Case]:
         Case("emergency-target", "emergency mode", "systemd.unit=emergency.target",
              BootRequest("fcos", "stable", "pxe-rootfs-url", "bios", ignition=EMPTY,
                          kargs=["systemd.unit=emergency.target"])),
-        Case("root-label-missing", "dracut initqueue timeout",
-             "root= names a disk label no disk has (the initramfs waits for it)",
-             BootRequest("flatcar", "stable", "pxe", "bios", ignition=EMPTY, kargs=["root=LABEL=LIVELAB-NONE"])),
+        # FCOS keeps Ignition's retries in the journal: the console shows the stage failing when
+        # Ignition gives up (after its 2-minute fetch limit)
+        Case("config-server-unreachable", "Ignition failed",
+             "ignition.config.url points at an address nothing answers on (Ignition retries, then gives up)",
+             BootRequest("fcos", "stable", "pxe-rootfs-url", "bios", ignition=EMPTY,
+                         without_kargs=["ignition.config.url"],
+                         kargs=["ignition.config.url=http://10.0.2.99:8080/config.ign"])),
+        # Flatcar forwards the initramfs journal to the console: the retries themselves show
+        Case("flatcar-config-server-unreachable", "network never up",
+             "the same unreachable config URL on Flatcar (each failed GET on the console)",
+             BootRequest("flatcar", "stable", "pxe", "bios", ignition=EMPTY, without_kargs=["ignition.config.url"],
+                         kargs=["ignition.config.url=http://10.0.2.99:8080/config.ign"])),
         Case("iso-label-missing", "dracut initqueue timeout",
              "coreos.liveiso= names a label the CD does not have (the live ISO's media never shows up)",
              BootRequest("fcos", "stable", "iso", "bios", ignition=EMPTY, kargs=["coreos.liveiso=LIVELAB-NONE"])),
@@ -145,6 +155,7 @@ def _load_manifest() -> list[dict]:
 
 
 def _save_manifest(entries: list[dict]) -> None:
+    entries[:] = [e for e in entries if (CORPUS / e["file"]).is_file()]
     entries.sort(key=lambda e: e["file"])
     MANIFEST.write_text("# the console-triage corpus: written by scripts/record-triage-corpus.py, replayed by "
                         "tests/unit/test_triage_corpus.py\n" + yaml.safe_dump(entries, sort_keys=False, width=110))
@@ -165,6 +176,7 @@ def record(selected: list[Case], options: LabOptions, work: Path) -> int:
         req.name = f"triage.{req.test_id}.{case.name}"
         opts = dataclasses.replace(options, below_minimum=case.below_minimum)
         run_dir = work / req.name
+        shutil.rmtree(run_dir, ignore_errors=True)      # QEMU appends to a console.log that is there
         lb = LiveBoot(req, opts, run_dir, ssh_key=key)
         live = "reached SSH"
         t0 = time.monotonic()

@@ -285,6 +285,8 @@ class Triage:
                 self.failure.consequences.append(found)
             return
         if found.severity == NOTE:
+            if found.demoted and found.rule.severity == STALL:
+                return                                      # progress below its bound: not even a note
             if explains:
                 if len(self._explaining) < MAX_NOTES:       # the earliest are the ones that can decide
                     self._explaining.append(found)

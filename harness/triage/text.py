@@ -13,10 +13,12 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-# ANSI escape sequences (CSI, charset selection, keypad modes, OSC titles)
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Z0-9]|\x1b[=>78]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)")
-# the same codes with their ESC lost: SGR colours ("[0;1;31m") and erase/cursor codes ("[K", "[25;80H")
-_ANSI_NO_ESC = re.compile(r"\[(?:\d{1,3}(?:;\d{1,3})*)?m|\[\d{0,3}K|\[\d{1,3};\d{1,3}H")
+# ANSI escape sequences (CSI, OSC titles, charset selection, and the two-byte ones: ESC M reverse
+# index, which systemd's status lines use to step back up a line, ESC c reset, ESC 7/8, ESC =/>)
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[()][A-Z0-9]|\x1b[@-Z\\^_c78=>]")
+# the same codes with their ESC lost: SGR colours ("[0;1;31m") and erase/cursor codes ("[K", "[25;80H",
+# "M[K" at the start of a line: reverse index, then erase)
+_ANSI_NO_ESC = re.compile(r"\[(?:\d{1,3}(?:;\d{1,3})*)?m|(?:^M)?\[\d{0,3}K|\[\d{1,3};\d{1,3}H")
 # other control characters (the console's BEL, backspace, NUL padding), tab kept
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 

@@ -15,7 +15,7 @@ installkernel() {
 install() {
     inst_multiple bash sh dd sha256sum stat cat cp mkdir rmdir rm ln mount umount losetup blkid \
         curl ip sleep seq grep sed head tr cut tail ls chmod chown mv touch truncate \
-        mkfs.btrfs mktemp split xargs sort wc modprobe udevadm systemctl journalctl busybox networkctl systemd-detect-virt
+        mkfs.btrfs mktemp split xargs sort wc modprobe udevadm systemctl journalctl busybox networkctl systemd-detect-virt systemd-escape
     # the tray rules of the real root (fromram: unlocked) and the tool to unlock it after umount
     inst_multiple -o /usr/lib/udev/cdrom_id
     inst_simple /etc/udev/rules.d/60-cdrom_id.rules /etc/udev/rules.d/60-cdrom_id.rules
@@ -47,6 +47,10 @@ install() {
         mkdir -p "$initdir/$systemdsystemunitdir/ignition-$s.service.d"
         inst_simple "$moddir/ignition-report.conf" "$systemdsystemunitdir/ignition-$s.service.d/10-livelab-report.conf"
     done
+    # the CD drive's driver early (udev loads it by modalias too): the ISO's label device is a
+    # dependency of the live root, not something the root's script loads
+    mkdir -p "$initdir/etc/modules-load.d"
+    printf 'sr_mod\nisofs\n' > "$initdir/etc/modules-load.d/livelab-live.conf"
     inst_hook cmdline 10 "$moddir/parse-livelab.sh"
     # DHCP on every NIC with systemd-networkd from the start of the initramfs (in parallel
     # with everything else); livelab-netup only waits for a default route when Ignition or
