@@ -206,8 +206,8 @@ RULES: list[Rule] = [
     # a progress line: it explains nothing until its count passes the bound (attempt #1 is every fetch's)
     Rule(NETWORK, _re(r"ignition\[\d+\]: (?:.*: )?GET .*: attempt #(?P<n>\d+)"), severity=STALL,
          stall=Stall("count", 12, "attempts"), context=(6, 2), explains=False,
-         source="coreos/ignition internal/resource/http.go (\"GET %s: attempt #%d\"; the wait doubles from 100 ms "
-                "to 5 s, so attempt 12 is about 30 s of retries)"),
+         source="coreos/ignition internal/resource/http.go (\"GET %s: attempt #%d\"; the wait doubles from 200 ms, "
+                "capped at 5 s, so attempt 12 is about 36 s of retries)"),
     Rule(NETWORK, _re(r"Retrying in 5s\.\.\."), severity=STALL, stall=Stall("occurrences", 12, "retries"), context=(6, 2),
          source="fedora-coreos-config overlay.d/05core/usr/lib/dracut/modules.d/35coreos-live/coreos-livepxe-rootfs.sh "
                 "(\"Couldn't establish connectivity with the server specified by:\" ... \"Retrying in 5s...\", for ever)"),
