@@ -117,13 +117,6 @@ IGNITION_LINES = {
 }
 
 
-@pytest.mark.parametrize("line", IGNITION_LINES.values(), ids=IGNITION_LINES.keys())
-def test_ignition_failure(line):
-    text = INITRD + line + "\n"
-    v = lost(text, IGNITION)
-    assert v.failure.deciding.line.no == line_no(text, line)
-
-
 def test_ignition_failure_at_any_feed_split():
     line = "[FAILED] Failed to start ignition-files.service - Ignition (files).\r\n"
     for cut in range(1, len(line)):
@@ -385,11 +378,6 @@ GIVING_UP = {
 }
 
 
-@pytest.mark.parametrize("line", GIVING_UP.values(), ids=GIVING_UP.keys())
-def test_systemd_giving_up(line):
-    lost(INITRD + line + "\n", EMERGENCY)
-
-
 @pytest.mark.parametrize("agent", [
     "[FAILED] Failed to start zincati.service - Zincati Update Agent.",
     "[FAILED] Failed to start update-engine.service - Update Engine.",
@@ -417,11 +405,6 @@ EMERGENCY_LINES = {
     "dracut-fatal": "<24>dracut: FATAL: No or empty root= argument",
     "dracut-refusing": "dracut: Refusing to continue",
 }
-
-
-@pytest.mark.parametrize("line", EMERGENCY_LINES.values(), ids=EMERGENCY_LINES.keys())
-def test_emergency(line):
-    lost(INITRD + line + "\n", EMERGENCY)
 
 
 def test_flatcar_prompts_joined_by_cr():
@@ -467,13 +450,6 @@ FAULTS = {
                        "to kernel. See Linux Documentation/admin-guide/init.rst for guidance.",
     "failed-to-execute": "[    2.100000] Failed to execute /init (error -2)",
 }
-
-
-@pytest.mark.parametrize("line", FAULTS.values(), ids=FAULTS.keys())
-def test_kernel_fault(line):
-    text = INITRD + line + "\n"
-    v = lost(text, KERNEL_PANIC)
-    assert v.failure.deciding.line.no == line_no(text, line)
 
 
 def test_kernel_fault_dump_decided_by_its_header():
@@ -540,11 +516,6 @@ NETWORK_LINES = {
     "ignition-attempt-12": "[   40.000000] ignition[812]: GET http://10.0.2.2:8000/config.ign: attempt #12",
     "ignition-attempt-40": "Oct 24 08:28:04 ignition[812]: GET http://10.0.2.2:8000/config.ign: attempt #40",
 }
-
-
-@pytest.mark.parametrize("line", NETWORK_LINES.values(), ids=NETWORK_LINES.keys())
-def test_network_never_up(line):
-    lost(INITRD + line + "\n", NETWORK)
 
 
 def test_failed_units_banner_naming_networkd():
@@ -1007,3 +978,16 @@ def test_every_rule_has_an_upstream_example():
         hit.add(id(found.rule))
     missing = [f"{r.reason}: {r.pattern.pattern[:60]}" for r in RULES if id(r) not in hit]
     assert not missing, missing
+
+
+# the tables of lines that, alone in the initramfs, lose the boot for their reason: one test for all
+LINE_TABLES = [(IGNITION, IGNITION_LINES), (EMERGENCY, GIVING_UP), (EMERGENCY, EMERGENCY_LINES),
+               (KERNEL_PANIC, FAULTS), (NETWORK, NETWORK_LINES)]
+
+
+@pytest.mark.parametrize("reason,line", [pytest.param(reason, line, id=f"{reason}:{key}")
+                                         for reason, table in LINE_TABLES for key, line in table.items()])
+def test_a_line_alone_loses_the_boot_for_its_reason(reason, line):
+    text = INITRD + line + "\n"
+    v = lost(text, reason)
+    assert v.failure.deciding.line.no == line_no(text, line)
