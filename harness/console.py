@@ -294,6 +294,16 @@ class Console:
     def send_line(self, line: str = "") -> None:
         self.child.send(line + "\r")
 
+    def type_line(self, line: str, timeout: float, chunk: int = 8) -> None:
+        """Type a line at a firmware prompt (iPXE's) a few characters at a time, each piece only
+        after the one before it was echoed, then Enter.  A UART holds 16 characters: a whole line
+        sent at once into a guest that is slow to read (TCG on a busy host) loses the rest."""
+        for i in range(0, len(line), chunk):
+            piece = line[i:i + chunk]
+            self.send(piece)
+            self.wait_for(piece, timeout)
+        self.send("\r")
+
     KEYS: ClassVar[dict] = {"ctrl-b": "\x02", "ctrl-c": "\x03", "ctrl-d": "\x04", "enter": "\r", "esc": "\x1b"}
 
     def send_key(self, key: str) -> None:

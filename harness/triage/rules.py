@@ -101,6 +101,9 @@ RULES: list[Rule] = [
     # ------------------------------------------------------------ firmware and boot loaders
     Rule(NO_BOOT_DEVICE, _re(r"No bootable device|No more network devices|PXE-E\w+:|Could not boot image"),
          source="SeaBIOS src/boot.c (\"No bootable device.\"); iPXE src/usr/autoboot.c (\"No more network devices\")"),
+    # iPXE: a command that failed (a script without a fallback stops there; at the prompt nothing more comes)
+    Rule(BOOTLOADER, _re(r"Error 0x[0-9a-f]{8} \(https?://ipxe\.org/[0-9a-f]{8}\)"),
+         source="iPXE src/hci/strerror.c (strerror: \"Error %#08x\" and config/branding.h PRODUCT_ERROR_URI \"(http://ipxe.org/%08x)\")"),
     Rule(BOOTLOADER, _re(r"(?:^|Loading )\S+\.\.\. failed: .+|error: out of memory\.?|error: you need to load the kernel first"),
          source="syslinux com32/elflink/ldlinux (\"<file>... failed: <errno text>\"); GRUB grub-core/kern/mm.c, "
                 "grub-core/loader/i386/linux.c"),

@@ -78,3 +78,19 @@ def test_take_shell_survives_a_banner_and_flushed_input(tmp_path):
         con.close()
         proc.kill()
         proc.wait()
+
+
+def test_type_line_waits_for_each_piece_to_echo(shell_socket):
+    """A firmware prompt is typed at a piece at a time (the UART holds 16 characters); the
+    shell here echoes what is typed, as iPXE's prompt does."""
+    con = Console(str(shell_socket), ConsoleTap(time.monotonic()), name="t")
+    sent = []
+    real_send = con.send
+    con.send = lambda text: (sent.append(text), real_send(text))[1]
+    try:
+        con.wait_for("$ ", 10)
+        con.type_line("echo typed-in-pieces-of-eight", 10)
+        con.wait_for("typed-in-pieces-of-eight", 10)      # the output (the echo was read piece by piece)
+    finally:
+        con.close()
+    assert sent == ["echo typ", "ed-in-pi", "eces-of-", "eight", "\r"]

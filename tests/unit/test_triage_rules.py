@@ -919,6 +919,7 @@ def test_every_rule_cites_its_source():
 EVERY_RULE = [
     ("", "No bootable device."),
     ("", "Loading vmlinuz... failed: No such file or directory"),
+    ("", "http://10.0.... Error 0x3e11623b (http://ipxe.org/3e11623b)"),
     ("", "[    0.538528] Mem-Info:"),
     ("", "[    3.1] Out of memory: Killed process 1 (systemd) total-vm:1000kB"),
     ("", "Ran out of memory when unpacking initrd filesystem.  Ensure your system has"),
