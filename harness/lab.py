@@ -49,6 +49,7 @@ class LabOptions:
     extend_timeout: float = 0.0
     ignition_spec_table: str | None = None
     ignition_max_spec: str | None = None
+    ignition_validate: str | None = None  # the ignition-validate to use first (else PATH's)
     below_minimum: bool = False
     metadata: str | None = None
     cpus: int = 2                         # vCPUs of a VM whose request names none
@@ -165,7 +166,7 @@ class LiveBoot:
             user = copy.deepcopy(r.ignition)
         else:
             return None
-        ign.validate_or_raise(user)
+        ign.validate_or_raise(user, binary=self.opts.ignition_validate)
         return user
 
     def kinds(self) -> list[str]:
@@ -190,7 +191,7 @@ class LiveBoot:
         spec = user["ignition"]["version"] if user else _specs_default(max_spec)
         snippet = harness_snippet(spec, self.ssh_key.public if (self.ssh_key and r.ssh) else None, r.completion)
         config = ign.merge(user, snippet) if user else snippet
-        ign.validate_or_raise(config)
+        ign.validate_or_raise(config, binary=self.opts.ignition_validate)
         ign.check_target(config, max_spec, target=f"{r.os} {release.version}")
         self.config = config
         atomic_write(self.run_dir / "config.ign", json.dumps(config, indent=2, sort_keys=True), fsync=False)

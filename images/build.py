@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import datetime as _dt
 import gzip
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -904,8 +904,8 @@ class Builder:
 
 # --------------------------------------------------------------------------- entry points
 
-EXPECTED = ["build-info.json", "bin/ignition-validate", "keyring.gpg", "keyring.asc", "ignition-specs.json", "live/vmlinuz",
-            "live/initramfs-fcos.img", "live/rootfs.img", "live/live.iso",
+EXPECTED = ["build-info.json", "bin/ignition-validate", "keyring.gpg", "keyring.asc", "ignition-specs.json",
+            "live/vmlinuz", "live/initramfs-fcos.img", "live/rootfs.img", "live/live.iso",
             "live/flatcar_production_pxe_image.cpio.gz", "mirror/fcos/streams/stable.json"]
 
 

@@ -123,7 +123,7 @@ def source_from_env(source: str | Path | None = None, url: str | None = None) ->
 def download(url: str, dest: Path, timeout: float = 120.0) -> Path:
     """``url`` to the file ``dest`` (http, https, file)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, open(dest, "wb") as f:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout) as resp, open(dest, "wb") as f:
             shutil.copyfileobj(resp, f, 1 << 20)
     except (OSError, ValueError) as exc:
         raise IgnitionBuildError(f"cannot download the Ignition {TAG} source from {url}: {exc}; "

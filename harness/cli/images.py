@@ -1,4 +1,6 @@
-"""``livelab images build [--recipe images/build.py] [--force] [--out DIR] [--ignition-source FILE]``: build the stand-in live OS.
+"""``livelab images build [--recipe images/build.py] [--force] [--out DIR] [--ignition-source FILE]``.
+
+Builds the stand-in live OS.
 
 The stand-in's recipe, ``images/build.py`` (standard library only, so it also runs with the system
 python3 and from ``make images``), belongs to a livelab checkout, not to the installed package:
