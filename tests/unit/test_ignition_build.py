@@ -276,3 +276,23 @@ def test_built_standin_spec_table_matches(tmp_path):
         for v, spec in table[os_id].items():
             assert spec == build.standin_spec(os_id, v)
     assert (out / "bin/ignition-validate").is_file()
+
+
+def _standin_table() -> dict:
+    return {"fcos": {v: build.standin_spec("fcos", v) for vs in build.FCOS_STREAMS.values() for v in vs},
+            "flatcar": {v: build.standin_spec("flatcar", v) for v in build.FLATCAR_CHANNELS.values()}}
+
+
+def test_the_seeds_fcos_1_6_0_config_is_read_by_stable_but_not_by_the_older_release():
+    """`livelab check fcos --butane` with a 1.6.0 config: stable's current release (real: 3.5.0) takes
+    it; the older 41 (real: 3.4.0) refuses it as the real image would."""
+    from harness.artifacts import specs
+    from harness.errors import LivelabError
+    from harness.ignition import butane_to_ignition, check_target
+    cfg = butane_to_ignition("variant: fcos\nversion: 1.6.0\npasswd:\n  users:\n    - name: core\n"
+                             "      ssh_authorized_keys:\n        - ssh-rsa AAAA...\n").config
+    table = _standin_table()
+    current, older = build.FCOS_STREAMS["stable"][-1], build.FCOS_STREAMS["stable"][0]
+    check_target(cfg, specs.max_spec("fcos", current, table_override=table), target=f"fcos {current}")
+    with pytest.raises(LivelabError, match=r"newer than 3\.4\.0.*use fcos ≤ 1\.5\.0"):
+        check_target(cfg, specs.max_spec("fcos", older, table_override=table), target=f"fcos {older}")
