@@ -22,8 +22,11 @@ install() {
         mkfs.btrfs mktemp split xargs sort wc modprobe udevadm systemctl journalctl busybox networkctl systemd-detect-virt
     # the tray rules of the real root (fromram: unlocked) and the tool to unlock it after umount
     inst_multiple -o /usr/lib/udev/cdrom_id
-    # Ignition's storage.luks: cryptsetup (upstream's 30ignition leaves it to the distro's modules)
-    inst_multiple -o cryptsetup
+    # Ignition's storage.luks: cryptsetup (upstream's 30ignition leaves it to the distro's modules),
+    # and device-mapper's udev rules: without them cryptsetup luksOpen waits forever for udev to
+    # confirm the new /dev/mapper node (dracut's whole 90dm module would add every drivers/md module)
+    inst_multiple -o cryptsetup dmsetup
+    inst_rules 55-dm.rules 60-persistent-storage-dm.rules 95-dm-notify.rules
     inst_simple /etc/udev/rules.d/60-cdrom_id.rules /etc/udev/rules.d/60-cdrom_id.rules
     inst_script "$moddir/livelab-live-rootfs.sh" /usr/sbin/livelab-live-rootfs
     inst_script "$moddir/livelab-stream-hash" /usr/sbin/livelab-stream-hash
