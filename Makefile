@@ -25,12 +25,16 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/host
 host: $(STAMPS)/host
 venv: $(STAMPS)/venv
 
-# the stand-in live OS and its mirror (rebuilt only when the recipe changes)
+# the stand-in live OS and its mirror (rebuilt only when the recipe changes).  Upstream Ignition is
+# built from a local source archive when ../shared/deps has it (or IGNITION_SOURCE=FILE), else from
+# the upstream download; its binaries are cached in the user cache directory (images/ignition_src.py).
+IGNITION_SOURCE ?= $(wildcard $(CURDIR)/../shared/deps/ignition-v2.23.0.tar.gz)
 images: $(STAMPS)/venv
-	$(BIN)/python images/build.py
+	$(BIN)/python images/build.py $(if $(IGNITION_SOURCE),--ignition-source $(IGNITION_SOURCE))
 
 # the stand-in, served as fcos/flatcar from its local mirror, trusted through its build key
-STANDIN := --mirror images/out/mirror --keyring images/out/keyring.gpg --ignition-spec-table images/out/ignition-specs.json
+STANDIN := --mirror images/out/mirror --keyring images/out/keyring.gpg --ignition-spec-table images/out/ignition-specs.json \
+	--ignition-validate images/out/bin/ignition-validate
 
 demo: images
 	$(BIN)/livelab check fcos --stream stable --via pxe $(STANDIN)

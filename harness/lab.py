@@ -49,6 +49,7 @@ class LabOptions:
     extend_timeout: float = 0.0
     ignition_spec_table: str | None = None
     ignition_max_spec: str | None = None
+    ignition_validate: str | None = None  # the ignition-validate to use first (else PATH's)
     below_minimum: bool = False
     metadata: str | None = None
     cpus: int = 2                         # vCPUs of a VM whose request names none
@@ -77,6 +78,7 @@ class BootRequest:
     disks: list[Disk] = field(default_factory=list)
     oem_config: dict | None = None     # Flatcar: /usr/share/oem/config.ign from an extra initrd
     forwards: list[int] = field(default_factory=list)        # guest TCP ports reachable on 127.0.0.1
+    ssh_key_placeholder: str | None = None   # this text of the Butane becomes the session's public key
     name: str | None = None
 
     @property
@@ -105,6 +107,13 @@ def harness_snippet(spec_version: str, ssh_public: str | None, completion: bool)
     if completion:
         cfg["systemd"] = {"units": [completion_unit()]}
     return cfg
+
+
+def _core_keys(config: dict | None) -> list[str]:
+    """The SSH keys a config authorizes for user core."""
+    users = ((config or {}).get("passwd") or {}).get("users") or []
+    return [k for u in users if isinstance(u, dict) and u.get("name") == "core"
+            for k in (u.get("sshAuthorizedKeys") or [])]
 
 
 class LiveBoot:
@@ -160,13 +169,27 @@ class LiveBoot:
         if not r.user_config:
             return None
         if r.butane is not None:
-            user = ign.butane_to_ignition(r.butane, files_dir=r.butane_dir).config
+            user = ign.butane_to_ignition(self._butane_text(), files_dir=r.butane_dir).config
         elif r.ignition is not None:
             user = copy.deepcopy(r.ignition)
         else:
             return None
-        ign.validate_or_raise(user)
+        ign.validate_or_raise(user, binary=self.opts.ignition_validate)
         return user
+
+    def _butane_text(self) -> str:
+        """The request's Butane, its SSH key placeholder (a seed's ``ssh-rsa AAAA...``) replaced by
+        the session's public key."""
+        r = self.req
+        text = r.butane or ""
+        ph = r.ssh_key_placeholder
+        if not ph:
+            return text
+        if ph not in text:
+            raise LivelabError(f"the Butane config has no {ph!r} (the SSH key placeholder to replace)")
+        if self.ssh_key is None:
+            raise LivelabError(f"the Butane config's SSH key placeholder {ph!r} needs the session's SSH key")
+        return text.replace(ph, self.ssh_key.public)
 
     def kinds(self) -> list[str]:
         m = self.req.method
@@ -188,9 +211,12 @@ class LiveBoot:
         max_spec = _specs.max_spec(r.os, release.version, table_override=self.opts.ignition_spec_table,
                                    max_override=self.opts.ignition_max_spec)
         spec = user["ignition"]["version"] if user else _specs_default(max_spec)
-        snippet = harness_snippet(spec, self.ssh_key.public if (self.ssh_key and r.ssh) else None, r.completion)
+        public = self.ssh_key.public if (self.ssh_key and r.ssh) else None
+        if public and public in _core_keys(user):
+            public = None       # the user's config authorizes the session key already
+        snippet = harness_snippet(spec, public, r.completion)
         config = ign.merge(user, snippet) if user else snippet
-        ign.validate_or_raise(config)
+        ign.validate_or_raise(config, binary=self.opts.ignition_validate)
         ign.check_target(config, max_spec, target=f"{r.os} {release.version}")
         self.config = config
         atomic_write(self.run_dir / "config.ign", json.dumps(config, indent=2, sort_keys=True), fsync=False)

@@ -36,6 +36,9 @@ OPTIONS: dict[str, Option] = {
         "newest Ignition config spec the target reads (override)")}),
     "insecure": Option(("--insecure",), {"action": "store_true", "help": (
         "do not check signatures (digests are still checked; reported)")}),
+    "ignition_validate": Option(("--ignition-validate",), {"metavar": "FILE", "help": (
+        "the ignition-validate that checks generated configs (default: ini livelab_ignition_validate, "
+        "else the one on PATH; specs no validator reads get livelab's structural check)")}),
     "offline": Option(("--offline",), {"action": "store_true", "help": "use only cached artifacts"}),
     "cache_dir": Option(("--cache-dir",), {"metavar": "DIR", "help": (
         "artifact cache (default: $LIVELAB_CACHE_DIR or the user cache directory)")}),
@@ -55,6 +58,7 @@ OPTIONS: dict[str, Option] = {
 ARTIFACT_OPTIONS = ("mirror", "keyring", "ignition_spec_table", "ignition_max_spec", "insecure", "offline",
                     "cache_dir")
 VM_OPTIONS = ("accel", "backend", "libvirt_uri", "extend_timeout", "below_minimum")
+CONFIG_OPTIONS = ("ignition_validate",)
 
 
 def add_options(add: Callable[..., Any], names: tuple[str, ...] | list[str], **changes: dict) -> None:
@@ -68,7 +72,7 @@ def add_options(add: Callable[..., Any], names: tuple[str, ...] | list[str], **c
 def lab_options(value: Callable[[str], Any], cpus: int | None = None, **overrides: Any) -> LabOptions:
     """The run's ``LabOptions`` from a front-end's parsed values (``value(name)``: None when that
     front-end has no such option); ``--mirror none`` means upstream."""
-    fields = ARTIFACT_OPTIONS + VM_OPTIONS
+    fields = ARTIFACT_OPTIONS + VM_OPTIONS + CONFIG_OPTIONS
     got = {name: value(name) for name in fields}
     got = {k: v for k, v in got.items() if v is not None}
     got.update({k: v for k, v in overrides.items() if v is not None})
@@ -107,7 +111,8 @@ def check_values(value: Callable[[str], Any]) -> None:
             path = urllib.request.url2pathname(urllib.parse.urlsplit(url).path)
             if not os.path.isdir(path):
                 raise LivelabError(f"--mirror {mirror}: no such directory")
-    for flag, name in (("--keyring", "keyring"), ("--ignition-spec-table", "ignition_spec_table")):
+    for flag, name in (("--keyring", "keyring"), ("--ignition-spec-table", "ignition_spec_table"),
+                       ("--ignition-validate", "ignition_validate")):
         given = value(name)
         if given and not os.path.isfile(given):
             raise LivelabError(f"{flag} {given}: no such file")

@@ -55,7 +55,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="keep only cases of this firmware (bios, uefi)")
     g.addoption("--scenario-dir", action="append", default=None, metavar="DIR",
                 help="collect the scenario YAML files of DIR (besides ini livelab_scenarios)")
-    options.add_options(g.addoption, options.ARTIFACT_OPTIONS + options.VM_OPTIONS + ("vm_cpus",))
+    options.add_options(g.addoption, options.ARTIFACT_OPTIONS + options.VM_OPTIONS + options.CONFIG_OPTIONS
+                        + ("vm_cpus",))
     g.addoption("--keep-vms", action="store_true", help="leave VMs running after their test (for debugging)")
     g.addoption("--real", action="store_true",
                 help="run tests marked `real` against the real FCOS/Flatcar servers (needs the internet)")
@@ -64,7 +65,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "xdist workers to PATH (JSON, merged with what PATH holds)")
     g.addoption("--run-dir", default=None, help="where per-VM artifacts go (default: runs/<timestamp>)")
     for name, help_ in (("livelab_mirror", "default --mirror"), ("livelab_keyring", "default --keyring"),
-                        ("livelab_ignition_spec_table", "default --ignition-spec-table")):
+                        ("livelab_ignition_spec_table", "default --ignition-spec-table"),
+                        ("livelab_ignition_validate", "default --ignition-validate (relative to the ini file; "
+                                                      "ignored when that file is not there yet)")):
         parser.addini(name, help_, default=None)
     parser.addini("livelab_scenarios", "directories of scenario YAML files (relative to the ini file)",
                   type="paths", default=[])
@@ -221,7 +224,15 @@ def session_options(config: pytest.Config) -> LabOptions:
         opt, cpus=runtime.parse_vm_cpus(opt("vm_cpus")), mirror=mirror,
         keyring=None if opt("keyring") or not mirror else _ini_path(config, "livelab_keyring"),
         ignition_spec_table=None if opt("ignition_spec_table") or not mirror else _ini_path(
-            config, "livelab_ignition_spec_table"))
+            config, "livelab_ignition_spec_table"),
+        ignition_validate=opt("ignition_validate") or _ini_validator(config))
+
+
+def _ini_validator(config: pytest.Config) -> str | None:
+    """ini livelab_ignition_validate when that file is there (a checkout that has not built the
+    stand-in yet falls back to PATH's validator)."""
+    path = _ini_path(config, "livelab_ignition_validate")
+    return path if path and Path(path).is_file() else None
 
 
 class LivelabSession:

@@ -12,6 +12,7 @@ A scenario (``scenarios/<name>.yaml``)::
     memory: 2048                        # optional (default: the documented minimum)
     disks: [{name: var, size: 2G, serial: var}]   # blank qcow2 disks (keys: name, size, serial)
     forwards: [80]                      # guest TCP ports forwarded to 127.0.0.1 (for port checks)
+    session_key_placeholder: "ssh-rsa AAAA..."  # this text of the Butane files becomes the session's SSH key
     ci: [fcos.stable.pxe.bios]          # ids (without the scenario) run in CI
     boots:
       - checks:
@@ -127,6 +128,7 @@ class Scenario:
     oem_config: str | None = field(default=None, metadata=_key("file"))
     below_minimum: bool = field(default=False, metadata=_key("flag"))
     forwards: list[int] = field(default_factory=list, metadata=_key("ports"))
+    session_key_placeholder: str | None = field(default=None, metadata=_key("placeholder"))
 
     def cases(self, streams: dict[str, list[str]] | None = None) -> list[tuple]:
         """(test id, os, stream, method, firmware) for every cell this scenario applies to.
@@ -158,7 +160,8 @@ class Scenario:
                            butane=text, butane_dir=str(self.path.parent), user_config=self.user_config,
                            completion=self.completion and self.user_config, kargs=list(self.kargs),
                            first_boot_only=list(self.first_boot_kargs),
-                           disks=[Disk(**d) for d in self.disks], oem_config=oem, forwards=list(self.forwards))
+                           disks=[Disk(**d) for d in self.disks], oem_config=oem, forwards=list(self.forwards),
+                           ssh_key_placeholder=self.session_key_placeholder)
 
 
 def _err(path: Path, msg: str) -> LivelabError:
@@ -453,6 +456,8 @@ _KINDS: dict[str, Callable[[Path, str, object], Any]] = {
         isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 and p != 22 for p in v),
                     "a list of guest TCP port numbers (22 is always forwarded)"),
     "file": _oem_file,
+    "placeholder": _plain(lambda v: v is None or (isinstance(v, str) and bool(v.strip()) and "\n" not in v),
+                          "one line of text"),
     "butane": _butane,
     "applies": _applies,
     "boots": _boots,

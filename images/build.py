@@ -5,6 +5,8 @@ Run as ``python3 images/build.py [--force] [--out DIR]`` from the repository roo
 ``make images`` / ``livelab images build``).  Only the Python standard library is used.
 
 Stages (see images/README.md):
+  ignition upstream Ignition v2.23.0 built from source (images/ignition_src.py), cached in the
+           user's cache directory keyed by its source pin;
   base     mmdebstrap tarball of Debian 12 packages, cached under images/cache/ keyed by the
            package list (packages.txt) and the mmdebstrap options;
   rootfs   unpack, apply images/overlay/rootfs, run images/customize.sh in a chroot, trim;
@@ -25,6 +27,7 @@ import contextlib
 import datetime as _dt
 import gzip
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -42,6 +45,20 @@ DEFAULT_OUT = HERE / "out"
 CACHE = HERE / "cache"
 OVERLAY = HERE / "overlay"
 PACKAGES_FILE = HERE / "packages.txt"
+IGNITION_SRC_FILE = HERE / "ignition_src.py"
+
+
+def _load_ignition_src():
+    """images/ignition_src.py, loaded by path (build.py also runs loaded by path from the CLI)."""
+    spec = importlib.util.spec_from_file_location("livelab_images_ignition_src", IGNITION_SRC_FILE)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+ignition_src = _load_ignition_src()
 
 # Versions published in the mirror.  Every build of a distribution shares the same bytes
 # (hard links); only names, metadata and signatures differ.
@@ -57,10 +74,31 @@ FLATCAR_CHANNELS = {
     "alpha": "4186.0.0",
     "lts": "3815.2.5",
 }
-# Ignition config spec versions this image's Ignition (Debian 2.14) reads: 3.0.0-3.3.0 and
-# 3.4.0-experimental.  The "newest stable" spec is what the harness should generate.
-IGNITION_SPEC = "3.3.0"
-IGNITION_SPECS_ACCEPTED = ["3.0.0", "3.1.0", "3.2.0", "3.3.0", "3.4.0-experimental"]
+# Ignition config spec versions this image's Ignition (upstream v2.23.0, built from source) reads:
+# 3.0.0-3.5.0 and 3.6.0-experimental.  The "newest stable" spec is what the harness should generate;
+# each mirror version gets the lower of this and what the real release of that version reads.
+IGNITION_SPEC = "3.5.0"
+IGNITION_SPECS_ACCEPTED = ["3.0.0", "3.1.0", "3.2.0", "3.3.0", "3.4.0", "3.5.0", "3.6.0-experimental"]
+
+# Newest stable spec the REAL release of each mirror version reads (harness/data/ignition-specs.yaml;
+# tests/unit/test_ignition_build.py keeps the two in step).  The stand-in's version of it reads the
+# lower of this and IGNITION_SPEC, so tests see the same refusals as with real images.
+REAL_MAX_SPEC = {
+    "fcos": {"41.20250315.3.0": "3.4.0", "42.20250901.3.0": "3.5.0", "42.20250915.2.0": "3.5.0",
+             "43.20250920.1.0": "3.5.0"},
+    "flatcar": {"4081.2.1": "3.4.0", "4152.1.0": "3.4.0", "4186.0.0": "3.4.0", "3815.2.5": "3.4.0"},
+}
+
+
+def _spec_tuple(spec: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in spec.split("-")[0].split("."))
+
+
+def standin_spec(os_id: str, version: str) -> str:
+    """The stand-in's spec for one mirror version: the lower of IGNITION_SPEC and the real release's."""
+    real = REAL_MAX_SPEC[os_id][version]
+    return min(real, IGNITION_SPEC, key=_spec_tuple)
+
 
 # Host tools: command -> Debian package.
 HOST_TOOLS = {
@@ -247,7 +285,7 @@ def base_key() -> str:
 def recipe_key() -> str:
     """Hash of every recipe input: this script, customize.sh, package list, overlay tree."""
     h = hashlib.sha256()
-    inputs = [HERE / "build.py", HERE / "customize.sh", PACKAGES_FILE]
+    inputs = [HERE / "build.py", HERE / "customize.sh", PACKAGES_FILE, IGNITION_SRC_FILE]
     inputs += sorted(p for p in OVERLAY.rglob("*") if p.is_file() or p.is_symlink())
     for p in inputs:
         rel = p.relative_to(HERE).as_posix()
@@ -258,7 +296,8 @@ def recipe_key() -> str:
         else:
             h.update(p.read_bytes())
         h.update(b"\0")
-    h.update(json.dumps([FCOS_STREAMS, FLATCAR_CHANNELS, IGNITION_SPEC, base_key()]).encode())
+    h.update(json.dumps([FCOS_STREAMS, FLATCAR_CHANNELS, IGNITION_SPEC, base_key(), ignition_src.pin()],
+                        sort_keys=True).encode())
     return h.hexdigest()[:20]
 
 
@@ -370,6 +409,18 @@ class Builder:
         self.umount_chroot()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    # ---- ignition (upstream, from source; cached in the user's cache directory)
+    def ignition(self, source: str | Path | None = None, url: str | None = None) -> None:
+        self.progress.start(f"ignition: upstream {ignition_src.TAG} (ignition, ignition-validate)")
+        try:
+            self.ign_dir, info = ignition_src.ensure(source, url, log=self.log)
+        except ignition_src.IgnitionBuildError as e:
+            raise BuildError(str(e)) from None
+        self.info["ignition"] = {k: info.get(k) for k in ("version", "commit", "tree_sha256", "cache_hit", "seconds",
+                                                          "build_seconds", "go", "source", "sizes")}
+        self.info["ignition"]["cache"] = str(self.ign_dir)
+        self.progress.end("(cached)" if info["cache_hit"] else f"(built with {info.get('go')})")
+
     # ---- base
     def base(self) -> Path:
         key = base_key()
@@ -401,6 +452,14 @@ class Builder:
         mod = self.root / "usr/lib/dracut/modules.d/35livelab-live"
         shutil.copytree(OVERLAY / "dracut/35livelab-live", mod)
         shutil.copy(OVERLAY / "dracut/livelab.conf", self.root / "etc/dracut.conf.d/10-livelab.conf")
+        # Upstream Ignition in place of Debian's 2.14 (the package stays in packages.txt so that the
+        # cached base tarball stays valid): upstream's own dracut module with the binary built from
+        # the same tree; Debian's module and its ignition-validate go.
+        ign_mod = self.root / "usr/lib/dracut/modules.d/30ignition"
+        shutil.rmtree(ign_mod, ignore_errors=True)
+        shutil.copytree(self.ign_dir / "30ignition", ign_mod, symlinks=True)
+        shutil.copy2(self.ign_dir / "ignition", ign_mod / "ignition")
+        (self.root / "usr/bin/ignition-validate").unlink(missing_ok=True)
         # Boot speed: dracut's kernel-modules and kernel-network-modules install every block,
         # filesystem and NIC driver (61 MB of modules in the initramfs). livelab's initramfs
         # gets only the explicit list (`drivers=` in livelab.conf + 35livelab-live's
@@ -716,6 +775,9 @@ class Builder:
         live.mkdir()
         for n in ["vmlinuz", "initramfs-fcos.img", "rootfs.img", "flatcar_production_pxe_image.cpio.gz"]:
             self.link(w / n, live / n)
+        # the validator of the stand-in's Ignition, for the harness (--ignition-validate)
+        (st / "bin").mkdir()
+        shutil.copy2(self.ign_dir / "ignition-validate", st / "bin/ignition-validate")
         self.link(isos[FCOS_STREAMS["stable"][-1]], live / "live.iso")
         mirror = st / "mirror"
         sha = {n: sha256_file(w / n) for n in ["vmlinuz", "initramfs-fcos.img", "rootfs.img"]}
@@ -760,7 +822,7 @@ class Builder:
                 rj.write_text(json.dumps(release_json, indent=2) + "\n")
                 releases.append({"version": v, "metadata": f"{base}/prod/streams/{stream}/builds/{v}/release.json",
                                  "commits": [{"architecture": "x86_64", "checksum": commit}]})
-                specs["fcos"][v] = IGNITION_SPEC
+                specs["fcos"][v] = standin_spec("fcos", v)
                 current = (v, formats)
             idx = {"note": "For use only by Fedora CoreOS internal tooling.  All other applications should "
                            "obtain release info from stream metadata endpoints.",
@@ -805,10 +867,11 @@ class Builder:
             cur.mkdir()
             for f in d.iterdir():
                 os.link(f, cur / f.name)
-            specs["flatcar"][v] = IGNITION_SPEC
+            specs["flatcar"][v] = standin_spec("flatcar", v)
         (st / "ignition-specs.json").write_text(json.dumps(
-            {"_comment": "Ignition config spec version each published OS version reads (newest stable); "
-                         "this image's Ignition 2.14 accepts " + ", ".join(IGNITION_SPECS_ACCEPTED),
+            {"_comment": "Ignition config spec version each published OS version reads (newest stable): the "
+                         f"lower of {IGNITION_SPEC} and what the real release reads; this image's Ignition "
+                         f"{ignition_src.VERSION} accepts " + ", ".join(IGNITION_SPECS_ACCEPTED),
              "accepted": IGNITION_SPECS_ACCEPTED, **specs}, indent=2) + "\n")
         self.progress.end()
 
@@ -847,8 +910,8 @@ class Builder:
 
 # --------------------------------------------------------------------------- entry points
 
-EXPECTED = ["build-info.json", "keyring.gpg", "keyring.asc", "ignition-specs.json", "live/vmlinuz",
-            "live/initramfs-fcos.img", "live/rootfs.img", "live/live.iso",
+EXPECTED = ["build-info.json", "bin/ignition-validate", "keyring.gpg", "keyring.asc", "ignition-specs.json",
+            "live/vmlinuz", "live/initramfs-fcos.img", "live/rootfs.img", "live/live.iso",
             "live/flatcar_production_pxe_image.cpio.gz", "mirror/fcos/streams/stable.json"]
 
 
@@ -860,8 +923,12 @@ def up_to_date(out: Path) -> bool:
     return info.get("recipe_key") == recipe_key() and all((out / p).exists() for p in EXPECTED)
 
 
-def build(out: Path | None = None, force: bool = False, stream=sys.stderr) -> int:
-    """Build (or confirm up to date) the images; returns 0 or raises BuildError."""
+def build(out: Path | None = None, force: bool = False, stream=sys.stderr, ignition_source: str | Path | None = None,
+          ignition_url: str | None = None) -> int:
+    """Build (or confirm up to date) the images; returns 0 or raises BuildError.
+
+    ``ignition_source``: a local Ignition source archive (default ``$LIVELAB_IGNITION_SOURCE``, else
+    the download from ``ignition_url`` / ``$LIVELAB_IGNITION_URL`` / upstream)."""
     t0 = time.monotonic()
     out = Path(out or DEFAULT_OUT).resolve()
     check_host_tools()
@@ -884,6 +951,7 @@ def build(out: Path | None = None, force: bool = False, stream=sys.stderr) -> in
     stream.write(f"images: building {out} (recipe {recipe_key()})\n")
     b = Builder(out, progress)
     try:
+        b.ignition(ignition_source, ignition_url)
         tar = b.base()
         b.rootfs(tar)
         b.initrd()
@@ -907,9 +975,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="images/build.py", description=__doc__.splitlines()[0])
     ap.add_argument("--force", action="store_true", help="rebuild even if the recipe is unchanged")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory (default images/out)")
+    ap.add_argument("--ignition-source", metavar="FILE", default=None,
+                    help=f"local Ignition {ignition_src.TAG} source archive (default ${ignition_src.SOURCE_ENV}; "
+                         "else it is downloaded from upstream)")
+    ap.add_argument("--ignition-url", metavar="URL", default=None,
+                    help=f"where to download the Ignition source archive (default ${ignition_src.URL_ENV} or "
+                         f"{ignition_src.DEFAULT_URL})")
     args = ap.parse_args(argv)
     try:
-        return build(args.out, args.force)
+        return build(args.out, args.force, ignition_source=args.ignition_source, ignition_url=args.ignition_url)
     except BuildError as e:
         sys.stderr.write(f"images/build.py: error: {e}\n")
         return 2

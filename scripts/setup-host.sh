@@ -7,18 +7,38 @@ PKGS=(
   grub-efi-amd64-bin grub-pc-bin grub-common ignition socat curl openssh-client lzop
   openssl iproute2 procps util-linux
   python3-venv python3-dev gcc pkg-config libvirt-dev
+  libblkid-dev
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   chromium
 )
+# Go >= 1.23 for the upstream Ignition build (images/ignition_src.py): Debian 12 has it only in
+# bookworm-backports, enabled here for this package alone (every other backport pinned away).
+BACKPORTS=(golang-1.23-go golang-1.23-src)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
 for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  installed "$p" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
+missing_bp=()
+for p in "${BACKPORTS[@]}"; do
+  installed "$p" || missing_bp+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ] && [ ${#missing_bp[@]} -eq 0 ]; then
   exit 0
 fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "livelab: installing Debian packages: ${missing[*]}"
+if [ ${#missing_bp[@]} -ne 0 ]; then
+  if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    mirror=$(grep -rhoE 'https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
+             | head -n1 | tr -d " " || true)
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: %s\n' \
+      "${mirror:-http://deb.debian.org/debian}" /usr/share/keyrings/debian-archive-keyring.gpg \
+      | $SUDO tee /etc/apt/sources.list.d/livelab-backports.sources >/dev/null
+  fi
+  printf 'Package: *\nPin: release n=bookworm-backports\nPin-Priority: -1\n\nPackage: %s\nPin: release n=bookworm-backports\nPin-Priority: 500\n' \
+    "${BACKPORTS[*]}" | $SUDO tee /etc/apt/preferences.d/livelab-backports >/dev/null
+fi
+echo "livelab: installing Debian packages: ${missing[*]} ${missing_bp[*]}"
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" "${missing_bp[@]}" >/dev/null

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from .. import safeload
+from .. import options, safeload
 from ..atomic import atomic_write, check_output_path
 from ..errors import LivelabError
 
@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("-d", "--files-dir", metavar="DIR", help="directory that local paths are relative to")
     p.add_argument("-o", "--output", metavar="OUT", help="write the Ignition config here (default: stdout)")
     p.add_argument("--no-validate", action="store_true", help="skip validating the generated config")
+    options.add_options(p.add_argument, options.CONFIG_OPTIONS)
     p.set_defaults(func=run)
 
 
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     for w in tr.warnings:
         print(f"livelab: warning: {w}", file=sys.stderr)
     if not args.no_validate:
-        result = validate_or_raise(tr.config)
+        result = validate_or_raise(tr.config, binary=args.ignition_validate)
         warns = [m for m in result.messages if m.startswith("warning")]
         if args.strict and warns:
             raise LivelabError(f"strict: {result.validator}: {warns[0]}")

@@ -1,4 +1,6 @@
-"""``livelab images build [--recipe images/build.py] [--force] [--out DIR]``: build the stand-in live OS.
+"""``livelab images build [--recipe images/build.py] [--force] [--out DIR] [--ignition-source FILE]``.
+
+Builds the stand-in live OS.
 
 The stand-in's recipe, ``images/build.py`` (standard library only, so it also runs with the system
 python3 and from ``make images``), belongs to a livelab checkout, not to the installed package:
@@ -41,7 +43,8 @@ def _handle_build(args: argparse.Namespace) -> int:
     recipe = find_recipe(args.recipe)
     mod = _load_build(recipe)
     try:
-        return mod.build(args.out, force=args.force)
+        return mod.build(args.out, force=args.force, ignition_source=args.ignition_source,
+                         ignition_url=args.ignition_url)
     except mod.BuildError as exc:
         raise LivelabError(f"images build: {exc}") from None
 
@@ -53,6 +56,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     b = sub.add_parser("build", help="build images/out (no-op when the recipe is unchanged)")
     b.add_argument("--force", action="store_true", help="rebuild even if the recipe is unchanged")
     b.add_argument("--out", type=Path, default=None, help="output directory (default: out/ beside the recipe)")
+    b.add_argument("--ignition-source", default=None, metavar="FILE",
+                   help="local Ignition source archive (default $LIVELAB_IGNITION_SOURCE; else downloaded)")
+    b.add_argument("--ignition-url", default=None, metavar="URL",
+                   help="where to download the Ignition source archive (default $LIVELAB_IGNITION_URL or upstream)")
     b.add_argument("--recipe", type=Path, default=None, metavar="PATH",
                    help=f"the recipe of a livelab checkout (default ./{DEFAULT_RECIPE})")
     b.set_defaults(func=_handle_build)

@@ -35,7 +35,7 @@ def add_boot_options(p: argparse.ArgumentParser, positional_os: bool = True) -> 
     p.add_argument("--butane", help="Butane config for the boot")
     p.add_argument("--karg", action="append", default=[], help="extra kernel argument")
     p.add_argument("--run-dir", help="directory for the VM's artifacts")
-    options.add_options(p.add_argument, options.VM_OPTIONS + options.ARTIFACT_OPTIONS)
+    options.add_options(p.add_argument, options.VM_OPTIONS + options.ARTIFACT_OPTIONS + options.CONFIG_OPTIONS)
 
 
 def stream_of(args: argparse.Namespace) -> str:

@@ -1,8 +1,12 @@
 """Validating Ignition configs before they are used.
 
-Specs the installed ``ignition-validate`` reads (Ignition 2.14: 3.0.0-3.3.0 and
-3.4.0-experimental) go through it (config written to a temp file); newer specs (3.4.0,
-3.5.0) get this project's own structural check, and the result says which validator ran.
+The validators, in order: the configured ``ignition-validate`` (``--ignition-validate`` / ini
+``livelab_ignition_validate``; this checkout's pyproject.toml and Makefile name the stand-in's
+``images/out/bin/ignition-validate``, Ignition v2.23.0: 3.0.0-3.5.0 and 3.6.0-experimental), then the
+one on PATH (Debian 12's reads 3.0.0-3.3.0 and 3.4.0-experimental).  The first that reads the
+config's spec checks it (config written to a temp file); this project's own structural check is
+left for specs that no available validator reads, and for a host with none at all (said once).
+The result says which validator ran.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
@@ -97,10 +102,39 @@ def _load(config: dict[str, Any] | str | bytes):
         return None, str(exc)
 
 
+_SAID_NONE: list = []
+
+
+def validators(binary: str | None = None) -> list[tuple[str, str]]:
+    """The available ``ignition-validate`` binaries with their Ignition versions, in order of
+    preference: ``binary`` (the configured one: an error when it is not there), then PATH's."""
+    found: list[tuple[str, str]] = []
+    if binary:
+        if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+            raise LivelabError(f"--ignition-validate {binary}: no such executable (build it with `make images`, "
+                               "or leave the option out to use the ignition-validate on PATH)")
+        iv = ignition_validate_version(binary)
+        if not iv:
+            raise LivelabError(f"--ignition-validate {binary}: `{binary} -version` names no Ignition version")
+        found.append((binary, iv))
+    on_path = shutil.which(IGNITION_VALIDATE)
+    if on_path and not (binary and os.path.realpath(on_path) == os.path.realpath(binary)):
+        iv = ignition_validate_version(on_path)
+        if iv:
+            found.append((on_path, iv))
+    if not found and not _SAID_NONE:
+        _SAID_NONE.append(True)
+        print("livelab: no ignition-validate (none configured with --ignition-validate or ini "
+              "livelab_ignition_validate, none on PATH): Ignition configs get livelab's structural check only",
+              file=sys.stderr)
+    return found
+
+
 def validate(config: dict[str, Any] | str | bytes, *, binary: str | None = None) -> ValidationResult:
     """Validate an Ignition config (dict or JSON text).
 
-    Uses ``ignition-validate`` where it reads the config's spec, else the structural check.
+    Uses the first available ``ignition-validate`` (``binary``, then PATH's) that reads the config's
+    spec, else the structural check.
     """
     data, text = _load(config)
     if data is None:
@@ -112,10 +146,9 @@ def validate(config: dict[str, Any] | str | bytes, *, binary: str | None = None)
         parse_spec(version)
     except LivelabError as exc:
         return ValidationResult(False, STRUCTURAL, [f"error at $.ignition.version: {exc}"], version)
-    binary = binary or shutil.which(IGNITION_VALIDATE)
-    iv = ignition_validate_version(binary) if binary else None
-    if binary and iv and ignition_validate_reads(version, iv):
-        return _run_ignition_validate(binary, iv, text, version)
+    for path, iv in validators(binary):
+        if ignition_validate_reads(version, iv):
+            return _run_ignition_validate(path, iv, text, version)
     return structural_check(data)
 
 

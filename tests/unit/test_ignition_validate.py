@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -180,3 +181,88 @@ def test_gzip_bomb_in_a_data_url_stops_at_the_inflate_limit():
     outcome = run_limited(check, memory=64 * MiB, timeout=20)      # counted, never held
     assert outcome.kind == RESULT and outcome.value == "gzip data inflates to more than 256 MiB", outcome
     assert outcome.kind != LIVELAB_ERROR
+
+
+# ---------------------------------------------------------------- the configured validator
+
+def fake_validator(path, version, fail=False):
+    """An ignition-validate stand-in: `-version` says its Ignition version; a run records the call."""
+    path.write_text("#!/bin/sh\n"
+                    f'if [ "$1" = -version ]; then echo "Ignition v{version}"; exit 0; fi\n'
+                    f'echo "$0" >> "{path}.calls"\n'
+                    + ("echo 'error at $.storage: broken'; exit 1\n" if fail else "exit 0\n"))
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.fixture
+def path_validator(tmp_path, monkeypatch):
+    """PATH holds only a fake ignition-validate of Ignition 2.14.0."""
+    d = tmp_path / "pathbin"
+    d.mkdir()
+    fake_validator(d / "ignition-validate", "2.14.0")
+    monkeypatch.setenv("PATH", f"{d}:/usr/bin:/bin")
+    return d / "ignition-validate"
+
+
+def calls(path):
+    p = path.parent / (path.name + ".calls")
+    return len(p.read_text().splitlines()) if p.exists() else 0
+
+
+def test_configured_validator_checks_the_specs_it_reads(tmp_path, path_validator):
+    mine = tmp_path / "ignition-validate-2.23"
+    fake_validator(mine, "2.23.0")
+    r = validate(cfg("3.5.0"), binary=str(mine))
+    assert r.ok and r.validator == "ignition-validate 2.23.0" and calls(mine) == 1
+    r = validate(cfg("3.3.0"), binary=str(mine))
+    assert r.validator == "ignition-validate 2.23.0" and calls(mine) == 2 and calls(path_validator) == 0
+    # a spec the configured one does not read, but PATH's does
+    r = validate(cfg("3.4.0-experimental"), binary=str(mine))
+    assert r.validator == "ignition-validate 2.14.0" and calls(path_validator) == 1
+    # one that no validator reads: the structural check
+    r = validate(cfg("3.6.0"), binary=str(mine))
+    assert r.validator == "livelab structural"
+
+
+def test_configured_validator_errors_are_reported(tmp_path, path_validator):
+    mine = tmp_path / "iv"
+    fake_validator(mine, "2.23.0", fail=True)
+    with pytest.raises(LivelabError, match=r"failed validation by ignition-validate 2\.23\.0: error at \$\.storage"):
+        validate_or_raise(cfg("3.5.0"), binary=str(mine))
+
+
+def test_without_configured_validator_path_one_is_used(path_validator):
+    r = validate(cfg("3.3.0"))
+    assert r.validator == "ignition-validate 2.14.0" and calls(path_validator) == 1
+    assert validate(cfg("3.5.0")).validator == "livelab structural"
+
+
+def test_configured_validator_that_is_missing_is_an_error(tmp_path):
+    with pytest.raises(LivelabError, match=r"--ignition-validate .*no such executable"):
+        validate(cfg("3.5.0"), binary=str(tmp_path / "nope"))
+
+
+def test_no_validator_at_all_is_said_once(tmp_path, monkeypatch, capsys):
+    import importlib
+    vmod = importlib.import_module("harness.ignition.validate")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setattr(vmod, "_SAID_NONE", [])
+    assert validate(cfg("3.3.0")).validator == "livelab structural"
+    assert validate(cfg("3.5.0")).validator == "livelab structural"
+    err = capsys.readouterr().err
+    assert err.count("no ignition-validate") == 1 and "structural check" in err
+
+
+BUILT_IV = Path(__file__).resolve().parents[2] / "images" / "out" / "bin" / "ignition-validate"
+
+
+@pytest.mark.skipif(not BUILT_IV.is_file(), reason="the stand-in's ignition-validate is not built (make images)")
+@pytest.mark.parametrize("version", ["3.0.0", "3.3.0", "3.4.0", "3.5.0", "3.6.0-experimental"])
+def test_standin_validator_v2_23_reads_up_to_3_5(version):
+    r = validate(cfg(version, storage={"files": [GOOD_FILE]}), binary=str(BUILT_IV))
+    assert r.ok and r.validator == "ignition-validate 2.23.0", r
+    r = validate(cfg(version, storage={"files": [{"path": "relative", "mode": 420}]}), binary=str(BUILT_IV))
+    assert not r.ok and any("absolute" in m for m in r.messages), r

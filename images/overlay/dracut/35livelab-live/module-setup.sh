@@ -1,7 +1,9 @@
 #!/bin/bash
 # livelab's own live-boot module: FCOS live contract (coreos.liveiso, coreos.live.rootfs_url,
 # rootfs as extra initrd) and Flatcar PXE contract (flatcar.first_boot, rootfstype, root=,
-# sshkey, OEM config), on top of Debian's 30ignition.
+# sshkey, OEM config), on top of upstream Ignition's own 30ignition (v2.23.0, built from source by
+# images/build.py).  Upstream's check() returns 255: the module is only included because this one
+# depends on it (it brings qemu systemd url-lib network).
 
 check() { return 0; }
 
@@ -10,6 +12,8 @@ depends() { echo systemd ignition; }
 installkernel() {
     instmods squashfs overlay loop isofs sr_mod cdrom virtio_net virtio_blk virtio_scsi \
         virtio_pci virtio_console e1000 e1000e qemu_fw_cfg xfs btrfs ext4 vfat ata_piix ahci sd_mod
+    # Ignition's storage.luks (cryptsetup luksFormat/luksOpen in the disks stage)
+    instmods dm_crypt xts aesni_intel algif_skcipher af_alg
 }
 
 install() {
@@ -18,6 +22,11 @@ install() {
         mkfs.btrfs mktemp split xargs sort wc modprobe udevadm systemctl journalctl busybox networkctl systemd-detect-virt systemd-escape
     # the tray rules of the real root (fromram: unlocked) and the tool to unlock it after umount
     inst_multiple -o /usr/lib/udev/cdrom_id
+    # Ignition's storage.luks: cryptsetup (upstream's 30ignition leaves it to the distro's modules),
+    # and device-mapper's udev rules: without them cryptsetup luksOpen waits forever for udev to
+    # confirm the new /dev/mapper node (dracut's whole 90dm module would add every drivers/md module)
+    inst_multiple -o cryptsetup dmsetup
+    inst_rules 55-dm.rules 60-persistent-storage-dm.rules 95-dm-notify.rules
     inst_simple /etc/udev/rules.d/60-cdrom_id.rules /etc/udev/rules.d/60-cdrom_id.rules
     inst_script "$moddir/livelab-live-rootfs.sh" /usr/sbin/livelab-live-rootfs
     inst_script "$moddir/livelab-stream-hash" /usr/sbin/livelab-stream-hash
@@ -29,7 +38,7 @@ install() {
     inst_script "$moddir/is-live-image" /usr/bin/is-live-image
     # Ignition's files stage always runs setfiles; this OS has no SELinux.
     inst_script "$moddir/setfiles" /usr/sbin/setfiles
-    # Replace Debian's ignition-generator with ours (flavour-aware first-boot gating,
+    # Replace upstream's ignition-generator with ours (flavour-aware first-boot gating,
     # platform defaults, live root mount units).
     command install -m 0755 "$moddir/livelab-generator" "$initdir/$systemdutildir/system-generators/ignition-generator"
     for u in livelab-live-rootfs.service livelab-ignition-setup.service \
