@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import importlib.util
 import io
 import json
 import tarfile
@@ -16,22 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
+import repo_scripts
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    import sys
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-src = _load("livelab_test_ignition_src", ROOT / "images" / "ignition_src.py")
-build = _load("livelab_test_images_build", ROOT / "images" / "build.py")
+src = repo_scripts.load("images/ignition_src.py")
+build = repo_scripts.load("images/build.py")
 
 FILES = {
     "README.md": (b"ignition\n", 0o644),

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import pytest
+import repo_scripts
 
 from harness import scenario as sc
 from harness.errors import LivelabError
@@ -11,19 +12,7 @@ SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 SCENARIOS = sc.load_all(SCENARIO_DIR)
 
 
-def _images_build():
-    import importlib.util
-    import sys
-    spec = importlib.util.spec_from_file_location("livelab_test_scenarios_images_build",
-                                                  SCENARIO_DIR.parent / "images" / "build.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-BUILD = _images_build()
+BUILD = repo_scripts.load("images/build.py")
 
 
 def standin_max_spec(os_id: str, stream: str) -> str:

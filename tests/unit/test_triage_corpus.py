@@ -1,18 +1,12 @@
 """The console-triage corpus (tests/data/triage/), replayed: logs the harness recorded from the
 stand-in broken on purpose, and passing logs of every boot method and firmware.  Nothing boots."""
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
+import repo_scripts
 
 from harness.triage.inputs import triage_path
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("record_triage_corpus", ROOT / "scripts" / "record-triage-corpus.py")
-corpus = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = corpus        # its dataclasses look their module up
-_spec.loader.exec_module(corpus)
+corpus = repo_scripts.load("scripts/record-triage-corpus.py")
 
 ENTRIES = corpus._load_manifest()
 
