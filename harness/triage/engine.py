@@ -31,7 +31,7 @@ class Finding:
     line: LogLine
     rule: Rule
     detail: str = ""       # for a stall: what crossed the bound ("41 s", "12 attempts")
-    demoted: bool = False  # its rule's severity did not hold (a stall below its bound, a requires/unless)
+    demoted: bool = False  # its rule's severity did not hold (a stall below its bound, an `unless` that held)
 
     @property
     def source(self) -> str:
