@@ -30,7 +30,7 @@ import pexpect.spawnbase
 
 from . import poll
 from .errors import BootFailure
-from .triage import PHASES, RULES, Failure, Rule, Triage, Verdict
+from .triage import RULES, Failure, Rule, Triage, Verdict
 from .triage.rules import LOGIN_PROMPT
 from .triage.text import LogLine
 
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 # The failure lines (harness.triage.rules): iterable as (reason, pattern, severity, source, …)
 # tuples; every reason the tap can report is among them.
 FAIL_PATTERNS = RULES
-# phase name -> first console line that marks it (seconds from QEMU start are recorded)
-PHASE_PATTERNS = [(p.name, p.pattern) for p in PHASES]
 
 
 def _compile(pattern: str | Pattern, regex: bool) -> Pattern:

@@ -297,14 +297,21 @@ class Triage:
             self._explaining.append(found)
         self._fail(found)
 
-    def _fail(self, trigger: Finding) -> None:
-        # the earliest line that names a cause; a unit failing in the initramfs names one only
-        # when nothing more specific did
-        specific = [f for f in self._explaining if f.reason != EMERGENCY]
-        deciding = (specific or self._explaining or [trigger])[0]
+    def _specific(self) -> list[Finding]:
+        """The explaining lines of this boot that name a cause of their own (not only emergency
+        mode: a unit failing in the initramfs names one only when nothing more specific did)."""
+        return [f for f in self._explaining if f.reason != EMERGENCY]
+
+    def _context(self, deciding: Finding) -> list[LogLine]:
+        """The kept lines around a deciding line (its rule says how many before and after)."""
         before, after = deciding.rule.context
-        lo = deciding.line.no - before
-        context = [ln for ln in self.lines if lo <= ln.no <= deciding.line.no + after]
+        return [ln for ln in self.lines if deciding.line.no - before <= ln.no <= deciding.line.no + after]
+
+    def _fail(self, trigger: Finding) -> None:
+        # the earliest line that names a cause
+        deciding = (self._specific() or self._explaining or [trigger])[0]
+        after = deciding.rule.context[1]
+        context = self._context(deciding)
         if context and context[-1].no < deciding.line.no:       # the open line (peeked) is not in self.lines yet
             context.append(deciding.line)
         remaining = max(0, deciding.line.no + after - (context[-1].no if context else deciding.line.no))
@@ -324,10 +331,9 @@ class Triage:
         if not later:
             return failure
         cause = later[0]
-        before, after = cause.rule.context
-        context = [ln for ln in self.lines if cause.line.no - before <= ln.no <= cause.line.no + after]
         rest = [failure.deciding, *(c for c in failure.consequences if c is not cause)]
-        return Failure(cause.reason, cause, failure.trigger, failure.boot, context, 0, rest[:MAX_CONSEQUENCES])
+        return Failure(cause.reason, cause, failure.trigger, failure.boot, self._context(cause), 0,
+                       rest[:MAX_CONSEQUENCES])
 
     def _peek(self) -> None:
         """A console that falls silent on a fatal line with no newline yet still fails on it."""
@@ -351,14 +357,12 @@ class Triage:
         healthy = "login_prompt" in self.phases or "multi_user" in self.phases
         # (a cause with a name of its own: a unit that failed in the initramfs, with nothing after
         # it, says too little; the log may be an excerpt of a boot that went on)
-        specific = [f for f in self._explaining if f.reason != EMERGENCY]
+        specific = self._specific()
         if failure is None and specific and not healthy:
             first = specific[0]
             last = self.lines[-1] if self.lines else first.line
             ended = Finding(first.reason, NOTE, last, first.rule, "the log ends after it, before a login")
-            before, after = first.rule.context
-            context = [ln for ln in self.lines if first.line.no - before <= ln.no <= first.line.no + after]
-            failure = Failure(first.reason, first, ended, self.boot, context, 0,
+            failure = Failure(first.reason, first, ended, self.boot, self._context(first), 0,
                               [f for f in self._explaining if f is not first][:MAX_CONSEQUENCES])
         if failure is not None and not failure.deciding.explains:
             failure = self._explained_later(failure)
