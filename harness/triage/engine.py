@@ -316,8 +316,8 @@ class Triage:
             context.append(deciding.line)
         remaining = max(0, deciding.line.no + after - (context[-1].no if context else deciding.line.no))
         self.failure = Failure(deciding.reason, deciding, trigger, self.boot, context, remaining)
-        for f in self._explaining[1:]:
-            if f is not trigger and len(self.failure.consequences) < MAX_CONSEQUENCES:
+        for f in self._explaining:
+            if f is not deciding and f is not trigger and len(self.failure.consequences) < MAX_CONSEQUENCES:
                 self.failure.consequences.append(f)
         if self.on_failure:
             self.on_failure(self.failure)

@@ -216,3 +216,16 @@ def test_cli_takes_a_directory_of_run_directories(tmp_path):
     assert proc.returncode == 1
     assert [ln for ln in proc.stdout.splitlines() if ln.startswith("== ")] == [
         f"== {tmp_path / 'a.fcos'} ==", f"== {tmp_path / 'b.fcos'} =="]
+
+
+def test_the_deciding_line_is_not_its_own_consequence():
+    # a unit failing in the initramfs first, then the cause that names itself: the cause decides, and
+    # the earlier unit line (not the cause again) is listed with what followed
+    t = Triage()
+    t.feed("[ 1.0] Linux version 6.1 #1\n[ 2.0] Run /init as init process\n"
+           "[FAILED] Failed to start coreos-gpt-setup.service - Generate New UUID For Boot Disk GPT.\n"
+           "[ 5.0] XFS (vda4): Metadata corruption detected at xfs_buf_ioend+0x162/0x570 [xfs]\n"
+           "[FAILED] Failed to mount sysroot.mount - /sysroot.\n")
+    f = t.failure
+    assert f.reason == "root filesystem corrupt" and f.deciding.line.no == 4
+    assert [(c.reason, c.line.no) for c in f.consequences] == [("emergency mode", 3)]
