@@ -30,6 +30,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import platformdirs
+
 VERSION = "2.23.0"
 TAG = f"v{VERSION}"
 COMMIT = "2bcc596cc8f6a109e289513dca9ea04eea4b02a1"
@@ -70,8 +72,8 @@ def cache_root() -> Path:
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "livelab" / "ignition"
+    # the user cache directory livelab's artifacts use too (harness/artifacts/store.py)
+    return Path(platformdirs.user_cache_dir("livelab")) / "ignition"
 
 
 def cache_dir(root: Path | None = None) -> Path:
