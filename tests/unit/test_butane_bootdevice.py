@@ -448,3 +448,31 @@ def test_mount_points_outside_etc_and_var_are_fcos_1_6_only():
     ok_paths = ["/var", "/var/lib/x", "/etc/x"]
     for p in ok_paths:
         butane_to_ignition(f"variant: fcos\nversion: 1.6.0\n{body.replace('/srv', p)}")
+
+
+# ---------------------------------------------------------------- the CLI
+
+def test_cli_translates_boot_device_and_prints_warnings_on_stderr(tmp_path):
+    import json
+
+    from test_butane import run_cli
+    src = tmp_path / "c.bu"
+    src.write_text("variant: fcos\nversion: 1.3.0\nboot_device:\n  luks:\n    tpm2: true\nstorge: {}\n")
+    p = run_cli(str(src))
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == {"ignition": {"version": "3.2.0"}, "storage": {
+        "luks": [root_luks(clevis={"tpm2": True})], "filesystems": [ROOT_FS]}}
+    assert p.stderr == "livelab: warning: storge: unused key storge (line 6, column 1)\n"
+
+
+def test_cli_strict_prints_the_warnings_then_fails(tmp_path):
+    from test_butane import run_cli
+    src = tmp_path / "c.bu"
+    src.write_text("variant: fcos\nversion: 1.4.0\nstorge: {}\nstorage:\n  files: [{path: /a, mode: 644}]\n")
+    p = run_cli("--strict", str(src))
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.splitlines()
+    assert lines[0] == "livelab: warning: storge: unused key storge (line 3, column 1)"
+    assert [ln.split(": ")[2] for ln in lines[1:3]] == ["storage.files[0].mode"] * 2
+    assert lines[3] == "livelab: error: strict: 3 warning(s): storge: unused key storge (line 3, column 1)"
+    assert len(lines) == 4
