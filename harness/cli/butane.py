@@ -15,10 +15,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "butane", help="translate a Butane config to Ignition JSON (and validate it)",
         description="Translate a Butane config (fcos 1.0.0-1.6.0, flatcar 1.0.0-1.1.0) to an "
-                    "Ignition config, validate it, and write it to OUT or stdout.")
+                    "Ignition config as butane v0.25.1 does, validate it, and write it to OUT or stdout. "
+                    "Warnings (unknown keys, ...) go to stderr with their line and column.")
     p.add_argument("file", nargs="?", metavar="FILE", help="Butane YAML (default: stdin)")
     p.add_argument("-p", "--pretty", action="store_true", help="indent the JSON output")
-    p.add_argument("-s", "--strict", action="store_true", help="fail on warnings")
+    p.add_argument("-s", "--strict", action="store_true", help="fail on warnings (as butane --strict)")
     p.add_argument("-d", "--files-dir", metavar="DIR", help="directory that local paths are relative to")
     p.add_argument("-o", "--output", metavar="OUT", help="write the Ignition config here (default: stdout)")
     p.add_argument("--no-validate", action="store_true", help="skip validating the generated config")
