@@ -60,34 +60,20 @@ def ok(text, spec, **kw):
 
 # ---------------------------------------------------------------- LUKS (butane-examples.md, upgrading-fcos.md)
 
+# butane-examples.md's boot_device.luks examples (fcos 1.3.0) start alike
+LUKS_TPM2 = "variant: fcos\nversion: 1.3.0\nboot_device:\n  luks:\n    tpm2: true\n"
+
+
 def test_docs_luks_tpm2_and_tang():
-    c = ok("""
-        variant: fcos
-        version: 1.3.0
-        boot_device:
-          luks:
-            tpm2: true
-            tang:
-              - url: https://tang.example.com
-                thumbprint: REPLACE-THIS-WITH-YOUR-TANG-THUMBPRINT
-        """, "3.2.0")
+    c = ok(LUKS_TPM2 + "    tang:\n      - url: https://tang.example.com\n"
+                       "        thumbprint: REPLACE-THIS-WITH-YOUR-TANG-THUMBPRINT\n", "3.2.0")
     assert c == {"ignition": {"version": "3.2.0"}, "storage": {
         "luks": [root_luks(clevis={"tang": [TANG], "tpm2": True})],
         "filesystems": [ROOT_FS]}}
 
 
 def test_docs_luks_root_filesystem_format_overridden_in_place():
-    c = ok("""
-        variant: fcos
-        version: 1.3.0
-        boot_device:
-          luks:
-            tpm2: true
-        storage:
-          filesystems:
-            - device: /dev/mapper/root
-              format: ext4
-        """, "3.2.0")
+    c = ok(LUKS_TPM2 + "storage:\n  filesystems:\n    - device: /dev/mapper/root\n      format: ext4\n", "3.2.0")
     assert c["storage"] == {"luks": [root_luks(clevis={"tpm2": True})],
                             "filesystems": [{**ROOT_FS, "format": "ext4"}]}
 
