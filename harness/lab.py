@@ -9,8 +9,9 @@
         vm.machine.succeed("test -e /run/ostree-live")
 
 Every input is checked before any VM starts (memory minimum, method for the OS, Ignition spec
-the target reads, ISO embed areas); the same code path serves real FCOS/Flatcar and the
-project's stand-in mirror: only data differs (``--mirror``, ``--keyring``, the spec table).
+the target reads, a root-disk config the VM's disks cannot hold, ISO embed areas); the same code
+path serves real FCOS/Flatcar and the project's stand-in mirror: only data differs (``--mirror``,
+``--keyring``, the spec table).
 """
 from __future__ import annotations
 
@@ -161,6 +162,10 @@ class LiveBoot:
         if self.opts.backend == "qemu":
             qemu_binary()   # a missing QEMU is said before anything is downloaded
         self.user_config = self._user_config()
+        # an installed system's root-disk config (boot_device, grub, root filesystem) on a live boot
+        # would leave Ignition waiting for a disk that never comes: refused unless the request's disks hold it
+        from . import ignition as ign
+        ign.check_live_disks(self.user_config, r.disks)
 
     def _user_config(self) -> dict | None:
         """The request's own config (Butane translated), checked before anything is downloaded."""
@@ -169,7 +174,10 @@ class LiveBoot:
         if not r.user_config:
             return None
         if r.butane is not None:
-            user = ign.butane_to_ignition(self._butane_text(), files_dir=r.butane_dir).config
+            translation = ign.butane_to_ignition(self._butane_text(), files_dir=r.butane_dir)
+            for w in translation.warnings:
+                log.warning("%s: Butane: %s", self.name, w)
+            user = translation.config
         elif r.ignition is not None:
             user = copy.deepcopy(r.ignition)
         else:

@@ -1,7 +1,12 @@
-"""Butane (fcos 1.0.0-1.6.0, flatcar 1.0.0-1.1.0) → Ignition 3.x translation.
+"""Butane (fcos 1.0.0-1.6.0, flatcar 1.0.0-1.1.0) → Ignition 3.x translation, as butane v0.25.1 does it.
 
-Written from the Butane specification documents (shared/reference/docs/butane) and the
-notes in shared/reference/FORMATS.md §6; not derived from Butane's source.
+Written from the Butane specification documents (shared/reference/docs/butane), the notes in
+shared/reference/FORMATS.md §6 and the rules of butane v0.25.1's sources (the ``boot_device`` and
+``grub`` sugar: bootdevice.py; the warnings: checks.py); not copied from them.
+
+Errors raise LivelabError (one line: the key path, the reason, the line and column).  Warnings
+(an unused key, a decimal mode, ... : checks.py) are collected in ``Translation.warnings`` in the
+same form; ``strict`` makes the first of them an error, as ``butane --strict`` fails on any.
 """
 from __future__ import annotations
 
@@ -12,14 +17,14 @@ from typing import Any
 
 from ..errors import LivelabError
 from ..safeload import shown
+from . import bootdevice, checks
 from . import yamlnodes as yn
 from .dataurl import make_data_url
 from .merge import merge
 from .schema import FS_FORMATS, SCHEMA, F, ListOf, Obj, Prim, T, ign_key
 from .specs import BASE_LEVEL, SPEC_TABLE, spec_for_variant, supported_variants_text
 
-DECIMAL_MODE_WARNING = ("unreasonable mode would be reasonable if specified in octal; "
-                        "remember to add a leading zero")
+DECIMAL_MODE_WARNING = checks.DECIMAL_MODE
 
 
 @dataclass
@@ -37,10 +42,34 @@ class _Ctx:
     version: str
     level: int
     files_dir: str | None
+    spec: str = ""
     warnings: list = field(default_factory=list)
     mount_filesystems: list = field(default_factory=list)   # (path, raw filesystem dict)
     luks: dict = field(default_factory=dict)                 # name -> raw luks dict
     trees: list = field(default_factory=list)                # (path, raw tree dict)
+    boot_device: tuple | None = None                         # (path, raw, node)
+    grub: tuple | None = None                                # (path, raw users, node)
+    # (kind, key) -> (path, node) of the user's entry: where a warning about the output points
+    origins: dict = field(default_factory=dict)
+
+    @property
+    def fcos_1_6(self) -> bool:
+        return self.variant == "fcos" and _vtuple(self.version) >= (1, 6, 0)
+
+    def warn(self, path: str, message: str, node: yn.Node | None) -> None:
+        self.warnings.append(f"{path or '$'}: {message}{_where(node)}")
+
+    def origin(self, kind: str, key: object, what: str = "") -> tuple[str, yn.Node | None]:
+        """The path and node of the entry an output entry came from (the user's, or the sugar or
+        filesystem that generated it), ``what`` below it when the user wrote that."""
+        path, node = self.origins.get((kind, key), ("", None))
+        if what and isinstance(node, yn.Mapping) and what in node.items:
+            return f"{path}.{what}", node.items[what]
+        return path, node
+
+    def own(self, kind: str, key: object, path: str, node: yn.Node | None) -> None:
+        """Record where an output entry came from, unless an earlier (user's) entry has the key."""
+        self.origins.setdefault((kind, key), (path, node))
 
 
 def _where(node: yn.Node | None) -> str:
@@ -139,17 +168,15 @@ def _conv(node: yn.Node, typ: T, path: str, ctx: _Ctx):
         for key, child in node.items.items():
             kpath = yn.key_path(path, key)
             f = typ.fields.get(key)
-            if f is None or f.ign_only:
+            if f is None or not _allowed(f, ctx):
+                # Butane's schema for this variant/version has no such field: go-yaml skips it, and
+                # Ignition's unused-key check warns (config/util/util.go, TranslateBytes)
                 line, col = node.key_pos.get(key, (node.line, node.col))
-                raise LivelabError(f"{kpath}: unknown key (line {line}, column {col})")
-            if not _allowed(f, ctx):
-                line, col = node.key_pos.get(key, (node.line, node.col))
-                avail = _where_available(f)
-                hint = f"; available in {avail}" if avail else ""
-                raise LivelabError(f"{kpath}: unknown key in {ctx.variant} {ctx.version}{hint} "
-                                   f"(line {line}, column {col})")
-            if f.unsupported:
-                raise _err(kpath, f.unsupported, child)
+                avail = _where_available(f) if f is not None and not f.ign_only else ""
+                hint = f"; not in {ctx.variant} {ctx.version}, available in {avail}" if avail else ""
+                ctx.warnings.append(f"{kpath}: {checks.UNUSED_KEY.format(key=shown(key))}{hint} "
+                                    f"(line {line}, column {col})")
+                continue
             value = _conv(child, f.type, kpath, ctx)
             if value is not None:
                 raw[key] = value
@@ -221,6 +248,8 @@ def _finish(typ: Obj, raw: dict, node: yn.Node, path: str, ctx: _Ctx) -> dict:
         data = None
         if "inline" in raw:
             data = raw["inline"].encode("utf-8")
+            if path.startswith("ignition.config."):
+                _check_inline_config(raw["inline"], path, _mapping_child(node, "inline"), ctx)
         elif "local" in raw:
             data = _read_local(raw["local"], f"{path}.local", ctx, _mapping_child(node, "local"))
         if data is not None:
@@ -234,6 +263,8 @@ def _finish(typ: Obj, raw: dict, node: yn.Node, path: str, ctx: _Ctx) -> dict:
             data = _read_local(raw["contents_local"], f"{path}.contents_local", ctx,
                                _mapping_child(node, "contents_local"))
             out["contents"] = data.decode("utf-8", errors="replace")
+        if name == "unit":
+            ctx.own("unit", raw.get("name"), path, node)
         return out
     if name == "user":
         out = _to_ign(typ, raw)
@@ -245,14 +276,40 @@ def _finish(typ: Obj, raw: dict, node: yn.Node, path: str, ctx: _Ctx) -> dict:
         return out
     if name in ("file", "directory"):
         mode = raw.get("mode")
-        if mode is not None and mode & ~0o777 and all(c in "01234567" for c in str(mode)) \
-                and int(str(mode), 8) <= 0o7777:
-            ctx.warnings.append(f"{path}.mode: {DECIMAL_MODE_WARNING}"
-                                f"{_where(_mapping_child(node, 'mode'))}")
+        if mode is not None:
+            where = _mapping_child(node, "mode")
+            if checks.decimal_mode(mode, name == "directory"):
+                ctx.warn(f"{path}.mode", checks.DECIMAL_MODE, where)
+            if checks.special_bits(mode):
+                ctx.warn(f"{path}.mode", checks.MODE_SPECIAL_BITS, where)
+        return _to_ign(typ, raw)
+    if name == "link":
+        if raw.get("hard") is True:
+            for owner in ("user", "group"):
+                for k in ("id", "name"):
+                    if k in (raw.get(owner) or {}):
+                        ctx.warn(f"{path}.{owner}.{k}", checks.HARD_LINK_OWNER,
+                                 _mapping_child(_mapping_child(node, owner), k))
+        return _to_ign(typ, raw)
+    if name == "proxy":
+        if checks.insecure_proxy(raw.get("https_proxy")):
+            ctx.warn(f"{path}.https_proxy", checks.INSECURE_PROXY, _mapping_child(node, "https_proxy"))
+        return _to_ign(typ, raw)
+    if name == "disk":
+        if ctx.fcos_1_6:
+            for i in checks.reuses_by_label(raw):
+                part = _item(_mapping_child(node, "partitions"), i)
+                ctx.warn(f"{path}.partitions[{i}].number", checks.REUSE_BY_LABEL, _mapping_child(part, "number"))
+        for i, p in enumerate(raw.get("partitions") or []):
+            ctx.own("partition", (raw.get("device"), checks.partition_key(p)), f"{path}.partitions[{i}]",
+                    _item(_mapping_child(node, "partitions"), i))
         return _to_ign(typ, raw)
     if name == "filesystem":
+        if ctx.fcos_1_6 and checks.mount_point_forbidden(raw):
+            raise _err(f"{path}.path", checks.MOUNT_POINT_FORBIDDEN, _mapping_child(node, "path"))
         if raw.get("with_mount_unit"):
             ctx.mount_filesystems.append((path, raw, node))
+        ctx.own("filesystem", raw.get("device"), path, node)
         return _to_ign(typ, raw)
     if name == "luks":
         if "clevis" in raw and ctx.variant == "flatcar":
@@ -262,7 +319,47 @@ def _finish(typ: Obj, raw: dict, node: yn.Node, path: str, ctx: _Ctx) -> dict:
     if name == "tree":
         ctx.trees.append((path, raw, node))
         return {}
+    if name == "boot_device":
+        try:
+            bootdevice.check_boot_device(raw, s390x=ctx.fcos_1_6)
+        except bootdevice.Problem as p:
+            raise _err(f"{path}.{p.where}", p.message, _descend(node, p.where)) from None
+        ctx.boot_device = (path, raw, node)
+        return {}
+    if name == "grub_user":
+        try:
+            bootdevice.check_grub_user(raw)
+        except bootdevice.Problem as p:
+            raise _err(f"{path}.{p.where}", p.message, _descend(node, p.where)) from None
+        return raw
+    if name == "grub":
+        if raw.get("users"):
+            ctx.grub = (path, raw["users"], node)
+        return {}
     return _to_ign(typ, raw)
+
+
+def _item(node: yn.Node | None, i: int) -> yn.Node | None:
+    if isinstance(node, yn.Sequence) and i < len(node.items):
+        return node.items[i]
+    return node
+
+
+def _descend(node: yn.Node | None, dotted: str) -> yn.Node | None:
+    """The node at ``a.b`` below ``node`` (the deepest one there is)."""
+    for key in dotted.split("."):
+        node = _mapping_child(node, key)
+    return node
+
+
+def _check_inline_config(text: str, path: str, node: yn.Node | None, ctx: _Ctx) -> None:
+    """An inline merge/replace config is read as a config of the output's spec (base/v0_x ValidateIgnitionConfig)."""
+    errors, warnings = checks.inline_config(text, ctx.spec)
+    if errors:
+        raise _err(f"{path}.inline", f"inline Ignition config: {errors[0]}", node)
+    for w in warnings:
+        ctx.warn(f"{path}.inline", w if w == checks.UNKNOWN_IGNITION_VERSION else f"inline Ignition config: {w}",
+                 node)
 
 
 # --- with_mount_unit ---
@@ -350,6 +447,7 @@ def _mount_units(ctx: _Ctx) -> list:
                 raise _err(f"{path}.format", "required when with_mount_unit is true", node)
             name, contents = mount_unit(raw["path"], device, fmt, raw.get("mount_options"),
                                         _is_remote(device, ctx))
+        ctx.own("unit", name, path, node)
         units.append({"name": name, "enabled": True, "contents": contents})
     return units
 
@@ -410,6 +508,49 @@ def _trees(config: dict, ctx: _Ctx) -> None:
             dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
 
 
+# --- boot_device and grub (fcos ToIgn3_x: after the base translation, merged under it) ---
+
+def _own_all(rendered: dict, path: str, node: yn.Node | None, ctx: _Ctx) -> None:
+    storage = rendered.get("storage") or {}
+    for fs in storage.get("filesystems") or []:
+        ctx.own("filesystem", fs["device"], path, node)
+    for disk in storage.get("disks") or []:
+        for p in disk.get("partitions") or []:
+            ctx.own("partition", (disk["device"], checks.partition_key(p)), path, node)
+
+
+def _sugar(config: dict, ctx: _Ctx) -> dict:
+    if ctx.boot_device:
+        path, raw, node = ctx.boot_device
+        rendered = bootdevice.render_boot_device(raw)
+        if rendered:
+            _own_all(rendered, path, node, ctx)
+            config = merge(rendered, config)
+    if ctx.variant == "fcos":
+        for device, key, _label in checks.wrong_partition_numbers(config.get("storage") or {}):
+            where, node = ctx.origin("partition", (device, key), "label")
+            ctx.warn(where, checks.WRONG_PARTITION_NUMBER, node)
+    if ctx.grub:
+        path, users, node = ctx.grub
+        url = make_data_url(bootdevice.grub_user_cfg(users).encode("utf-8"))
+        rendered = bootdevice.render_grub(url)
+        _own_all(rendered, f"{path}.users", _mapping_child(node, "users"), ctx)
+        config = merge(rendered, config)
+    return config
+
+
+def _output_warnings(config: dict, ctx: _Ctx) -> None:
+    """What Ignition's validation of the generated config warns about, at the entries it came from."""
+    storage = config.get("storage") or {}
+    for i, msg in checks.filesystem_warnings(storage):
+        where, node = ctx.origin("filesystem", storage["filesystems"][i].get("device"), "device")
+        ctx.warn(where, msg, node)
+    units = (config.get("systemd") or {}).get("units") or []
+    for i, msg in checks.unit_warnings(units):
+        where, node = ctx.origin("unit", units[i].get("name"), "contents")
+        ctx.warn(where, msg, node)
+
+
 # --- output cleanup ---
 
 def _prune(value: Any) -> Any:
@@ -451,14 +592,16 @@ def butane_to_ignition(text: str | bytes, files_dir: str | os.PathLike | None = 
     variant, version = root.items["variant"].text, root.items["version"].text
     spec = spec_for_variant(variant, version)
     ctx = _Ctx(variant, version, BASE_LEVEL[(variant, version)],
-               os.fspath(files_dir) if files_dir is not None else None)
+               os.fspath(files_dir) if files_dir is not None else None, spec)
     config = _conv(root, SCHEMA, "", ctx)
     _trees(config, ctx)
     units = _mount_units(ctx)
     config.setdefault("ignition", {})["version"] = spec
     if units:
         config = merge({"systemd": {"units": units}}, config)
+    config = _sugar(config, ctx)
     config = _prune(config)
+    _output_warnings(config, ctx)
     config["ignition"] = {"version": spec, **{k: v for k, v in config.get("ignition", {}).items()
                                                if k != "version"}}
     ordered = {"ignition": config.pop("ignition")}

@@ -44,7 +44,6 @@ class F:
     ign_only: bool = False
     required: bool = False         # required in Ignition (structural check)
     variants: dict | None = None   # variant -> minimum Butane version tuple; others reject the key
-    unsupported: str | None = None  # accepted by Butane but not by this translator: reason
 
 
 def camel(name: str) -> str:
@@ -100,22 +99,22 @@ LUKS = Obj({
     "cex": F(Obj({"enabled": F(B)}), since=6),
 }, name="luks")
 
-BOOT_LUKS_TANG = TANG
+# fcos >= 1.3.0 only (config/fcos/v1_3..v1_6/schema.go); translated by bootdevice.py
 BOOT_DEVICE = Obj({
     "layout": F(S),
     "luks": F(Obj({
         "device": F(S, since=6),
-        "tang": F(ListOf(BOOT_LUKS_TANG, key="url")),
+        "tang": F(ListOf(TANG, key="url")),
         "tpm2": F(B),
         "threshold": F(INT),
         "discard": F(B, since=5),
         "cex": F(Obj({"enabled": F(B)}), since=6),
     })),
     "mirror": F(Obj({"devices": F(SL)})),
-})
+}, name="boot_device")
 
-UNSUPPORTED_SUGAR = ("not supported by livelab's Butane translator (it configures the installed boot disk, "
-                     "which live systems do not use)")
+# fcos >= 1.5.0 only (config/fcos/v1_5/schema.go)
+GRUB = Obj({"users": F(ListOf(Obj({"name": F(S), "password_hash": F(S)}, name="grub_user")))}, name="grub")
 
 SCHEMA = Obj({
     "variant": F(S, butane_only=True),
@@ -130,7 +129,7 @@ SCHEMA = Obj({
         "security": F(Obj({"tls": F(Obj({
             "certificate_authorities": F(ListOf(resource("ca"), key="source")),
         }))})),
-        "proxy": F(Obj({"http_proxy": F(S), "https_proxy": F(S), "no_proxy": F(SL)}), since=2),
+        "proxy": F(Obj({"http_proxy": F(S), "https_proxy": F(S), "no_proxy": F(SL)}, name="proxy"), since=2),
     })),
     "storage": F(Obj({
         "disks": F(ListOf(Obj({
@@ -147,7 +146,7 @@ SCHEMA = Obj({
                 "should_exist": F(B),
                 "resize": F(B, since=3),
             }), key="number|label")),
-        }), key="device")),
+        }, name="disk"), key="device")),
         "raid": F(ListOf(Obj({
             "name": F(S, required=True),
             "level": F(S, required=True),
@@ -234,10 +233,8 @@ SCHEMA = Obj({
         }), key="name")),
     })),
     "kernel_arguments": F(Obj({"should_exist": F(SL), "should_not_exist": F(SL)}), since=4),
-    "boot_device": F(BOOT_DEVICE, since=3, butane_only=True, variants={"fcos": (1, 3, 0)},
-                     unsupported=UNSUPPORTED_SUGAR),
-    "grub": F(Obj({"users": F(ListOf(Obj({"name": F(S), "password_hash": F(S)})))}),
-              since=5, butane_only=True, variants={"fcos": (1, 5, 0)}, unsupported=UNSUPPORTED_SUGAR),
+    "boot_device": F(BOOT_DEVICE, since=3, butane_only=True, variants={"fcos": (1, 3, 0)}),
+    "grub": F(GRUB, since=5, butane_only=True, variants={"fcos": (1, 5, 0)}),
 }, name="root")
 
 

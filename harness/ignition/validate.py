@@ -242,7 +242,7 @@ class _Checker:
             for key, v in value.items():
                 f = by_ign.get(key)
                 if f is None or f.since > self.level:
-                    self.warn(f"{path}.{key}", f"Unused key {key}")
+                    self.warn(f"{path}.{key}", f"unused key {key}")
                     continue
                 self.check(v, f.type, f"{path}.{key}")
             for key, f in by_ign.items():

@@ -87,12 +87,14 @@ def test_bad_butane_is_one_line_and_starts_no_vm(mirror, sentinel, tmp_path):
     assert calls == ""
 
 
-def test_butane_with_unknown_key_is_one_line(mirror, sentinel, tmp_path):
+def test_butane_for_the_root_disk_is_one_line_and_starts_no_vm(mirror, sentinel, tmp_path):
+    """An unknown key is only a warning now (as in butane); a boot_device config, which would leave a
+    diskless live boot's Ignition waiting for /dev/disk/by-partlabel/root, is refused before boot."""
     bad = tmp_path / "bad.bu"
-    bad.write_text("variant: fcos\nversion: 1.4.0\nstorage:\n  filez: []\n")
+    bad.write_text("variant: fcos\nversion: 1.4.0\nboot_device:\n  luks:\n    tpm2: true\n")
     proc, calls = livelab(["check", "fcos", "--via", "pxe-rootfs-url", "--accel", "tcg", "--butane", str(bad),
                            *standin_args(mirror, tmp_path / "cache")], sentinel, tmp_path)
-    assert_one_line_error(proc, progress_ok=True)
+    assert_one_line_error(proc, match=r"the live config changes the root disk \(LUKS volume root\)", progress_ok=True)
     assert calls == ""
 
 

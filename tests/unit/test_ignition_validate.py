@@ -68,7 +68,7 @@ def test_which_specs_ignition_validate_reads():
     ({"ignition": {}}, "$.ignition.version: required"),
     (cfg("3.9.0"), "unsupported config version"),
     (cfg("3.4.0", storage={"luks": [{"name": "a", "device": "/dev/vdb", "cex": {"enabled": True}}]}),
-     "warning at $.storage.luks.0.cex: Unused key cex"),
+     "warning at $.storage.luks.0.cex: unused key cex"),
 ])
 def test_structural_check_finds(config, needle):
     r = structural_check(config) if config.get("ignition", {}).get("version") else validate(config)
@@ -82,7 +82,7 @@ def test_structural_check_finds(config, needle):
 def test_structural_accepts_3_5_cex_and_unknown_key_is_warning():
     r = structural_check(cfg("3.5.0", storage={"luks": [{"name": "a", "device": "/dev/vdb", "cex": {"enabled": True}}]},
                              bogus=1))
-    assert r.ok and r.messages == ["warning at $.bogus: Unused key bogus"]
+    assert r.ok and r.messages == ["warning at $.bogus: unused key bogus"]
 
 
 def test_validate_or_raise_names_validator():
