@@ -7,8 +7,10 @@
 
 (a) boot_to_ssh_ratio        harness (LiveBoot.start + wait_for_ssh) / bare QEMU (the exact command
                              line the harness recorded in qemu-cmdline.txt, run from a plain
-                             subprocess, QMP qmp_capabilities + cont, `ssh ... true` every 0.5 s);
+                             subprocess, QMP qmp_capabilities + cont, the SSH banner probed on the
+                             forwarded port every 0.1 s, then one `ssh ... true` login);
                              fcos stable pxe-rootfs-url BIOS; interleaved pairs; median ratio.
+    harness_lag_s            the harness's ssh_ready minus the guest's sshd start (its console line).
 (b) failure_detection_s      the line that ends a boot (tailed from console.log and triaged there) ->
                              BootFailure: emergency mode (a fatal line) and a disk label that never
                              shows up (a stall: the line whose start-job counter passes 30 s);
@@ -21,6 +23,12 @@
     gpgv_floor_ratio         curl's wall / a plain `gpgv sig file` on the same file: the ceiling of
                              fetch_wall_ratio for any fetch that has gpgv read every byte.
 (e) matrix_efficiency        `pytest -n 2` over 1-vCPU cells: wall / (sum of boot times / workers).
+(f) boot_to_ssh_s            boot to SSH under TCG, 2 vCPUs, BIOS, the base scenario's config: fcos
+                             stable iso, fcos stable pxe-rootfs-url, flatcar stable ipxe; median of
+                             --boots each, with each boot's split (harness.vm.record.SPANS).  With
+                             --baseline CHECKOUT the same boots run from that checkout too (its
+                             harness and its images/out), interleaved with this one's, and the
+                             figure is the smallest cut: 1 - after/before of the medians.
 
 Each figure goes to bench/results/<name>.json with its raw samples and the machine (nproc, accel);
 the summary is printed and written to bench/results/summary.md.
@@ -56,6 +64,7 @@ from harness.errors import BootFailure  # noqa: E402
 from harness.lab import BootRequest, LabOptions, LiveBoot  # noqa: E402
 from harness.ssh import SessionKey  # noqa: E402
 from harness.triage import Triage  # noqa: E402
+from harness.vm import record  # noqa: E402
 from harness.vm.accel import choose  # noqa: E402
 
 GIB = 1 << 30
@@ -155,17 +164,38 @@ def bare_boot(run_dir: Path, key_path: Path, timeout: float = 900) -> float:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_pdeathsig)
     try:
         _qmp(str(run_dir / "qmp.sock"), t0 + 15, proc)
-        while True:
-            if subprocess.run(ssh, stdin=subprocess.DEVNULL, capture_output=True).returncode == 0:
-                return time.monotonic() - t0
+        # the tightest detection: sshd's banner on the forwarded port, probed every 0.1 s, then
+        # one login (repeated only while the guest still refuses it, e.g. before user sessions)
+        while not _ssh_banner(port):
             if proc.poll() is not None:
                 raise RuntimeError(f"bare QEMU exited {proc.returncode} before SSH")
             if time.monotonic() - t0 > timeout:
                 raise RuntimeError(f"bare QEMU: no SSH after {timeout} s")
-            time.sleep(0.5)
+            time.sleep(0.1)
+        while subprocess.run(ssh, stdin=subprocess.DEVNULL, capture_output=True).returncode != 0:
+            if proc.poll() is not None or time.monotonic() - t0 > timeout:
+                raise RuntimeError("bare QEMU: sshd answered but the login never worked")
+            time.sleep(0.1)
+        return time.monotonic() - t0
     finally:
         proc.kill()
         proc.wait()
+
+
+def _median_of(values) -> float | None:
+    vals = [v for v in values if v is not None]
+    return round(statistics.median(vals), 2) if vals else None
+
+
+def _ssh_banner(port: int) -> bool:
+    """Whether sshd's banner comes back on the forwarded port (QEMU's user net accepts the TCP
+    connection itself, before anything listens in the guest)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.settimeout(0.5)
+            return s.recv(8).startswith(b"SSH-")
+    except OSError:
+        return False
 
 
 def bench_boot_to_ssh(work: Path, pairs: int, info: dict) -> dict:
@@ -187,7 +217,8 @@ def bench_boot_to_ssh(work: Path, pairs: int, info: dict) -> dict:
     ratio = statistics.median(s["ratio"] for s in samples)
     return write_result("boot_to_ssh", {"boot_to_ssh_ratio": round(ratio, 3), "pairs": len(samples),
                                         "harness_median_s": statistics.median(s["harness_s"] for s in samples),
-                                        "bare_median_s": statistics.median(s["bare_s"] for s in samples)},
+                                        "bare_median_s": statistics.median(s["bare_s"] for s in samples),
+                                        "harness_lag_s": _median_of(s["harness_lag_s"] for s in samples)},
                         samples, info, "fcos stable pxe-rootfs-url BIOS, 2 vCPUs; each pair: a harness boot and "
                         "the same recorded command line bare (interleaved: odd pairs bare first), same HTTP server, "
                         "TFTP dir and port. "
@@ -214,6 +245,8 @@ def _boot_pair(run_dir: Path, opts, key, accel, i: int) -> dict:
         lb.start()
         lb.machine.wait_for_ssh()
         harness_s = time.monotonic() - t0
+        phases = lb.machine.tap.phases
+        lag = phases["ssh_ready"] - phases["sshd_started"] if "sshd_started" in phases else None
         # same files: the harness's HttpServer (lb.http), TFTP dir and SSH port lease stay
         lb.machine.kill()
         if bare_first:
@@ -225,7 +258,99 @@ def _boot_pair(run_dir: Path, opts, key, accel, i: int) -> dict:
     print(f"bench: a pair {i} ({'bare' if bare_first else 'harness'} first): harness {harness_s:.1f} s, "
           f"bare {bare_s:.1f} s", flush=True)
     return {"pair": i, "first": "bare" if bare_first else "harness", "harness_s": round(harness_s, 2),
-            "bare_s": round(bare_s, 2), "ratio": round(harness_s / bare_s, 4)}
+            "bare_s": round(bare_s, 2), "ratio": round(harness_s / bare_s, 4),
+            "harness_lag_s": round(lag, 2) if lag is not None else None}
+
+
+# ---------------------------------------------------------------- (f) boot to SSH, split
+
+BOOT_CASES = (("fcos", "stable", "iso"), ("fcos", "stable", "pxe-rootfs-url"), ("flatcar", "stable", "ipxe"))
+
+
+def _case_id(case: tuple) -> str:
+    return ".".join(case) + ".bios.base"
+
+
+def _boot_sample(checkout: Path, case: tuple, run_dir: Path, work: Path, side: str) -> dict:
+    """One boot of ``case`` with ``checkout``'s harness and images (bench/boot_sample.py in a child)."""
+    os_, stream, method = case
+    cmd = [sys.executable, str(BENCH / "boot_sample.py"), "--checkout", str(checkout), "--os", os_,
+           "--stream", stream, "--method", method, "--butane", str(ROOT / "scenarios" / f"base.{os_}.bu"),
+           "--run-dir", str(run_dir), "--key-dir", str(work / "ssh"), "--cache-dir", str(work / f"cache-{side}"),
+           "--name", f"bench.{side}.{_case_id(case)}"]
+    p = subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=str(checkout)), cwd=checkout, capture_output=True,
+                       text=True, timeout=1800)
+    if p.returncode != 0:
+        tail = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
+        raise RuntimeError(f"{side} {_case_id(case)}: {tail}")
+    ssh_s = json.loads(p.stdout.strip().splitlines()[-1])["ssh_s"]
+    boots = record.read_boots(run_dir)
+    return {"ssh_s": ssh_s, "spans": record.split(boots[0]) if boots else {}}
+
+
+def bench_boot_phases(work: Path, boots: int, info: dict, baseline: str | None) -> dict:
+    """(f): each case ``boots`` times with this checkout and, with ``baseline``, as often with that
+    one, interleaved (the side that goes first alternates); medians, spans and the cuts."""
+    sides = [("after", ROOT)]
+    if baseline:
+        base = Path(baseline).resolve()
+        if not (base / "images" / "out" / "mirror").is_dir() or not (base / "harness").is_dir():
+            raise RuntimeError(f"--baseline {baseline}: not a checkout with built images (images/out/mirror)")
+        sides.append(("before", base))
+    samples: dict = {side: {_case_id(c): [] for c in BOOT_CASES} for side, _ in sides}
+    failures: list[str] = []
+    for i in range(boots):
+        for case in BOOT_CASES:
+            for side, checkout in (sides if i % 2 == 0 else sides[::-1]):
+                run_dir = work / f"f-{side}-{_case_id(case)}-{i}"
+                try:
+                    got = _boot_sample(checkout, case, run_dir, work, side)
+                except Exception as exc:
+                    failures.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                    print(f"bench: f boot failed: {failures[-1]}", flush=True)
+                    continue
+                samples[side][_case_id(case)].append(got)
+                print(f"bench: f {side} {_case_id(case)} #{i}: SSH after {got['ssh_s']} s", flush=True)
+    figures: dict = {}
+    medians: dict = {}
+    for side, _ in sides:
+        for cid, got in samples[side].items():
+            if not got:
+                continue
+            spans = sorted({k for g in got for k in g["spans"]}, key=[s[0] for s in record.SPANS].index)
+            medians.setdefault(cid, {})[side] = {
+                "ssh_s": round(statistics.median(g["ssh_s"] for g in got), 2),
+                "spans": {k: _median_of(g["spans"].get(k) for g in got) for k in spans}}
+            figures[f"{cid}.{side}_s"] = medians[cid][side]["ssh_s"]
+    cuts = []
+    for cid, m in medians.items():
+        if "after" in m and "before" in m:
+            cut = round(1 - m["after"]["ssh_s"] / m["before"]["ssh_s"], 3)
+            figures[f"{cid}.cut"] = cut
+            cuts.append(cut)
+    figures["boot_to_ssh_cut"] = min(cuts) if len(cuts) == len(BOOT_CASES) else None
+    (RESULTS / "boot_phases.md").write_text(boot_phases_table(medians) + "\n")
+    return write_result("boot_phases", figures, {"samples": samples, "medians": medians}, info,
+                        f"median of {boots} boots per case and side, TCG, 2 vCPUs, BIOS, the base scenario's "
+                        f"Butane; before = {baseline or 'not measured'}; sides interleaved. "
+                        f"Failed boots: {failures or 'none'}.")
+
+
+def boot_phases_table(medians: dict) -> str:
+    """Markdown: per case and side, boot to SSH and its split (medians, seconds)."""
+    names = [s[0] for s in record.SPANS]
+    lines = ["| case | side | SSH | " + " | ".join(n.replace("_", " ") for n in names) + " |",
+             "|---|---|---|" + "---|" * len(names)]
+    for cid, m in medians.items():
+        for side in ("before", "after"):
+            if side in m:
+                sp = m[side]["spans"]
+                lines.append(f"| {cid} | {side} | {m[side]['ssh_s']} | "
+                             + " | ".join(str(sp.get(n, "")) for n in names) + " |")
+        if "before" in m and "after" in m:
+            lines.append(f"| {cid} | cut | {round(100 * (1 - m['after']['ssh_s'] / m['before']['ssh_s']))}% |"
+                         + " |" * len(names))
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- (b) failure detection
@@ -452,7 +577,8 @@ ROWS = [("a", "boot_to_ssh", "boot_to_ssh_ratio", "≤ 1.03"),
         ("d", "download_throughput", "download_throughput_ratio", "≥ 0.9"),
         ("d", "download_throughput", "fetch_wall_ratio", "≥ 0.8"),
         ("d", "download_throughput", "gpgv_floor_ratio", "(ceiling of fetch_wall_ratio)"),
-        ("e", "matrix", "matrix_efficiency", "≤ 1.25")]
+        ("e", "matrix", "matrix_efficiency", "≤ 1.25"),
+        ("f", "boot_phases", "boot_to_ssh_cut", "≥ 0.30 (vs --baseline)")]
 
 
 def summary() -> str:
@@ -463,7 +589,10 @@ def summary() -> str:
             lines.append(f"| {letter} | `{key}` | not measured | {target} | | |")
             continue
         rec = json.loads(path.read_text())
-        n = len(rec["samples"]) if isinstance(rec["samples"], list) else len(rec["samples"].get("warm", []))
+        smp = rec["samples"]
+        n = len(smp) if isinstance(smp, list) else \
+            sum(len(v) for side in smp["samples"].values() for v in side.values()) if "medians" in smp else \
+            len(smp.get("warm", []))
         mach = rec["machine"]
         lines.append(f"| {letter} | `{key}` | {rec['figures'].get(key)} | {target} | {n} | "
                      f"{mach.get('nproc')} CPUs, {mach.get('accel')}, {rec['measured_at']} |")
@@ -490,19 +619,22 @@ def update_readme(table: str) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    ap.add_argument("--only", default="a,b,c,d,e", help="comma list of a,b,c,d,e")
+    ap.add_argument("--only", default="a,b,c,d,e,f", help="comma list of a,b,c,d,e,f")
     ap.add_argument("--pairs", type=int, default=5, help="(a) harness/bare pairs")
     ap.add_argument("--failure-samples", type=int, default=2, help="(b) boots of each failure kind")
     ap.add_argument("--size", type=int, default=GIB, help="(c,d) artifact size in bytes")
     ap.add_argument("--download-pairs", type=int, default=3, help="(d) harness/curl pairs")
     ap.add_argument("--cells", default="fcos.stable,fcos.testing,fcos.next,fcos.stable-2", help="(e) matrix cells")
+    ap.add_argument("--boots", type=int, default=3, help="(f) boots per case and side")
+    ap.add_argument("--baseline", metavar="CHECKOUT", help="(f) also boot with this checkout (its harness "
+                    "and its built images/out), interleaved: the before of a before/after")
     ap.add_argument("--no-readme", action="store_true", help="do not update README.md's Benchmarks table")
     ap.add_argument("--work", help="scratch directory (default: a temp dir, removed at the end)")
     args = ap.parse_args(argv)
     which = {x.strip() for x in args.only.split(",") if x.strip()}
-    bad = which - set("abcde")
+    bad = which - set("abcdef")
     if bad:
-        ap.error(f"unknown benchmark(s) {', '.join(sorted(bad))}: expected a,b,c,d,e")
+        ap.error(f"unknown benchmark(s) {', '.join(sorted(bad))}: expected a,b,c,d,e,f")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="livelab-bench-", dir="/var/tmp"))
     work.mkdir(parents=True, exist_ok=True)
     info = machine_info()
@@ -511,7 +643,8 @@ def main(argv=None) -> int:
     steps = [("c", lambda: bench_downloads(work, args.size, args.download_pairs, info, "".join(which & {"c", "d"}))),
              ("b", lambda: bench_failure_detection(work, args.failure_samples, info)),
              ("a", lambda: bench_boot_to_ssh(work, args.pairs, info)),
-             ("e", lambda: bench_matrix(work, args.cells, info))]
+             ("e", lambda: bench_matrix(work, args.cells, info)),
+             ("f", lambda: bench_boot_phases(work, args.boots, info, args.baseline))]
     try:
         for letter, fn in steps:
             if letter == "c" and not which & {"c", "d"}:

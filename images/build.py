@@ -30,6 +30,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -189,6 +190,34 @@ class Progress:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _resolve_in(root: Path, rel: str) -> str | None:
+    """``rel`` with every symlink followed as it would be inside ``root`` (a chroot's view: an
+    absolute link target starts again at ``root``); None for a loop or a dangling link."""
+    todo = [p for p in rel.split("/") if p]
+    done: list[str] = []
+    for _ in range(256):
+        if not todo:
+            return "/".join(done)
+        part = todo.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        q = root.joinpath(*done, part)
+        if q.is_symlink():
+            target = os.readlink(q)
+            if target.startswith("/"):
+                done = []
+            todo = [p for p in target.split("/") if p] + todo
+            continue
+        if not q.exists():
+            return None
+        done.append(part)
+    return None
 
 def run(cmd, *, cwd=None, env=None, input=None, log=None, check=True, capture=False):
     """Run a command; on failure raise BuildError with the tail of its output."""
@@ -565,6 +594,7 @@ class Builder:
             elif q.exists() or q.is_symlink():
                 q.unlink()
         self.chroot("depmod", "-a", self.kver)
+        self.prefetch_list()
         for f in (r / "var/log").rglob("*"):
             if f.is_file():
                 f.unlink()
@@ -574,6 +604,44 @@ class Builder:
                  "run/*", "tmp/*"])
         self.info.setdefault("sizes", {})["root.squashfs"] = sq.stat().st_size
         self.progress.end(f"({sq.stat().st_size >> 20} MiB)")
+
+    # What the real root's systemd reads first: its own binaries up to sshd, their libraries and
+    # the unit files.  livelab-live-rootfs reads them in the background once the squashfs is
+    # mounted, while Ignition runs, so switch-root does not wait for squashfs to decompress them
+    # block by block (about 3 s under TCG).  Nothing a user can see but the time.
+    PREFETCH_BINARIES = (
+        "usr/lib/systemd/systemd", "usr/lib/systemd/systemd-journald", "usr/lib/systemd/systemd-udevd",
+        "usr/lib/systemd/systemd-networkd", "usr/lib/systemd/systemd-logind", "usr/lib/systemd/systemd-sysctl",
+        "usr/lib/systemd/systemd-remount-fs", "usr/lib/systemd/systemd-modules-load",
+        "usr/lib/systemd/systemd-network-generator", "usr/lib/systemd/systemd-user-sessions",
+        "usr/bin/systemd-tmpfiles", "usr/bin/journalctl", "usr/bin/udevadm", "usr/bin/kmod", "usr/bin/systemctl",
+        "usr/bin/dbus-daemon", "usr/sbin/sshd", "usr/bin/ssh-keygen", "usr/sbin/agetty", "usr/bin/dash",
+        "usr/bin/bash", "usr/bin/login")
+
+    def prefetch_list(self) -> None:
+        r = self.root
+        files: set[str] = set()
+        gens = r / "usr/lib/systemd/system-generators"
+        masked = r / "etc/systemd/system-generators"
+        binaries = [b for b in self.PREFETCH_BINARIES if (r / b).exists()]
+        binaries += [str(g.relative_to(r)) for g in sorted(gens.iterdir())
+                     if g.is_file() and not (masked / g.name).is_symlink()] if gens.is_dir() else []
+        for b in binaries:
+            files.add(b)
+            with open(r / b, "rb") as f:
+                if f.read(4) != b"\x7fELF":     # a script: its interpreter is in the list already
+                    continue
+            out = self.chroot("ldd", "/" + b, capture=True).decode(errors="replace")
+            for m in re.finditer(r"(?:=> )?(/\S+) \(0x", out):
+                files.add(m.group(1).lstrip("/"))
+        for d in ("usr/lib/systemd/system", "etc/systemd/system"):
+            files.update(str(f.relative_to(r)) for f in (r / d).rglob("*") if f.is_file() and not f.is_symlink())
+        # real paths inside the root (libraries are symlinks), existing regular files only
+        real = {t for t in (_resolve_in(r, f) for f in files) if t and (r / t).is_file()}
+        lst = r / "usr/lib/livelab/prefetch.list"
+        lst.parent.mkdir(parents=True, exist_ok=True)
+        lst.write_text("".join(f"{f}\n" for f in sorted(real)))
+        self.info["prefetch_files"] = len(real)
 
     # ---- pxe artifacts
     def pxe(self) -> None:

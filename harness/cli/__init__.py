@@ -27,6 +27,7 @@ _VERB_MODULES = (
     "harness.cli.matrix",      # matrix, matrix report
     "harness.cli.doctor",      # doctor
     "harness.cli.triage",      # triage
+    "harness.cli.timings",     # timings
 )
 
 

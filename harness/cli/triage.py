@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_cmd)
 
 
-def _expand(arg: str) -> list[str]:
+def expand_runs(arg: str) -> list[str]:
     """A directory of run directories (``runs/<stamp>``) stands for each run directory in it."""
     p = Path(arg)
     if arg != "-" and p.is_dir() and not (p / "console.log").is_file():
@@ -39,7 +39,7 @@ def _expand(arg: str) -> list[str]:
 def _cmd(args: argparse.Namespace) -> int:
     results: list[Triaged] = []
     status = 0
-    names = [n for arg in args.logs for n in _expand(arg)]
+    names = [n for arg in args.logs for n in expand_runs(arg)]
     for name in names:
         try:
             t = triage_path(name)

@@ -313,11 +313,25 @@ class Phase(NamedTuple):
     pattern: Pattern[str]
 
 
-# phase name -> the first line that marks it
+# phase name -> the first line that marks it, in boot order; harness.vm.record.SPANS turns them
+# into the boot's split (firmware and loading, kernel to /init, initramfs units, Ignition, ...)
 PHASES = [
     Phase("kernel_start", _re(r"Linux version \d")),
+    # kernel init/main.c: run_init_process() "Run %s as init process"
+    Phase("init_start", _re(r"Run \S+ as init process")),
+    # the first Ignition stage unit starting (30ignition: "Ignition (fetch-offline)", "(fetch)", "(setup)"...)
+    Phase("ignition_start", _re(r"Starting .*Ignition \(")),
+    # the live root: FCOS coreos-livepxe-rootfs.service ("Acquire live PXE rootfs image"), the stand-in's
+    # livelab-live-rootfs.service; fetched (rootfs_url) or found in the initrd / on the ISO
+    Phase("rootfs_start", _re(r"Starting .*(?:livepxe-rootfs|live PXE rootfs|live-root)")),
+    Phase("rootfs_done", _re(r"Finished .*(?:livepxe-rootfs|live PXE rootfs|live-root)")),
     Phase("ignition_done", _re(r"(?:Finished|Reached target).*(?:Ignition \(files\)|ignition-files|Ignition Complete)")),
     Phase("switch_root", _re(r"Switching root|Reached target .*Switch Root|Started initrd-switch-root")),
+    # the real root's systemd has loaded its units (it stops the initrd's switch-root job first)
+    Phase("real_root", _re(r"Stopped .*(?:initrd-switch-root|Switch Root)")),
+    # sshd accepts connections: FCOS sshd.service, Debian's ssh.service, Flatcar's socket-activated sshd
+    Phase("sshd_started", _re(r"Started (?:sshd?\.service|.*OpenSSH server daemon|.*Secure Shell server)"
+                              r"|Listening on .*sshd\.socket")),
     Phase("multi_user", _re(r"Reached target (?:multi-user\.target|Multi-User System)")),
     # a real getty prompt: "<host> login:" (not "Last login:", not a status line naming login)
     Phase("login_prompt", _re(r"^[\w][\w.-]* login: ?(?:$|\S+ \(automatic login\)|\[\s*\d+\.\d+\])")),

@@ -78,7 +78,10 @@ class VMSpec:
 def netdev_arg(spec: VMSpec) -> str:
     """The ``-netdev`` value: user mode, restricted; only the harness's services are reachable
     (shared by the QEMU and the libvirt backends)."""
-    net = ["user", "id=net0", "restrict=on", "ipv6=off"]
+    # IPv6 stays on (restricted like IPv4): with ipv6=off the firmware's iPXE sends router
+    # solicitations nobody answers and waits about 13 s for them before it loads anything.
+    # Both named: QEMU takes "ipv6=on" alone to mean IPv6 only.
+    net = ["user", "id=net0", "restrict=on", "ipv4=on", "ipv6=on"]
     if spec.tftp_dir:
         net.append(f"tftp={spec.tftp_dir}")
     if spec.bootfile:

@@ -286,3 +286,25 @@ def test_the_seeds_fcos_1_6_0_config_is_read_by_stable_but_not_by_the_older_rele
     check_target(cfg, specs.max_spec("fcos", current, table_override=table), target=f"fcos {current}")
     with pytest.raises(LivelabError, match=r"newer than 3\.4\.0.*use fcos ≤ 1\.5\.0"):
         check_target(cfg, specs.max_spec("fcos", older, table_override=table), target=f"fcos {older}")
+
+
+# ---------------------------------------------------------------- the real root's prefetch list
+
+def test_prefetch_paths_resolve_as_inside_the_chroot(tmp_path):
+    """The list holds real files of the root: symlinks (merged /usr, library sonames, absolute
+    links) are followed as the guest sees them, never into the build host's own tree."""
+    resolve = build._resolve_in
+    (tmp_path / "usr/lib/x86_64-linux-gnu").mkdir(parents=True)
+    (tmp_path / "usr/lib/x86_64-linux-gnu/libc.so.6.1").write_text("elf")
+    (tmp_path / "lib").symlink_to("usr/lib")                                    # merged /usr
+    (tmp_path / "usr/lib/x86_64-linux-gnu/libc.so.6").symlink_to("/usr/lib/x86_64-linux-gnu/libc.so.6.1")
+    (tmp_path / "usr/lib/up").symlink_to("../../etc/passwd")                    # climbs inside the root
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/passwd").write_text("root")
+    (tmp_path / "loop").symlink_to("loop")
+    assert resolve(tmp_path, "lib/x86_64-linux-gnu/libc.so.6") == "usr/lib/x86_64-linux-gnu/libc.so.6.1"
+    assert resolve(tmp_path, "usr/lib/up") == "etc/passwd"
+    assert resolve(tmp_path, "loop") is None
+    assert resolve(tmp_path, "usr/lib/missing.so") is None
+    (tmp_path / "usr/lib/escape").symlink_to("../../../../../../etc/hostname")  # cannot leave the root
+    assert resolve(tmp_path, "usr/lib/escape") is None

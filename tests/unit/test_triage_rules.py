@@ -759,7 +759,7 @@ def test_old_ignition_failed_get_at_the_end_of_a_log():
     t.close()
     assert t.failure is None
     # one failed attempt below the bound explains nothing: the log just ends
-    assert t.verdict().headline == "no failure found; last phase kernel_start"
+    assert t.verdict().headline == "no failure found; last phase init_start"
     lost(INITRD + line * 12, NETWORK)
 
 

@@ -61,6 +61,10 @@ def test_network_boot_nic_gets_ipxe_rom_and_tftp(tmp_path):
     c = cmd(tmp_path, boot="network", tftp_dir="/srv/tftp", bootfile="pxelinux.0", http_port=8080, ssh_port=2222)
     net = opt_values(c, "-netdev")[0]
     assert net.startswith("user,") and "restrict=on" in net
+    # both families on and named (QEMU takes a lone "ipv6=on" as IPv6 only); with ipv6=off the
+    # firmware's iPXE waits about 13 s for router advertisements before it loads anything
+    opts = net.split(",")
+    assert "ipv4=on" in opts and "ipv6=on" in opts and "ipv6=off" not in opts
     assert "tftp=/srv/tftp" in net and "bootfile=pxelinux.0" in net
     assert "hostfwd=tcp:127.0.0.1:2222-:22" in net
     assert "guestfwd=tcp:10.0.2.100:80-cmd:" in net and net.endswith("127.0.0.1:8080")
