@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _cmd(args: argparse.Namespace) -> int:
     status = 0
     results = []
-    names = [n for arg in args.runs for n in expand_runs(arg)]
+    names = [n for arg in args.runs for n in expand_runs(arg, ("timings.json", "console-timed.log"))]
     for name in names:
         boots = record.read_boots(Path(name)) if Path(name).is_dir() else []
         if not boots:

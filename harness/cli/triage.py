@@ -26,11 +26,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_cmd)
 
 
-def expand_runs(arg: str) -> list[str]:
-    """A directory of run directories (``runs/<stamp>``) stands for each run directory in it."""
+def expand_runs(arg: str, markers: tuple[str, ...] = ("console.log",)) -> list[str]:
+    """A directory of run directories (``runs/<stamp>``) stands for each run directory in it (a
+    directory with one of the ``markers`` files)."""
     p = Path(arg)
-    if arg != "-" and p.is_dir() and not (p / "console.log").is_file():
-        runs = sorted(str(d) for d in p.iterdir() if (d / "console.log").is_file())
+
+    def is_run(d: Path) -> bool:
+        return any((d / m).is_file() for m in markers)
+
+    if arg != "-" and p.is_dir() and not is_run(p):
+        runs = sorted(str(d) for d in p.iterdir() if is_run(d))
         if runs:
             return runs
     return [arg]

@@ -107,3 +107,20 @@ def test_read_boots_completes_timings_json_from_the_log(tmp_path):
 
 def test_read_boots_of_an_empty_run_dir(tmp_path):
     assert record.read_boots(tmp_path) == []
+
+
+def test_livelab_timings_prints_the_split_and_refuses_an_empty_dir(tmp_path, capsys):
+    from harness.cli import main
+    run = tmp_path / "runs" / "fcos.stable.iso.bios.base"
+    run.mkdir(parents=True)
+    (run / "console-timed.log").write_text(TIMED_LOG)
+    assert main(["timings", str(tmp_path / "runs")]) == 0      # a directory of run directories
+    out = capsys.readouterr().out
+    assert "== " in out and "boot 1: firmware loading 5.87 s, kernel to init 2.23 s" in out
+    assert "real root to sshd 5.09 s" in out and "boot 2: firmware loading 4 s" in out
+    assert main(["timings", "--json", str(run)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data[0]["boots"][0]["split"]["switch_root"] == pytest.approx(10.26)
+    (tmp_path / "empty").mkdir()
+    assert main(["timings", str(tmp_path / "empty")]) == 2
+    assert "no timings.json or console-timed.log" in capsys.readouterr().err
