@@ -61,6 +61,10 @@ class Input:
                 str(s.get("host") or ""), str(self.path))
 
 
+def _os_rank(os_id: str) -> int:
+    return OS_ORDER.index(os_id) if os_id in OS_ORDER else len(OS_ORDER)
+
+
 def _number(value: object) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
@@ -208,8 +212,7 @@ def _planned(inputs: Sequence[Input], plans: Sequence[list[dict]]) -> list[dict]
         for c in cells:
             if isinstance(c.get("id"), str) and c["id"] not in seen:
                 seen[c["id"]] = c
-    order = {o: i for i, o in enumerate(OS_ORDER)}
-    return sorted(seen.values(), key=lambda c: order.get(str(c.get("os") or c["id"].split(".")[0]), len(order)))
+    return sorted(seen.values(), key=lambda c: _os_rank(str(c.get("os") or c["id"].split(".")[0])))
 
 
 def _prepare_out(out: Path, inputs: Sequence[Path]) -> None:
@@ -239,8 +242,8 @@ def _stamp(seconds: float | None) -> str | None:
 
 def merge(out: Path, dirs: Sequence[Path], plans: Sequence[Path] = (), log: Callable[[str], None] = print) -> dict:
     """Merge shard outputs ``dirs`` into ``out``; return the merged summary."""
-    if not dirs:
-        raise LivelabError("merge: no shard output directory given")
+    if not dirs and not plans:
+        raise LivelabError("merge: no shard output directory (and no --plan) given")
     dirs = list({Path(d).resolve(): Path(d) for d in dirs}.values())     # a directory given twice counts once
     for d in dirs:
         if not d.is_dir():
@@ -306,7 +309,8 @@ def _merged_meta(inputs: Sequence[Input], cells: Sequence[dict], started: float,
     def union(key: str) -> list:
         return report.unique(v for inp in inputs for v in inp.summary.get(key) or [])
 
-    oses = report.unique([*(inp.os for inp in inputs if inp.os), *(c["os"] for c in cells if c.get("os"))])
+    oses = sorted(report.unique([*(inp.os for inp in inputs if inp.os), *(c["os"] for c in cells if c.get("os"))]),
+                  key=_os_rank)
     generated = _stamp(ended) or max((str(inp.summary.get("generated") or "") for inp in inputs), default="")
     return {"os": ", ".join(oses), "streams": union("streams"), "methods": union("methods"),
             "firmware": union("firmware"), "scenarios": union("scenarios"), "generated": generated,
