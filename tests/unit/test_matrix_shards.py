@@ -396,7 +396,7 @@ def test_merge_refuses_to_overwrite_what_it_did_not_write(tmp_path, monkeypatch)
     with pytest.raises(LivelabError, match="an input cannot be the merge's output"):
         matrix_merge.merge(dirs[0], dirs, log=lambda _: None)
     (tmp_path / "junk").mkdir()
-    with pytest.raises(LivelabError, match="no summary.json"):
+    with pytest.raises(LivelabError, match=r"no summary\.json"):
         matrix_merge.merge(tmp_path / "m", [tmp_path / "junk"], log=lambda _: None)
     assert (busy / "notes.txt").read_text() == "mine"
 
