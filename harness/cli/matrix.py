@@ -129,7 +129,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         _matrix_options(msub.add_parser(os_id, help=f"run a {os_id} matrix"), os_id)
     g = msub.add_parser("merge", help="merge shard outputs into one summary.json, junit.xml and report.html")
     g.add_argument("out", metavar="OUT", help="the merged output directory (new, or an earlier merge's)")
-    g.add_argument("dirs", metavar="DIR", nargs="*", help="a shard's output directory (livelab matrix --shard)")
+    # "+": the DIRs after the options too (a "*" would take none at OUT and refuse them after --plan)
+    g.add_argument("dirs", metavar="DIR", nargs="+", help="a shard's output directory (livelab matrix --shard)")
     g.add_argument("--plan", action="append", metavar="FILE",
                    help="a --list --json document: its cells count as expected even if no DIR has them (repeatable)")
     g.set_defaults(func=cmd_merge)

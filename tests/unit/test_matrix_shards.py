@@ -4,7 +4,6 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -235,17 +234,9 @@ def _two_shards(tmp_path, monkeypatch, fail=()):
     return [tmp_path / "shard-1", tmp_path / "shard-2"]
 
 
-class _Links(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.hrefs, self.ids = [], set()
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if attrs.get("id"):
-            self.ids.add(attrs["id"])
-        if attrs.get("href"):
-            self.hrefs.append(attrs["href"])
+def _links(html: str) -> tuple:
+    """(hrefs, ids) of a report."""
+    return re.findall(r'href="([^"]*)"', html), set(re.findall(r'\sid="([^"]*)"', html))
 
 
 def test_two_shards_merge_into_the_unsharded_matrix(tmp_path, monkeypatch, capsys):
@@ -279,12 +270,11 @@ def test_two_shards_merge_into_the_unsharded_matrix(tmp_path, monkeypatch, capsy
     hosts = ET.fromstring(html.split("\n", 1)[1]).find(".//{*}table[@id='hosts']")
     rows = [[td.text for td in tr] for tr in hosts.find("{*}tbody")]
     assert [r[:4] for r in rows] == [["host-a", "1/2", "4", "4"], ["host-b", "2/2", "4", "4"]]
-    links = _Links()
-    links.feed(html)
-    assert len(links.hrefs) >= 8
-    for href in links.hrefs:
+    hrefs, ids = _links(html)
+    assert len(hrefs) >= 8
+    for href in hrefs:
         if href.startswith("#"):
-            assert href[1:] in links.ids, href
+            assert href[1:] in ids, href
         else:
             assert "://" not in href and not href.startswith("/") and (out / unquote(href)).is_file(), href
     # the next night's split from this night's times
@@ -337,10 +327,13 @@ def test_a_plan_names_the_cells_of_shards_that_left_nothing(tmp_path, capsys):
     plan = tmp_path / "plan.json"
     plan.write_text(_list(capsys, "--json", "--shards", "2"))
     out = tmp_path / "merged"
-    assert main(["matrix", "merge", str(out), "--plan", str(plan)]) == 1
-    summary = json.loads((out / "summary.json").read_text())
+    summary = matrix_merge.merge(out, [], [plan], log=lambda _: None)
     assert len(summary["cells"]) == 8 and {c["result"] for c in summary["cells"]} == {"missing"}
-    assert main(["matrix", "merge", str(tmp_path / "none")]) == 2
+    assert summary == json.loads((out / "summary.json").read_text())
+    with pytest.raises(LivelabError, match="no shard output directory"):
+        matrix_merge.merge(tmp_path / "none", [], log=lambda _: None)
+    with pytest.raises(SystemExit):                  # the command wants at least one DIR
+        main(["matrix", "merge", str(tmp_path / "none"), "--plan", str(plan)])
 
 
 def test_a_shard_run_again_keeps_both_runs_as_attempts(tmp_path, monkeypatch, capsys):
