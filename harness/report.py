@@ -295,7 +295,8 @@ def host_timeline_svg(cells: Sequence[dict], run: str, started: float | None, wi
     bars = sorted(((h["started"], h.get("ended") or h["started"] + (h.get("duration") or 0), c, h)
                    for c, h in _entries(cells, run) if isinstance(h.get("started"), (int, float))),
                   key=lambda b: (b[0], b[2]["id"]))
-    origin = started if isinstance(started, (int, float)) else (bars[0][0] if bars else 0.0)
+    # the run's start, unless an attempt's clock says earlier (clocks of other machines)
+    origin = min([*([started] if isinstance(started, (int, float)) else []), *(b[0] for b in bars)] or [0.0])
     lanes: list[float] = []
     placed = []
     for start, end, c, h in bars:
@@ -319,13 +320,17 @@ def host_timeline_svg(cells: Sequence[dict], run: str, started: float | None, wi
         label = f'{c["id"]} attempt {h.get("attempt", 1)}: {h["result"]}, {start:.0f} s to {end:.0f} s'
         parts.append(f'<g class="run-bar {escape(h["result"])}" data-id="{escape(c["id"])}">'
                      f'<rect x="{x(start):.1f}" y="{y + 2}" width="{w:.1f}" height="{row - 6}" '
-                     f'fill="{COLOURS.get(h["result"], "#757575")}"><title>{escape(label)}</title></rect></g>')
+                     f'fill="{COLOURS.get(h["result"], "#757575")}"><title>{escape(label)}</title></rect>')
+        short = c["id"].split(".", 1)[-1]
+        if w > 6.5 * len(short) + 6:
+            parts.append(f'<text x="{x(start) + 3:.1f}" y="{y + 13}" font-size="10" fill="#fff">{escape(short)}</text>')
+        parts.append("</g>")
     axis_y = top + row * max(1, len(lanes)) + 4
     parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + bar_w}" y2="{axis_y}" stroke="#999"/>')
-    step, t = _tick_step(scale), 0.0
+    step, t = max(_tick_step(scale), scale / 8), 0.0
     while t <= scale + 1e-9:
         parts.append(f'<text x="{x(t):.1f}" y="{axis_y + 16}" font-size="10" fill="#555" '
-                     f'text-anchor="middle">{t:g}s</text>')
+                     f'text-anchor="middle">{t:.0f}s</text>')
         t += step
     parts.append("</svg>")
     return "".join(parts)

@@ -3,6 +3,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import unquote
@@ -153,13 +154,14 @@ def test_cli_refusals(args, match, capsys, monkeypatch):
 
 # ---------------------------------------------------------------- shard runs (a fake pytest)
 
-def _fake_pytest(fail=(), t0=T0):
+def _fake_pytest(fail=(), t0=None):
     """A runner for run_matrix that writes what pytest would: a JUnit file (with harness.matrix_clock's
     properties) and each VM's run directory (a disk image too, which a merge leaves behind)."""
     calls = []
 
     def runner(cmd):
         calls.append(cmd)
+        base = time.time() if t0 is None else t0
         junit = Path(cmd[cmd.index("--junitxml") + 1])
         run_root = Path(cmd[cmd.index("--run-dir") + 1])
         cases = []
@@ -171,7 +173,7 @@ def _fake_pytest(fail=(), t0=T0):
                                                          "accel_reason": "test",
                                                          "boots": [{"boot": 1, "phases": PHASES}]}))
             (rd / "disk-var.qcow2").write_bytes(b"\0" * 4096)
-            start = t0 + 100 * len(calls) + 50 * i
+            start = base + 100 * (len(calls) - 1) + 50 * i
             body = '<failure message="BootFailure: no SSH">trace</failure>' if tid in fail else ""
             cases.append(f'<testcase classname="scenarios.base.yaml" name="{tid}" time="48.5"><properties>'
                          f'<property name="livelab_run_dir" value="{rd}"/>'
@@ -185,7 +187,7 @@ def _fake_pytest(fail=(), t0=T0):
     return runner, calls
 
 
-def _run_shard(monkeypatch, out, shard, host, fail=(), t0=T0, request=REQUEST, extra=()):
+def _run_shard(monkeypatch, out, shard, host, fail=(), t0=None, request=REQUEST, extra=()):
     runner, calls = _fake_pytest(fail, t0)
     monkeypatch.setattr(mx, "run_matrix", lambda m, o, w, rerun, options, ex: REAL_RUN_MATRIX(
         m, o, w, rerun, options, ex, runner=runner, log=lambda _: None))
@@ -230,7 +232,7 @@ def test_an_empty_shard_runs_nothing_and_still_reports(tmp_path, monkeypatch):
 
 def _two_shards(tmp_path, monkeypatch, fail=()):
     for k, host in ((1, "host-a"), (2, "host-b")):
-        _run_shard(monkeypatch, tmp_path / f"shard-{k}", f"{k}/2", host, fail=fail, t0=T0 + 7 * k)
+        _run_shard(monkeypatch, tmp_path / f"shard-{k}", f"{k}/2", host, fail=fail)
     return [tmp_path / "shard-1", tmp_path / "shard-2"]
 
 
@@ -341,7 +343,7 @@ def test_a_shard_run_again_keeps_both_runs_as_attempts(tmp_path, monkeypatch, ca
     shard_of = {c["id"]: c["shard"] for c in json.loads(_list(capsys, "--json", "--shards", "2"))["cells"]}
     # the job of one failing cell's shard ran again, later, on another runner, and passed
     k = shard_of["fcos.next.iso.uefi.base"][0]
-    _run_shard(monkeypatch, tmp_path / "again", f"{k}/2", "host-c", t0=T0 + 10_000)
+    _run_shard(monkeypatch, tmp_path / "again", f"{k}/2", "host-c")
     out = tmp_path / "merged"
     assert main(["matrix", "merge", str(out), *map(str, dirs), str(tmp_path / "again")]) == 1   # one fail left
     cells = {c["id"]: c for c in json.loads((out / "summary.json").read_text())["cells"]}
@@ -369,7 +371,7 @@ def test_shards_of_two_oses_merge_into_one_report(tmp_path, monkeypatch, capsys)
     flatcar = ["flatcar", "--channels", "beta", "--via", "pxe", "--firmware", "bios"]
     fcos = ["fcos", "--streams", "stable", "--via", "iso", "--firmware", "bios"]
     _run_shard(monkeypatch, tmp_path / "f", "1/1", "host-f", request=flatcar)
-    _run_shard(monkeypatch, tmp_path / "c", "1/1", "host-c", request=fcos, t0=T0 + 500)
+    _run_shard(monkeypatch, tmp_path / "c", "1/1", "host-c", request=fcos)
     out = tmp_path / "merged"
     assert main(["matrix", "merge", str(out), str(tmp_path / "f"), str(tmp_path / "c")]) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -428,11 +430,11 @@ def test_clock_plugin_records_each_test_under_xdist(tmp_path):
 
 
 def test_parse_junit_reads_the_clock(tmp_path):
-    runner, _ = _fake_pytest()
+    runner, _ = _fake_pytest(t0=T0)
     junit = tmp_path / "j.xml"
     runner(["pytest", "--junitxml", str(junit), "--run-dir", str(tmp_path / "runs"), "x::fcos.stable.iso.bios.base"])
     (a,) = mx.parse_junit(junit).values()
-    assert a.started == pytest.approx(T0 + 100) and a.ended == pytest.approx(T0 + 148.5)
+    assert a.started == pytest.approx(T0) and a.ended == pytest.approx(T0 + 48.5)
 
 
 def test_report_of_a_summary_without_hosts_has_no_host_section(tmp_path):
