@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import safeload
+from . import runtime, safeload
 from .errors import LivelabError
 from .matrix import Cell, Matrix
 
@@ -59,13 +59,7 @@ def parse_shard(text: str) -> Shard:
 
 def parse_count(text: str | int) -> int:
     """``--shards N``: a positive number."""
-    try:
-        n = int(text)
-    except (TypeError, ValueError):
-        n = 0
-    if n < 1:
-        raise LivelabError(f"--shards {text!r}: expected a positive number")
-    return n
+    return runtime.positive_count(text, "--shards")
 
 
 def host_name() -> str:
