@@ -441,7 +441,8 @@ def merge_junit(attempt_files: Sequence[Path], cells: Sequence[dict], out: Path)
 def write_junit(final: dict[str, ET.Element], cells: Sequence[dict], out: Path, timestamp: str | None = None) -> Path:
     """The JUnit file of ``cells`` from each one's testcase in ``final``; a cell's ``host`` and
     ``shard`` become properties ``livelab_host`` and ``livelab_shard``."""
-    suite = ET.Element("testsuite", name="livelab-matrix", timestamp=timestamp or time.strftime("%Y-%m-%dT%H:%M:%S"))
+    suite = ET.Element("testsuite", name="livelab-matrix",
+                       timestamp=time.strftime("%Y-%m-%dT%H:%M:%S") if timestamp is None else timestamp)
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total_time = 0.0
     for c in cells:
