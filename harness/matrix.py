@@ -46,6 +46,7 @@ class Cell:
     scenario: str
     memory_mib: int
     scenario_file: str = ""       # the scenario's YAML (its pytest node id is <file>::<id>)
+    boots: int = 1                # how many boots the scenario makes (the duration estimate scales with it)
 
 
 @dataclass
@@ -126,7 +127,8 @@ def build_matrix(os_id: str, streams: str | Sequence[str] | None = None, methods
                         dropped.append(tid)
                         continue
                     mem = scen.memory or memory_minimum(os_id, method).mib
-                    cells.append(Cell(tid, os_id, stream, method, fw, scen.name, mem, str(scen.path)))
+                    cells.append(Cell(tid, os_id, stream, method, fw, scen.name, mem, str(scen.path),
+                                      len(scen.boots)))
     if not cells:
         raise LivelabError(f"no cell of this matrix is offered by scenario(s) {', '.join(scenarios)} "
                            f"(e.g. {dropped[0]})")
@@ -161,7 +163,7 @@ def pytest_command(node_ids: Iterable[str], junit: Path, run_dir: Path, workers:
                    scenario_dirs: Sequence[str] = ()) -> list[str]:
     """The pytest invocation for ``ids``; ``options``: mirror, keyring, ignition_spec_table, extend_timeout,
     vm_cpus."""
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", str(workers),
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "harness.matrix_clock", "-n", str(workers),
            "--junitxml", str(junit), "--run-dir", str(run_dir), "-rfE"]
     for key, value in (options or {}).items():
         if value not in (None, "", 0, 0.0):
@@ -173,12 +175,19 @@ def pytest_command(node_ids: Iterable[str], junit: Path, run_dir: Path, workers:
 
 # ---------------------------------------------------------------- results of one pytest run
 
+# JUnit properties of each case (harness.matrix_clock): the wall clock at its set-up and after its tear-down
+CLOCK_STARTED = "livelab_started"
+CLOCK_ENDED = "livelab_ended"
+
+
 @dataclass
 class Attempt:
     result: str                        # pass | fail | skip
     duration: float = 0.0
     run_dirs: list[str] = field(default_factory=list)
     message: str = ""
+    started: float | None = None       # wall clock at its set-up and at the end of its tear-down
+    ended: float | None = None         # (JUnit properties of harness.matrix_clock)
 
 
 def _first_line(text: str | None) -> str:
@@ -208,11 +217,21 @@ def parse_junit(path: Path, run_root: Path | None = None) -> dict[str, Attempt]:
             result, message = "skip", _first_line(skipped.get("message"))
         else:
             result, message = "pass", ""
-        dirs = [p.get("value", "") for p in case.iter("property") if p.get("name") == "livelab_run_dir"]
+        props = [(p.get("name"), p.get("value", "")) for p in case.iter("property")]
+        dirs = [value for name, value in props if name == "livelab_run_dir"]
+        clock = {name: _seconds(value) for name, value in props if name in (CLOCK_STARTED, CLOCK_ENDED)}
         if not dirs and run_root is not None and (Path(run_root) / run_dir_name(tid)).is_dir():
             dirs = [str(Path(run_root) / run_dir_name(tid))]
-        out[tid] = Attempt(result, float(case.get("time") or 0.0), dirs, message)
+        out[tid] = Attempt(result, float(case.get("time") or 0.0), dirs, message,
+                           clock.get(CLOCK_STARTED), clock.get(CLOCK_ENDED))
     return out
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def classify(attempts: Sequence[Attempt]) -> str:
@@ -255,7 +274,9 @@ def make_cell(cell: Cell, attempts: Sequence[Attempt], output_dir: Path) -> dict
     # the console triage of the failure the message comes from (the same summary a failed test's report has)
     triaged = triage_run_dir(failed[0].run_dirs[0]) if failed and failed[0].run_dirs else None
     history = [{"attempt": i + 1, "result": a.result, "duration": round(a.duration, 2), "message": a.message,
-                **_artifacts(a.run_dirs[0] if a.run_dirs else None, output_dir)} for i, a in enumerate(attempts)]
+                **_artifacts(a.run_dirs[0] if a.run_dirs else None, output_dir),
+                **({"started": a.started, "ended": a.ended} if a.started is not None else {})}
+               for i, a in enumerate(attempts)]
     return {"id": cell.id, "os": cell.os, "stream": cell.stream, "method": cell.method,
             "firmware": cell.firmware, "scenario": cell.scenario, "result": result,
             "attempts": len(attempts), "duration": round(sum(a.duration for a in attempts), 2),

@@ -21,7 +21,8 @@ from .vocab import CASE_ID_RE
 
 SCHEMA = "livelab.matrix/1"
 RESULTS = ("pass", "flaky", "fail", "skip")
-COLOURS = {"pass": "#2e7d32", "flaky": "#ef8f00", "fail": "#c62828", "skip": "#757575"}
+COLOURS = {"pass": "#2e7d32", "flaky": "#ef8f00", "fail": "#c62828", "skip": "#757575", "missing": "#6a1b9a"}
+MISSING = "missing"           # a merged matrix's cell that no shard's output has (harness.matrix_merge)
 # timeline phases: (name, label, colour, end markers in order of preference); each starts where the last ended
 PHASES = (
     ("firmware", "firmware", "#8d6e63", ("kernel_start", "first_console")),
@@ -43,7 +44,7 @@ def totals(cells: Sequence[dict]) -> dict:
     return out
 
 
-def _unique(values: Iterable[object]) -> list:
+def unique(values: Iterable[object]) -> list:
     out = []
     for v in values:
         if v not in out:
@@ -55,14 +56,17 @@ def summarize(cells: Sequence[dict], meta: dict | None = None) -> dict:
     """The summary.json document; ``meta`` (os, streams, methods, firmware, scenarios) defaults from the cells."""
     meta = dict(meta or {})
     derived = {"os": cells[0]["os"] if cells else None,
-               "streams": _unique(c["stream"] for c in cells), "methods": _unique(c["method"] for c in cells),
-               "firmware": _unique(c["firmware"] for c in cells), "scenarios": _unique(c["scenario"] for c in cells)}
+               "streams": unique(c["stream"] for c in cells), "methods": unique(c["method"] for c in cells),
+               "firmware": unique(c["firmware"] for c in cells), "scenarios": unique(c["scenario"] for c in cells)}
     accel = next((c["timings"].get("accel") for c in cells if c.get("timings") and c["timings"].get("accel")), None)
     doc: dict = {"schema": SCHEMA}
     for key in ("os", "streams", "methods", "firmware", "scenarios"):
         doc[key] = meta.get(key) or derived[key]
     doc.update({"generated": meta.get("generated") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "accel": meta.get("accel") or accel, "cells": list(cells), "totals": totals(cells)})
+                "accel": meta.get("accel") or accel})
+    # what else the run says about itself (a shard's host and plan, a merge's inputs), kept as given
+    doc.update({k: v for k, v in meta.items() if k not in doc and k not in ("cells", "totals", "schema")})
+    doc.update({"cells": list(cells), "totals": totals(cells)})
     return doc
 
 
@@ -155,11 +159,18 @@ table.matrix th,table.matrix td{border:1px solid #bbb;padding:.35em .7em;text-al
 table.matrix thead th{background:#eee}
 td.cell{min-width:9em}td.cell a{color:inherit}
 .pass{background:#c8e6c9}.fail{background:#ffcdd2}.flaky{background:#ffe0b2}.skip{background:#e0e0e0}
+.missing{background:#e1bee7}
 .none{background:#fafafa;color:#aaa}
 .badge{display:inline-block;padding:0 .5em;border-radius:.6em;color:#fff;font-weight:600}
 .badge.pass{background:#2e7d32}.badge.fail{background:#c62828}.badge.flaky{background:#ef8f00}.badge.skip{background:#757575}
+.badge.missing{background:#6a1b9a}
 section.vm{border-left:6px solid #bbb;padding:.3em .8em;margin:1em 0;background:#fff}
 section.vm.pass{border-color:#2e7d32}section.vm.fail{border-color:#c62828}section.vm.flaky{border-color:#ef8f00}
+section.vm.missing{border-color:#6a1b9a}
+table.hosts{border-collapse:collapse;margin:1em 0}
+table.hosts th,table.hosts td{border:1px solid #bbb;padding:.3em .6em;text-align:right}
+table.hosts th:first-child,table.hosts td:first-child{text-align:left}
+section.host{margin:1em 0}
 pre.message{background:#fff3f3;border:1px solid #e6b3b3;padding:.5em;white-space:pre-wrap;margin:.3em 0}
 pre.triage{background:#f7f7f7;border:1px solid #ddd;padding:.5em;white-space:pre-wrap;margin:.3em 0;font-size:90%}
 .legend span{display:inline-block;margin-right:1em}
@@ -187,18 +198,22 @@ def _cell_text(c: dict) -> str:
 
 
 def _matrix_table(cells: Sequence[dict], summary: dict, output_dir: Path) -> str:
-    firmware = summary.get("firmware") or _unique(c["firmware"] for c in cells)
-    multi = len(_unique(c["scenario"] for c in cells)) > 1
-    rows = _unique((c["stream"], c["method"], c["scenario"]) for c in cells)
-    by_key = {(c["stream"], c["method"], c["scenario"], c["firmware"]): c for c in cells}
-    kind = "channel" if summary.get("os") == "flatcar" else "stream"
-    head = f"<th>{kind}</th><th>method</th>" + ("<th>scenario</th>" if multi else "")
-    head += "".join(f"<th>{escape(f)}</th>" for f in firmware)
+    firmware = unique([*(summary.get("firmware") or []), *(c["firmware"] for c in cells)])
+    multi = len(unique(c["scenario"] for c in cells)) > 1
+    oses = unique(c["os"] for c in cells)
+    rows = unique((c["os"], c["stream"], c["method"], c["scenario"]) for c in cells)
+    by_key = {(c["os"], c["stream"], c["method"], c["scenario"], c["firmware"]): c for c in cells}
+    kind = "stream / channel" if len(oses) > 1 else "channel" if (oses or [summary.get("os")])[0] == "flatcar" \
+        else "stream"
+    head = ("<th>OS</th>" if len(oses) > 1 else "") + f"<th>{kind}</th><th>method</th>"
+    head += ("<th>scenario</th>" if multi else "") + "".join(f"<th>{escape(f)}</th>" for f in firmware)
     body = []
-    for stream, method, scen in rows:
-        tds = [f"<th>{escape(stream)}</th><th>{escape(method)}</th>" + (f"<th>{escape(scen)}</th>" if multi else "")]
+    for os_id, stream, method, scen in rows:
+        tds = [(f"<th>{escape(os_id)}</th>" if len(oses) > 1 else "")
+               + f"<th>{escape(stream)}</th><th>{escape(method)}</th>"
+               + (f"<th>{escape(scen)}</th>" if multi else "")]
         for fw in firmware:
-            c = by_key.get((stream, method, scen, fw))
+            c = by_key.get((os_id, stream, method, scen, fw))
             if c is None:
                 tds.append('<td class="cell none">&#8212;</td>')
                 continue
@@ -239,12 +254,121 @@ def _vm_section(c: dict, output_dir: Path, scale: float) -> str:
     return "".join(out)
 
 
+# ---------------------------------------------------------------- hosts: who ran what, when
+
+def host_runs(summary: dict) -> list[dict]:
+    """The runs behind a summary, each ``{run, host, shard, started, ended}``: a merge's inputs, or a
+    shard's own run (``run`` ""); none for a summary that records no host."""
+    merged = summary.get("merged")
+    if isinstance(merged, dict):
+        return [r for r in merged.get("inputs") or [] if isinstance(r, dict)]
+    shard = summary.get("shard")
+    if isinstance(shard, dict):
+        return [{"run": "", "host": shard.get("host"), "shard": shard.get("label"),
+                 "started": shard.get("started"), "ended": shard.get("ended")}]
+    return []
+
+
+def _entries(cells: Sequence[dict], run: str) -> list[tuple[dict, dict]]:
+    """(cell, attempt) of every attempt that ran in ``run``."""
+    return [(c, h) for c in cells for h in c.get("history") or [] if h.get("run", "") == run]
+
+
+def host_totals(summary: dict, cells: Sequence[dict]) -> list[dict]:
+    """Per run (host and shard): its cells by final result, its attempts, their boot seconds, its wall time."""
+    out = []
+    for r in host_runs(summary):
+        run = r.get("run", "")
+        mine = [c for c in cells if c.get("result") != MISSING and c.get("run", "") == run]
+        entries = _entries(cells, run)
+        started, ended = r.get("started"), r.get("ended")
+        wall = round(ended - started, 2) if isinstance(started, (int, float)) and isinstance(ended, (int, float)) \
+            else None
+        out.append({**r, "cells": len(mine), **{res: sum(c["result"] == res for c in mine) for res in RESULTS},
+                    "attempts": len(entries), "boot_s": round(sum(h.get("duration") or 0 for _, h in entries), 2),
+                    "wall_s": wall})
+    return out
+
+
+def host_timeline_svg(cells: Sequence[dict], run: str, started: float | None, width: int = 860) -> str:
+    """Inline SVG: the attempts one run made, on its wall clock (lanes: attempts that overlapped)."""
+    bars = sorted(((h["started"], h.get("ended") or h["started"] + (h.get("duration") or 0), c, h)
+                   for c, h in _entries(cells, run) if isinstance(h.get("started"), (int, float))),
+                  key=lambda b: (b[0], b[2]["id"]))
+    # the run's start, unless an attempt's clock says earlier (clocks of other machines)
+    origin = min([*([started] if isinstance(started, (int, float)) else []), *(b[0] for b in bars)] or [0.0])
+    lanes: list[float] = []
+    placed = []
+    for start, end, c, h in bars:
+        lane = next((i for i, last in enumerate(lanes) if last <= start + 1e-6), len(lanes))
+        if lane == len(lanes):
+            lanes.append(end)
+        lanes[lane] = end
+        placed.append((lane, start - origin, end - origin, c, h))
+    scale = max([1.0, *(p[2] for p in placed)])
+    left, row, top = 70, 22, 8
+    bar_w = width - left - 10
+    height = top + row * max(1, len(lanes)) + 24
+    x = lambda t: left + bar_w * max(0.0, t) / scale  # noqa: E731
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="host-timeline" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="cells over time">']
+    for i in range(len(lanes)):
+        parts.append(f'<text x="4" y="{top + i * row + 14}" font-size="12" fill="#333">lane {i + 1}</text>')
+    for lane, start, end, c, h in placed:
+        y = top + lane * row
+        w = max(1.0, x(end) - x(start))
+        label = f'{c["id"]} attempt {h.get("attempt", 1)}: {h["result"]}, {start:.0f} s to {end:.0f} s'
+        parts.append(f'<g class="run-bar {escape(h["result"])}" data-id="{escape(c["id"])}">'
+                     f'<rect x="{x(start):.1f}" y="{y + 2}" width="{w:.1f}" height="{row - 6}" '
+                     f'fill="{COLOURS.get(h["result"], "#757575")}"><title>{escape(label)}</title></rect>')
+        short = c["id"].split(".", 1)[-1]
+        if w > 6.5 * len(short) + 6:
+            parts.append(f'<text x="{x(start) + 3:.1f}" y="{y + 13}" font-size="10" fill="#fff">{escape(short)}</text>')
+        parts.append("</g>")
+    axis_y = top + row * max(1, len(lanes)) + 4
+    parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + bar_w}" y2="{axis_y}" stroke="#999"/>')
+    step, t = max(_tick_step(scale), scale / 8), 0.0
+    while t <= scale + 1e-9:
+        parts.append(f'<text x="{x(t):.1f}" y="{axis_y + 16}" font-size="10" fill="#555" '
+                     f'text-anchor="middle">{t:.0f}s</text>')
+        t += step
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _hosts_section(summary: dict, cells: Sequence[dict]) -> str:
+    rows = host_totals(summary, cells)
+    if not rows:
+        return ""
+    missing = sum(c.get("result") == MISSING for c in cells)
+    cols = ("cells", *RESULTS, "attempts")
+    head = ("<th>host</th><th>shard</th>" + "".join(f"<th>{c}</th>" for c in cols)
+            + "<th>boots (s)</th><th>wall (s)</th>")
+    body = []
+    for r in rows:
+        wall = f'{r["wall_s"]:.0f}' if r["wall_s"] is not None else "&#8212;"
+        body.append(f'<tr data-run="{escape(r.get("run") or "")}"><td>{escape(str(r.get("host") or "?"))}</td>'
+                    f'<td>{escape(str(r.get("shard") or "?"))}</td>'
+                    + "".join(f"<td>{r[c]}</td>" for c in cols) + f'<td>{r["boot_s"]:.0f}</td><td>{wall}</td></tr>')
+    if missing:
+        body.append(f'<tr class="missing"><td>no host</td><td>&#8212;</td><td>{missing} missing</td>'
+                    + "<td></td>" * (len(cols) + 1) + "</tr>")
+    out = [f'<h2>Hosts</h2><table class="hosts" id="hosts"><thead><tr>{head}</tr></thead>'
+           f'<tbody>{"".join(body)}</tbody></table>']
+    for r in rows:
+        out.append(f'<section class="host" data-run="{escape(r.get("run") or "")}"><h3>{escape(str(r.get("host")))} '
+                   f'&#183; shard {escape(str(r.get("shard")))}</h3>'
+                   + host_timeline_svg(cells, r.get("run", ""), r.get("started")) + "</section>")
+    return "".join(out)
+
+
 def render_html(summary: dict, output_dir: Path) -> str:
     output_dir = Path(output_dir)
     cells = summary.get("cells") or []
     t = summary.get("totals") or totals(cells)
     title = f"livelab matrix: {summary.get('os') or ''}"
-    counts = " ".join(f'<span class="badge {r}">{t.get(r, 0)} {r}</span>' for r in RESULTS)
+    counts = " ".join(f'<span class="badge {r}">{t.get(r, 0)} {r}</span>'
+                      for r in (*RESULTS, MISSING) if r != MISSING or t.get(r))
     legend = "".join(f'<span><i style="background:{colour}"></i>{escape(label)}</span>'
                      for _, label, colour, _ in PHASES)
     scale = _max_time(cells)
@@ -259,6 +383,7 @@ def render_html(summary: dict, output_dir: Path) -> str:
         f'generated {escape(str(summary.get("generated", "")))}'
         + "".join(f" &#183; {link}" for link in (junit, sjson) if link) + "</p>",
         "<h2>Matrix</h2>", _matrix_table(cells, summary, output_dir),
+        _hosts_section(summary, cells),
         f'<h2>Boot timelines</h2><p class="legend">{legend}</p>',
         "".join(_vm_section(c, output_dir, scale) for c in cells),
         "</body></html>\n"])
@@ -293,18 +418,31 @@ def _set_property(case: ET.Element, name: str, value: str) -> None:
     ET.SubElement(props, "property", name=name, value=value)
 
 
+def junit_cases(path: Path) -> dict[str, ET.Element]:
+    """Scenario case id -> its testcase in a JUnit file (the last one of that id); none for no file."""
+    out: dict[str, ET.Element] = {}
+    if Path(path).is_file():
+        for case in ET.parse(path).getroot().iter("testcase"):
+            tid = _case_id(case)
+            if tid:
+                out[tid] = case
+    return out
+
+
 def merge_junit(attempt_files: Sequence[Path], cells: Sequence[dict], out: Path) -> Path:
     """One JUnit file: per cell the final attempt's testcase, with properties ``attempts``,
     ``result`` and ``flaky``; a cell pytest gave no result for gets an ``error``."""
     final: dict[str, ET.Element] = {}
     for path in attempt_files:
-        if not Path(path).is_file():
-            continue
-        for case in ET.parse(path).getroot().iter("testcase"):
-            tid = _case_id(case)
-            if tid:
-                final[tid] = case
-    suite = ET.Element("testsuite", name="livelab-matrix", timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        final.update(junit_cases(path))
+    return write_junit(final, cells, out)
+
+
+def write_junit(final: dict[str, ET.Element], cells: Sequence[dict], out: Path, timestamp: str | None = None) -> Path:
+    """The JUnit file of ``cells`` from each one's testcase in ``final``; a cell's ``host`` and
+    ``shard`` become properties ``livelab_host`` and ``livelab_shard``."""
+    suite = ET.Element("testsuite", name="livelab-matrix",
+                       timestamp=time.strftime("%Y-%m-%dT%H:%M:%S") if timestamp is None else timestamp)
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total_time = 0.0
     for c in cells:
@@ -320,6 +458,9 @@ def merge_junit(attempt_files: Sequence[Path], cells: Sequence[dict], out: Path)
         _set_property(case, "result", c["result"])
         if c["result"] == "flaky":
             _set_property(case, "flaky", "true")
+        for key in ("host", "shard"):
+            if c.get(key):
+                _set_property(case, f"livelab_{key}", str(c[key]))
         counts["tests"] += 1
         counts["failures"] += case.find("failure") is not None
         counts["errors"] += case.find("error") is not None and case.find("failure") is None
@@ -332,5 +473,5 @@ def merge_junit(attempt_files: Sequence[Path], cells: Sequence[dict], out: Path)
     root = ET.Element("testsuites")
     root.append(suite)
     ET.indent(root)
-    ET.ElementTree(root).write(out, encoding="utf-8", xml_declaration=True)
+    atomic_write(out, ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n", fsync=False)
     return Path(out)

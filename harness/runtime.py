@@ -162,14 +162,19 @@ VM_CPUS_HELP = (f"vCPUs of each VM: N, or auto (default: the host's cores shared
 
 def count_or_auto(value: int | str | None, option: str) -> int | None:
     """An ``N|auto`` option's value: the positive number, or None for auto (also when unset)."""
-    if value in (None, "", "auto"):
+    if value is None or value in ("", "auto"):
         return None
+    return positive_count(value, option, "a positive number or 'auto'")
+
+
+def positive_count(value: int | str, option: str, expected: str = "a positive number") -> int:
+    """A count option's value as a number of at least 1, or one line naming the option and what it expects."""
     try:
         n = int(value)
     except (TypeError, ValueError):
         n = 0
     if n < 1:
-        raise LivelabError(f"{option} {value!r}: expected a positive number or 'auto'")
+        raise LivelabError(f"{option} {value!r}: expected {expected}")
     return n
 
 

@@ -10,6 +10,7 @@ PKGS=(
   libblkid-dev
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   chromium
+  nodejs npm
 )
 # Go >= 1.23 for the upstream Ignition build (images/ignition_src.py): Debian 12 has it only in
 # bookworm-backports, enabled here for this package alone (every other backport pinned away).

@@ -2,23 +2,51 @@
 
     livelab matrix fcos --streams stable,testing,next --via pxe,ipxe,iso --firmware bios,uefi --output DIR
     livelab matrix flatcar --channels stable,beta --via pxe,ipxe --output DIR --rerun 1 -- -x
+    livelab matrix fcos --streams stable,next --list [--json] [--shards 4]   # the cells (and their split)
+    livelab matrix fcos --streams stable,next --shard 2/4 --output DIR       # the 2nd of 4 shards
+    livelab matrix merge OUT DIR1 DIR2 ...   # one summary.json, junit.xml, report.html from shard outputs
     livelab matrix report DIR          # regenerate report.html from DIR/summary.json
 
-DIR gets junit.xml, summary.json and report.html; each VM's files are under DIR/runs/.
+DIR gets junit.xml, summary.json and report.html, tagged with its host and shard; each VM's files are
+under DIR/runs/.  The split is balanced by --durations FILE (a livelab.durations/1 file such as a merge's
+durations.json), else by an estimate from method and memory: give every shard the same file.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import sys
+import time
 from pathlib import Path
 
 from .. import matrix as mx
-from .. import options, report, runtime
+from .. import matrix_merge, options, report, runtime
+from .. import matrix_shards as shards
 from ..errors import LivelabError
 from ..vocab import FCOS_STREAMS, FLATCAR_CHANNELS, OS_METHODS
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    m = mx.build_matrix(args.os, args.streams, args.via, args.firmware, args.scenarios, args.scenario_dir)
+    full = mx.build_matrix(args.os, args.streams, args.via, args.firmware, args.scenarios, args.scenario_dir)
+    shard = shards.parse_shard(args.shard) if args.shard else None
+    count = shards.parse_count(args.shards) if args.shards is not None else None
+    if shard and count and count != shard.count:
+        raise LivelabError(f"--shards {count} and --shard {shard.label} disagree")
+    if args.json and not args.list:
+        raise LivelabError("--json goes with --list")
+    plan = shards.Plan.make(full, shard.count if shard else count, args.durations)
+    if args.list:
+        print(json.dumps(plan.document(shard), indent=2) if args.json else "\n".join(plan.lines(shard)))
+        print(plan.describe(), file=sys.stderr)
+        return 0
+    if count and not shard:
+        raise LivelabError("--shards N goes with --list; a run takes --shard K/N")
+    if not args.output:
+        raise LivelabError("--output DIR is required (except with --list)")
+    shard = shard or shards.Shard(1, 1)
+    plan = plan if plan.shards is not None else shards.Plan.make(full, 1, args.durations)
+    m = dataclasses.replace(full, cells=plan.cells_of(shard))
     workers = mx.compute_workers([c.memory_mib for c in m.cells], args.workers)
     if args.rerun < 0:
         raise LivelabError("--rerun: expected 0 or more")
@@ -32,13 +60,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     if extra and extra[0] != "--":
         raise LivelabError(f"unexpected argument {extra[0]!r}: pytest options go after --")
     extra = extra[1:]
-    cells = mx.run_matrix(m, out, workers, args.rerun, options, extra)
+    host = args.host or shards.host_name()
+    started = time.time()
+    if shard.count > 1:
+        print(f"livelab: shard {shard.label} on {host}: {len(m.cells)} of {len(full.cells)} cell(s)")
+    cells = mx.run_matrix(m, out, workers, args.rerun, options, extra) if m.cells else []
+    cells = shards.tag(cells, host, shard)
+    out.mkdir(parents=True, exist_ok=True)
     report.merge_junit(mx.attempt_files(out), cells, out / "junit.xml")
-    paths = report.build_report(out, cells, m.meta())
+    paths = report.build_report(out, cells, {**full.meta(), **shards.shard_record(shard, host, plan, started,
+                                                                                   time.time())})
     t = report.totals(cells)
     print(f"livelab: matrix {m.os}: {t['pass']} pass, {t['flaky']} flaky, {t['fail']} fail, {t['skip']} skip"
           f" -> {paths['html']}")
     return 1 if t["fail"] else 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    summary = matrix_merge.merge(Path(args.out), [Path(d) for d in args.dirs], [Path(p) for p in args.plan or []])
+    t = summary["totals"]
+    return 1 if t.get("fail") or t.get(report.MISSING) else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -60,7 +101,16 @@ def _matrix_options(p: argparse.ArgumentParser, os_id: str) -> None:
     p.add_argument("--scenarios", help="comma list of scenario names (default: base)")
     p.add_argument("--scenario-dir", action="append", default=None, metavar="DIR",
                    help="where the scenario YAML files are (repeatable; default ./scenarios)")
-    p.add_argument("--output", "-o", required=True, help="output directory")
+    p.add_argument("--output", "-o", help="output directory (required to run)")
+    p.add_argument("--list", action="store_true", help="print the cells (of --shard K/N; split by --shards N) "
+                                                       "and exit: id, expected seconds, their source, shard")
+    p.add_argument("--json", action="store_true", help="with --list: a JSON document (livelab.cells/1)")
+    p.add_argument("--shard", metavar="K/N", help="run the K-th of N shards (balanced by expected boot time)")
+    p.add_argument("--shards", metavar="N", help="with --list: split the cells into N shards")
+    p.add_argument("--durations", metavar="FILE", help="recorded seconds per cell (livelab.durations/1, e.g. a "
+                                                       "merge's durations.json) to balance the shards by")
+    p.add_argument("--host", metavar="NAME", help="the host name a shard's outputs are tagged with "
+                                                  "(default: this machine's)")
     p.add_argument("--rerun", type=int, default=0, metavar="N", help="re-run failed cells up to N times")
     p.add_argument("--workers", default="auto", help="pytest-xdist workers: N or auto (by memory and CPUs)")
     # passed on to the matrix's pytest; the mirror and keyring default to its ini values
@@ -73,10 +123,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("matrix", help="run a boot matrix with pytest-xdist; write junit.xml, summary.json, report.html",
                        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="\n".join(__doc__.splitlines()[2:]))
-    msub = p.add_subparsers(dest="matrix_verb", metavar="fcos|flatcar|report")
+    msub = p.add_subparsers(dest="matrix_verb", metavar="fcos|flatcar|merge|report")
     msub.required = True
     for os_id in ("fcos", "flatcar"):
         _matrix_options(msub.add_parser(os_id, help=f"run a {os_id} matrix"), os_id)
+    g = msub.add_parser("merge", help="merge shard outputs into one summary.json, junit.xml and report.html")
+    g.add_argument("out", metavar="OUT", help="the merged output directory (new, or an earlier merge's)")
+    # "+": the DIRs after the options too (a "*" would take none at OUT and refuse them after --plan)
+    g.add_argument("dirs", metavar="DIR", nargs="+", help="a shard's output directory (livelab matrix --shard)")
+    g.add_argument("--plan", action="append", metavar="FILE",
+                   help="a --list --json document: its cells count as expected even if no DIR has them (repeatable)")
+    g.set_defaults(func=cmd_merge)
     r = msub.add_parser("report", help="regenerate report.html from DIR/summary.json")
     r.add_argument("dir")
     r.set_defaults(func=cmd_report)

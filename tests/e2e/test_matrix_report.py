@@ -1,16 +1,14 @@
 """``livelab matrix`` end to end: a small real matrix on the stand-in, and report.html in a real browser."""
 import json
 import re
-import shutil
-import struct
 import subprocess
 import sys
-import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from browser import chromium, png_rows
 
 from harness import matrix as mx
 from harness import report
@@ -63,36 +61,6 @@ def _fake_matrix(root: Path) -> list:
     return cells
 
 
-def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert exe, "chromium is not installed (scripts/setup-host.sh installs it: apt-get install -y chromium)"
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'chromium-profile'}", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def _png_rows(path: Path) -> tuple:
-    """(width, height, number of distinct scanlines) of a PNG: a blank page has one distinct line."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, width, height, bpp = 8, b"", 0, 0, 4
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        chunk = data[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            width, height, depth, colour = struct.unpack(">IIBB", chunk[:10])
-            bpp = {0: 1, 2: 3, 4: 2, 6: 4}.get(colour, 4) * max(1, depth // 8)
-        elif kind == b"IDAT":
-            idat += chunk
-        pos += 12 + length
-    raw = zlib.decompress(idat)
-    stride = width * bpp + 1
-    return width, height, len({raw[i * stride + 1:(i + 1) * stride] for i in range(height)})
-
-
 class _Hrefs(HTMLParser):
     def __init__(self):
         super().__init__()
@@ -113,16 +81,16 @@ def test_report_renders_in_chromium(tmp_path):
     cells = _fake_matrix(out)
     html = report.build_report(out, cells)["html"]
 
-    dom = _chromium(tmp_path, "--dump-dom", html.as_uri()).stdout
+    dom = chromium(tmp_path, "--dump-dom", html.as_uri()).stdout
     assert re.search(r'<table class="matrix" id="matrix">', dom)
     for c in cells:
         assert re.search(rf'<td class="cell {c["result"]}" data-id="{re.escape(c["id"])}"', dom), c["id"]
     assert dom.count("<svg") == len(cells) and dom.count('class="phase phase-') >= 7
 
     png = tmp_path / "report.png"
-    _chromium(tmp_path, f"--screenshot={png}", "--window-size=1280,900", html.as_uri())
+    chromium(tmp_path, f"--screenshot={png}", "--window-size=1280,900", html.as_uri())
     assert png.is_file()
-    width, height, distinct = _png_rows(png)
+    width, height, distinct = png_rows(png)
     assert (width, height) == (1280, 900)
     assert distinct > 50, "the screenshot is blank"
 
