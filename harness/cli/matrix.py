@@ -14,6 +14,7 @@ from pathlib import Path
 from .. import matrix as mx
 from .. import options, report, runtime
 from ..errors import LivelabError
+from ..progress import matrix as progress
 from ..vocab import FCOS_STREAMS, FLATCAR_CHANNELS, OS_METHODS
 
 
@@ -32,7 +33,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if extra and extra[0] != "--":
         raise LivelabError(f"unexpected argument {extra[0]!r}: pytest options go after --")
     extra = extra[1:]
-    cells = mx.run_matrix(m, out, workers, args.rerun, options, extra)
+    with progress.for_matrix(m.ids, out, workers, quiet=args.quiet):   # cells as they start, fail and end
+        cells = mx.run_matrix(m, out, workers, args.rerun, options, extra)
     report.merge_junit(mx.attempt_files(out), cells, out / "junit.xml")
     paths = report.build_report(out, cells, m.meta())
     t = report.totals(cells)
@@ -65,6 +67,7 @@ def _matrix_options(p: argparse.ArgumentParser, os_id: str) -> None:
     p.add_argument("--workers", default="auto", help="pytest-xdist workers: N or auto (by memory and CPUs)")
     # passed on to the matrix's pytest; the mirror and keyring default to its ini values
     options.add_options(p.add_argument, ("extend_timeout", "vm_cpus", "mirror", "keyring", "ignition_spec_table"))
+    options.add_options(p.add_argument, options.PROGRESS_OPTIONS)
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")
     p.set_defaults(func=cmd_run, os=os_id)
 

@@ -217,9 +217,10 @@ class BootProgress:
         self.finish()
         tap = self._tap
         if tap is not None:
-            for hooks, fn in ((tap.watchers, self.event), (tap.listeners, self.echo)):
-                if fn in hooks:
-                    hooks.remove(fn)
+            if self.event in tap.watchers:
+                tap.watchers.remove(self.event)
+            if self.echo in tap.listeners:
+                tap.listeners.remove(self.echo)
             self._tap = None
 
     def __enter__(self) -> BootProgress:
