@@ -309,7 +309,7 @@ class BootProgress:
 
     def heartbeat(self) -> str:
         """The plain line when nothing was said for a while."""
-        last = max(self.lines.phases.items(), key=lambda kv: kv[1], default=None)
+        last = list(self.lines.phases.items())[-1] if self.lines.phases else None    # the latest reached
         seen = f"; last phase {last[0]} at {last[1]:.1f} s" if last else ""
         what = "starting (admission, QEMU)" if self.stage == STARTING else self._stage_label()
         return f"{self.name}: {self.elapsed():7.1f} s  {'…':<14} still {what}: {self.in_stage():.0f} s in it{seen}"
