@@ -154,8 +154,9 @@ class MatrixProgress:
         return sum(1 for s in self.state.values() if s in states)
 
     def _scale(self) -> float:
-        """How long this run's finished cells took against their recorded times (0.25 to 4)."""
-        done = [i for i in self.took if self.took[i] > 0]
+        """How long this run's passed cells took against their recorded times (0.25 to 4; a failure
+        ends early and says nothing of the host's speed)."""
+        done = [i for i in self.took if self.took[i] > 0 and self.state[i] == "passed"]
         if not done:
             return 1.0
         ratio = sum(self.took[i] for i in done) / max(1e-6, sum(self.expected[i] for i in done))
