@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from .. import options, poll, runtime
 from ..errors import LivelabError
@@ -77,30 +78,43 @@ def _run_dir(args: argparse.Namespace, name: str) -> Path:
     return Path("runs") / "cli" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _say(args: argparse.Namespace):
+def _say(args: argparse.Namespace) -> Callable[[str], None]:
     """print() to stderr, or nothing with --quiet."""
     if getattr(args, "quiet", False):
         return lambda message: None
     return lambda message: print(message, file=sys.stderr)
 
 
-def _watch(args: argparse.Namespace, lb: LiveBoot) -> BootProgress:
-    """The boot's progress display on stderr, watching the prepared machine (before it starts);
-    with ``--console`` the raw console goes to stdout too."""
+def _display(args: argparse.Namespace, name: str) -> BootProgress:
+    """The boot's progress display on stderr; in plain form its heartbeat starts at once (the
+    preparation is heard too), the live line once the machine is watched."""
     console = bool(getattr(args, "console", False))
     mode = choose_mode(quiet=getattr(args, "quiet", False), plain=console or getattr(args, "verbose", False),
                        stream=sys.stderr)
-    return BootProgress(lb.name, mode, sys.stderr).attach(lb.require_machine().tap,
-                                                         echo=sys.stdout if console else None)
+    shown = BootProgress(name, mode, sys.stderr)
+    if mode == "plain":
+        shown.start()
+    return shown
 
 
-def _start(args: argparse.Namespace, lb: LiveBoot) -> BootProgress:
-    """Start the prepared boot with its progress display; the display is closed if the start fails."""
-    shown = _watch(args, lb)
+def _watch(args: argparse.Namespace, lb: LiveBoot, shown: BootProgress) -> BootProgress:
+    """``shown`` watching the prepared machine (before it starts); with ``--console`` the raw
+    console goes to stdout too."""
+    console = bool(getattr(args, "console", False))
+    return shown.attach(lb.require_machine().tap, echo=sys.stdout if console else None)
+
+
+def _prepare_and_start(args: argparse.Namespace, lb: LiveBoot, say: Callable[[str], None]) -> BootProgress:
+    """Prepare and start the boot with its progress display; on failure both are closed."""
+    shown = _display(args, lb.name)
     try:
+        lb.prepare()
+        say(f"livelab: artifacts {lb.require_release().version} verified; run dir {lb.run_dir}")
+        _watch(args, lb, shown)
         lb.start()
     except BaseException:
         shown.close()
+        lb.close()
         raise
     return shown
 
@@ -113,13 +127,7 @@ def _boot(args: argparse.Namespace) -> tuple[LiveBoot, BootProgress]:
     say = _say(args)
     runtime.reap_stale(log=say)
     say(f"livelab: {req.test_id}: {req.memory_mib} MiB, {req.cpus} vCPUs, accel {lb.accel.name} ({lb.accel.reason})")
-    try:
-        lb.prepare()
-        say(f"livelab: artifacts {lb.require_release().version} verified; run dir {run_dir}")
-        return lb, _start(args, lb)
-    except BaseException:
-        lb.close()
-        raise
+    return lb, _prepare_and_start(args, lb, say)
 
 
 def cmd_boot(args: argparse.Namespace) -> int:
@@ -236,13 +244,7 @@ def cmd_repro(args: argparse.Namespace) -> int:
     say = _say(args)
     say(f"livelab: re-creating {tid} ({req.os} {req.stream} {req.version}) from {path}; run dir {run_dir}")
     runtime.reap_stale(log=say)
-    try:
-        lb.prepare()
-        shown = _start(args, lb)
-    except BaseException:
-        lb.close()
-        raise
-    return _keep(lb, shown)
+    return _keep(lb, _prepare_and_start(args, lb, say))
 
 
 def cmd_accel(args: argparse.Namespace) -> int:

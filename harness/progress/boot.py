@@ -36,7 +36,10 @@ MODES = ("live", "plain", "quiet")
 
 # the stages a person follows, in boot order
 STAGES = ("firmware", "kernel", "initramfs", "Ignition", "switch-root", "login", "SSH")
-STARTING, READY, LOST_STAGE = "starting", "ready", "lost"
+PREPARING, STARTING, READY, LOST_STAGE = "preparing", "starting", "ready", "lost"
+# what the stages before the first phase wait for
+_WAITING = {PREPARING: "preparing (artifacts, Ignition config, boot media)",
+            STARTING: "starting (admission by memory and CPUs, QEMU)"}
 # the stage a boot is in once the phase showed (the furthest one counts)
 _STAGE_OF = {
     "qemu_start": "firmware", "first_console": "firmware", "ipxe_chain": "firmware",
@@ -156,7 +159,7 @@ class BootProgress:
         self.heartbeat_s = heartbeat_s
         self.clock = clock
         self.lines = BootLines(name)
-        self.stage = STARTING
+        self.stage = PREPARING
         self.lost: BootEvent | None = None
         self._since = clock()            # when the stage began
         self._attached = clock()
@@ -174,6 +177,9 @@ class BootProgress:
     def attach(self, tap: ConsoleTap, echo: TextIO | None = None) -> BootProgress:
         """Watch ``tap`` (and copy its raw console to ``echo``); the live line or the heartbeat starts."""
         self._tap = tap
+        with self._lock:
+            if self.stage == PREPARING:
+                self._set_stage(STARTING, self.clock())
         tap.watchers.append(self.event)
         if echo is not None:
             self._echo = echo
@@ -184,6 +190,9 @@ class BootProgress:
         return self
 
     def start(self) -> None:
+        """The live line (``live``) or the heartbeat (``plain``) starts; ``attach`` calls it (call it
+        before to be heard while the boot is prepared: in plain mode only, a download's progress
+        bar is a live display of its own)."""
         if self.mode == "live" and self._live is None:
             from rich.console import Console
             from rich.live import Live
@@ -311,7 +320,7 @@ class BootProgress:
         """The plain line when nothing was said for a while."""
         last = list(self.lines.phases.items())[-1] if self.lines.phases else None    # the latest reached
         seen = f"; last phase {last[0]} at {last[1]:.1f} s" if last else ""
-        what = "starting (admission, QEMU)" if self.stage == STARTING else self._stage_label()
+        what = _WAITING.get(self.stage) or self._stage_label()
         return f"{self.name}: {self.elapsed():7.1f} s  {'…':<14} still {what}: {self.in_stage():.0f} s in it{seen}"
 
     def _beat(self) -> None:

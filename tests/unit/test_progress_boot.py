@@ -100,7 +100,8 @@ def test_live_mode_draws_a_status_line_and_prints_the_phases_above_it():
 
 def test_status_before_qemu_and_stages():
     shown = BootProgress("vm", "plain", io.StringIO(), heartbeat_s=0)
-    assert shown.status().plain.startswith("vm  starting")
+    assert shown.status().plain.startswith("vm  preparing")
+    assert "still preparing (artifacts, Ignition config, boot media)" in shown.heartbeat()
     assert stage_of([]) == "starting"
     assert stage_of(["qemu_start", "first_console"]) == "firmware"
     assert stage_of(["qemu_start", "kernel_start", "init_start", "ignition_start", "rootfs_done"]) == "Ignition"
@@ -187,11 +188,14 @@ def test_the_cli_watches_the_prepared_machine(monkeypatch):
     lb = SimpleNamespace(name="fcos.stable.iso.bios", require_machine=lambda: SimpleNamespace(tap=tap))
     err = io.StringIO()
     monkeypatch.setattr("sys.stderr", err)
-    shown = cli_run._watch(SimpleNamespace(quiet=False, console=False, verbose=False), lb)
-    assert shown.mode == "plain" and shown.event in tap.watchers
+    args = SimpleNamespace(quiet=False, console=False, verbose=False)
+    shown = cli_run._display(args, lb.name)
+    assert shown.mode == "plain" and shown._thread is not None and shown.stage == "preparing"
+    cli_run._watch(args, lb, shown)
+    assert shown.event in tap.watchers and shown.stage == "starting"
     tap.write("[    0.0] Linux version 6.1.0 (debian)\n")
     shown.close()
     assert "fcos.stable.iso.bios:" in err.getvalue() and "kernel_start" in err.getvalue()
-    quiet = cli_run._watch(SimpleNamespace(quiet=True, console=False, verbose=False), lb)
-    assert quiet.mode == "quiet"
+    quiet = cli_run._display(SimpleNamespace(quiet=True, console=False, verbose=False), lb.name)
+    assert quiet.mode == "quiet" and quiet._thread is None
     quiet.close()
