@@ -250,7 +250,8 @@ class BootProgress:
             elif event.kind == PHASE:
                 if self._boot_t0 is None:
                     self._boot_t0 = now - event.seconds
-                self._set_stage(stage_of([*self.lines.phases, event.name]), now)
+                if self.lost is None:        # a lost boot stays lost until the next boot
+                    self._set_stage(stage_of([*self.lines.phases, event.name]), now)
             elif event.kind == LOST:
                 self.lost = event
                 self._set_stage(LOST_STAGE, now)
@@ -280,6 +281,7 @@ class BootProgress:
             if self._live is not None:
                 from rich.text import Text
                 self._live.console.print(Text(self.prefix + text), soft_wrap=True)
+                self._live.refresh()         # the status line below it shows the new stage at once
                 return
             if self._mid_line and self._echo is not None:
                 self._echo.write("\n")

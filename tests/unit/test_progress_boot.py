@@ -80,6 +80,8 @@ def test_a_lost_boot_says_its_reason_at_the_deciding_line():
     # at once: within a chunk or two of the line that decided it, not at the end of the log
     assert said_at and said_at[0] <= deciding + 400 < len(text)
     assert shown.stage == "lost" and shown.lost.name == tap.failure[0]
+    shown.event(BootEvent(PHASE, "login_prompt", 50.0))          # the emergency shell's prompt, say
+    assert shown.stage == "lost" and shown.status().plain.startswith("vm1  lost: Ignition failed")
 
 
 def test_live_mode_draws_a_status_line_and_prints_the_phases_above_it():
