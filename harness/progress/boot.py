@@ -11,8 +11,8 @@ boot is lost) and shows, by ``mode``:
   line whenever nothing was printed for ``heartbeat_s`` seconds, so a slow stage is never silent;
 - ``quiet``: nothing.
 
-``BootLog`` writes the same lines through ``logging`` (logger ``harness.boot``: phases at INFO, a
-lost boot at WARNING); every ``Machine`` has one, and pytest shows them with ``-v`` or
+``BootLog`` writes the same lines through ``logging`` (logger ``harness.boot``, INFO); every
+``Machine`` has one, and pytest shows them with ``-v`` or
 ``--log-cli-level=INFO`` (``harness.progress.logs``).
 """
 from __future__ import annotations
@@ -120,7 +120,8 @@ class BootLines:
 
 
 class BootLog:
-    """A ``ConsoleTap`` watcher that logs each phase line (INFO) and a lost boot (WARNING)."""
+    """A ``ConsoleTap`` watcher that logs each line at INFO (a lost boot too: it is raised as a
+    ``BootFailure`` anyway, and a WARNING would reach stderr of a CLI that configured no logging)."""
 
     def __init__(self, name: str, logger: logging.Logger = LOG):
         self.lines = BootLines(name)
@@ -129,7 +130,7 @@ class BootLog:
     def __call__(self, event: BootEvent) -> None:
         text = self.lines.line(event)
         if text is not None:
-            self.logger.log(logging.WARNING if event.kind == LOST else logging.INFO, "%s", text)
+            self.logger.info("%s", text)
 
 
 def choose_mode(quiet: bool = False, plain: bool = False, stream: TextIO | None = None) -> str:
