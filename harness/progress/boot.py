@@ -18,6 +18,7 @@ boot is lost) and shows, by ``mode``:
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -134,12 +135,13 @@ class BootLog:
 
 
 def choose_mode(quiet: bool = False, plain: bool = False, stream: TextIO | None = None) -> str:
-    """``quiet``, ``plain`` (asked for, or ``stream`` is no terminal) or ``live``."""
+    """``quiet``, ``plain`` (asked for, or ``stream`` is no terminal, or a dumb one) or ``live``."""
     if quiet:
         return "quiet"
     stream = stream if stream is not None else sys.stderr
     isatty = getattr(stream, "isatty", None)
-    return "live" if not plain and isatty is not None and isatty() else "plain"
+    terminal = isatty is not None and isatty() and os.environ.get("TERM") != "dumb"
+    return "live" if terminal and not plain else "plain"
 
 
 class BootProgress:

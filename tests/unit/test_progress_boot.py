@@ -176,9 +176,13 @@ def test_boot_log_writes_the_same_lines_through_logging(caplog):
     assert [r.levelname for r in caplog.records if "LOST" in r.getMessage()] == ["INFO"]
 
 
-def test_mode_choice():
+def test_mode_choice(monkeypatch):
+    monkeypatch.setenv("TERM", "xterm-256color")
     assert choose_mode(quiet=True, stream=Terminal()) == "quiet"
     assert choose_mode(stream=Terminal()) == "live"
+    monkeypatch.setenv("TERM", "dumb")
+    assert choose_mode(stream=Terminal()) == "plain"
+    monkeypatch.setenv("TERM", "xterm")
     assert choose_mode(plain=True, stream=Terminal()) == "plain"
     assert choose_mode(stream=io.StringIO()) == "plain"
     with pytest.raises(ValueError):
