@@ -317,7 +317,7 @@ class BootProgress:
         t.append(self.name, style="bold")
         t.append("  ")
         t.append(self._stage_label(), style=style)
-        t.append(f"  {self.in_stage():.0f} s", style="yellow")
+        t.append(f"  {int(self.in_stage())} s", style="yellow")
         t.append(f"  (total {self.elapsed():.1f} s)", style="dim")
         return t
 
@@ -326,7 +326,7 @@ class BootProgress:
         last = list(self.lines.phases.items())[-1] if self.lines.phases else None    # the latest reached
         seen = f"; last phase {last[0]} at {last[1]:.1f} s" if last else ""
         what = _WAITING.get(self.stage) or self._stage_label()
-        return f"{self.name}: {self.elapsed():7.1f} s  {'…':<14} still {what}: {self.in_stage():.0f} s in it{seen}"
+        return f"{self.name}: {self.elapsed():7.1f} s  {'…':<14} still {what}: {int(self.in_stage())} s in it{seen}"
 
     def _beat(self) -> None:
         while not self._stop.wait(min(1.0, self.heartbeat_s)):
