@@ -274,7 +274,9 @@ class MatrixProgress:
             self.poll()
 
 
-def for_matrix(ids: Sequence[str], output_dir: Path, workers: int, quiet: bool = False) -> MatrixProgress:
-    """The progress of a matrix run writing to ``output_dir`` (its events in ``attempts/``)."""
-    return MatrixProgress(ids, workers, events_path=Path(output_dir) / "attempts" / "progress-events.jsonl",
-                          quiet=quiet)
+def for_matrix(ids: Sequence[str], output_dir: Path, workers: int, quiet: bool = False,
+               expected: dict[str, float] | None = None) -> MatrixProgress:
+    """The progress of a matrix run writing to ``output_dir`` (its events in ``attempts/``);
+    ``expected``: each cell's seconds, when the caller knows them (else ``expected_seconds``)."""
+    return MatrixProgress(ids, workers, expected=expected,
+                          events_path=Path(output_dir) / "attempts" / "progress-events.jsonl", quiet=quiet)

@@ -149,3 +149,12 @@ def test_boot_lines_in_pytest_output(tmp_path):
     assert workers.returncode == 0, workers.stdout + workers.stderr
     assert "livelab: vm-under-test:" in workers.stderr and "kernel_start" in workers.stderr
     assert "] livelab: vm-under-test:" in workers.stderr      # the worker's id first
+
+
+def test_for_matrix_follows_the_output_directory(tmp_path):
+    p = pm.for_matrix(IDS, tmp_path, 2, quiet=True, expected=dict.fromkeys(IDS, 10.0))
+    assert p.events_path == tmp_path / "attempts" / "progress-events.jsonl" and p.expected[IDS[0]] == 10.0
+    with p:
+        p.events_path.write_text(json.dumps({"event": "start", "id": node(IDS[0])}) + "\n")
+        p.poll()
+    assert p.state[IDS[0]] == "running" and p.stream is sys.stdout
