@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from re import Pattern
 from typing import Callable, ClassVar, TextIO
 
@@ -50,6 +51,21 @@ def _compile(pattern: str | Pattern, regex: bool) -> Pattern:
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 
 
+# the kinds of BootEvent
+BOOT, PHASE, LOST = "boot", "phase", "lost"
+
+
+@dataclass(frozen=True)
+class BootEvent:
+    """What a ``ConsoleTap`` tells its ``watchers``, as it happens: a boot starts (``name``: its
+    number), a phase showed (``name``: the phase), or the boot is lost (``name``: the reason)."""
+
+    kind: str            # BOOT, PHASE or LOST
+    name: str
+    seconds: float       # since this boot's QEMU start (or reset)
+    line: str = ""       # the console line that showed it
+
+
 def _as_rules(patterns: Iterable[Rule | tuple]) -> list[Rule]:
     """Rules, from rules or from plain ``(reason, pattern)`` pairs (each a fatal rule)."""
     return [p if isinstance(p, Rule) else Rule(p[0], _compile(p[1], True)) for p in patterns]
@@ -58,7 +74,12 @@ def _as_rules(patterns: Iterable[Rule | tuple]) -> list[Rule]:
 class ConsoleTap:
     """Receives every chunk read from the console, as it arrives, and triages it line by line
     (``harness.triage``): ``failure`` is ``(reason, deciding line, monotonic time)`` once a line
-    ends the boot, ``phases`` the seconds from ``t0`` at which each boot phase showed."""
+    ends the boot, ``phases`` the seconds from ``t0`` at which each boot phase showed.
+
+    ``listeners`` get every raw chunk; ``watchers`` get a ``BootEvent`` for each new boot, each
+    phase as it is first reached (the console's, and those the machine adds with ``reach``) and a
+    lost boot, on the thread that saw it (a watcher that raises is logged, never the console's
+    problem)."""
 
     def __init__(self, t0: float, fail_patterns: Iterable[Rule | tuple] = FAIL_PATTERNS, keep_lines: int = 200):
         self.t0 = t0
@@ -66,6 +87,8 @@ class ConsoleTap:
         self.keep_lines = keep_lines
         self.ignored_failures: list[str] = []
         self.listeners: list[Callable[[str], None]] = []   # e.g. echo the console live
+        self.watchers: list[Callable[[BootEvent], None]] = []   # e.g. show the boot's progress
+        self.boot = 0                          # boots started (new_boot) so far
         self.timed_log: TextIO | None = None   # every line with its seconds since QEMU start / reset
         self.triage = self._new_triage()
         self.phases: dict = {}
@@ -78,13 +101,30 @@ class ConsoleTap:
         t.on_line = self._timed_line
         return t
 
+    def reach(self, name: str, seconds: float | None = None, line: str = "") -> bool:
+        """Record phase ``name`` of this boot at ``seconds`` (default: now) unless it showed
+        already, and tell the watchers; True when it is new."""
+        if name in self.phases:
+            return False
+        self.phases[name] = round(time.monotonic() - self.t0, 2) if seconds is None else seconds
+        self._tell(BootEvent(PHASE, name, self.phases[name], line))
+        return True
+
+    def _tell(self, event: BootEvent) -> None:
+        for watcher in list(self.watchers):
+            try:
+                watcher(event)
+            except Exception:
+                log.warning("console: a watcher failed on %s", event, exc_info=True)
+
     def _phase(self, name: str, line: LogLine) -> None:
-        self.phases.setdefault(name, round(time.monotonic() - self.t0, 2))
+        self.reach(name, line=line.text.strip())
 
     def _failed(self, failure: Failure) -> None:
         now = time.monotonic()
         self.failure = (failure.reason, failure.line, now)
         log.debug("console: %s at %.1f s: %s", failure.reason, now - self.t0, failure.line)
+        self._tell(BootEvent(LOST, failure.reason, round(now - self.t0, 2), failure.line))
 
     def _timed_line(self, line: LogLine) -> None:
         if self.timed_log is not None:
@@ -96,6 +136,8 @@ class ConsoleTap:
         self.phases = {}
         self.failure = None
         self.triage.new_boot()
+        self.boot += 1
+        self._tell(BootEvent(BOOT, str(self.boot), 0.0))
 
     def write(self, data: str) -> None:
         if not data:
@@ -103,11 +145,11 @@ class ConsoleTap:
         for listener in self.listeners:
             listener(data)
         if "first_console" not in self.phases:
-            self.phases["first_console"] = round(time.monotonic() - self.t0, 2)
+            self.reach("first_console")
         self.triage.feed(data)
         # a prompt such as "login: " has no newline yet
         if "login_prompt" not in self.phases and LOGIN_PROMPT.search(self.triage.splitter.partial):
-            self.phases["login_prompt"] = round(time.monotonic() - self.t0, 2)
+            self.reach("login_prompt", line=self.triage.splitter.partial.strip())
 
     def flush(self) -> None:
         pass

@@ -54,11 +54,15 @@ OPTIONS: dict[str, Option] = {
     "below_minimum": Option(("--below-minimum",), {"action": "store_true", "help": (
         "allow memory below the documented minimum")}),
     "vm_cpus": Option(("--vm-cpus",), {"default": "auto", "metavar": "N|auto", "help": runtime.VM_CPUS_HELP}),
+    # what the CLI shows while it runs (harness.progress)
+    "quiet": Option(("--quiet", "-q"), {"action": "store_true", "help": (
+        "print only the result: no boot phases, no status line, no progress lines")}),
 }
 ARTIFACT_OPTIONS = ("mirror", "keyring", "ignition_spec_table", "ignition_max_spec", "insecure", "offline",
                     "cache_dir")
 VM_OPTIONS = ("accel", "backend", "libvirt_uri", "extend_timeout", "below_minimum")
 CONFIG_OPTIONS = ("ignition_validate",)
+PROGRESS_OPTIONS = ("quiet",)
 
 
 def add_options(add: Callable[..., Any], names: tuple[str, ...] | list[str], **changes: dict) -> None:

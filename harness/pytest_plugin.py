@@ -27,6 +27,8 @@ from . import durations, options, runtime, selection
 from . import scenario as sc
 from .errors import LivelabError
 from .lab import BootRequest, LabOptions, LiveBoot
+from .progress import logs as progress_logs
+from .progress import matrix as progress_matrix
 from .ssh import SessionKey
 from .triage.inputs import triage_run_dir
 from .vm.accel import Accel
@@ -94,7 +96,9 @@ def pytest_configure(config: pytest.Config) -> None:
     except LivelabError as exc:
         raise pytest.UsageError(exc.one_line()) from None
     _collect_scenario_dirs_too(config)
+    progress_logs.install(config)          # each boot's phases as log lines with -v / --log-cli-level=INFO
     if not hasattr(config, "workerinput"):
+        progress_matrix.record_events(config)   # a `livelab matrix` run's cells as they start and end
         # one run directory for the controller and every xdist worker it starts (they inherit it)
         os.environ.setdefault("LIVELAB_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))
         if config.getoption("--durations-json"):

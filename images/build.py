@@ -138,55 +138,175 @@ class BuildError(Exception):
 
 # --------------------------------------------------------------------------- progress
 
-class Progress:
-    """Phase names with elapsed time; a live ticker on a terminal, plain lines otherwise."""
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]")
+HEARTBEAT_S = 10.0      # without a terminal: the longest a stage goes without a line
 
-    def __init__(self, stream=sys.stderr):
+
+def _clip(text: str, width: int = 100) -> str:
+    text = " ".join(_ANSI.sub("", text).split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+class Progress:
+    """Stage names with elapsed time, and what the stage is doing now (``note``: the last
+    interesting line of its commands).
+
+    On a terminal a ticker redraws the stage's line every second; otherwise a heartbeat line is
+    printed whenever nothing was for ``heartbeat_s`` seconds.  A milestone (a new step inside a
+    stage) is printed at once in both forms."""
+
+    def __init__(self, stream=sys.stderr, heartbeat_s: float = HEARTBEAT_S, tty: bool | None = None):
         self.stream = stream
-        self.tty = stream.isatty()
+        self.tty = stream.isatty() if tty is None else tty
+        self.heartbeat_s = heartbeat_s
         self.t0 = time.monotonic()
         self.phase = None
         self.phase_t0 = 0.0
+        self.detail = ""
         self.times: dict[str, float] = {}
+        self._last_out = self.t0
+        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread = None
 
     def _line(self, text: str, end: str = "\n") -> None:
-        if self.tty:
-            self.stream.write("\r\033[K" + text + end)
-        else:
-            self.stream.write(text + end)
-        self.stream.flush()
+        with self._lock:
+            if self.tty:
+                self.stream.write("\r\033[K" + text + end)
+            else:
+                self.stream.write(text + end)
+            self.stream.flush()
+            self._last_out = time.monotonic()
+
+    def _stamp(self, now: float) -> str:
+        return f"  [{now - self.t0:6.1f}s]"
 
     def _tick(self) -> None:
-        while not self._stop.wait(1.0):
-            if self.phase:
+        while not self._stop.wait(1.0 if self.tty else min(1.0, self.heartbeat_s)):
+            with self._lock:
+                if not self.phase:
+                    continue
                 now = time.monotonic()
-                self._line(f"  [{now - self.t0:6.1f}s] {self.phase} ... {now - self.phase_t0:5.1f}s", end="")
+                detail = f"  {self.detail}" if self.detail else ""
+                if self.tty:
+                    width = shutil.get_terminal_size((100, 24)).columns - 1
+                    text = f"{self._stamp(now)} {self.phase} ... {now - self.phase_t0:5.1f}s{detail}"
+                    self._line(text[:width], end="")
+                elif now - self._last_out >= self.heartbeat_s:
+                    self._line(f"{self._stamp(now)} {self.phase} ... {now - self.phase_t0:.0f}s so far"
+                               + (f": {self.detail}" if self.detail else ""))
 
     def start(self, phase: str) -> None:
         self.end()
-        self.phase = phase
-        self.phase_t0 = time.monotonic()
-        self._line(f"  [{self.phase_t0 - self.t0:6.1f}s] {phase} ...", end="" if self.tty else "\n")
-        if self.tty and self._thread is None:
-            self._thread = threading.Thread(target=self._tick, daemon=True)
-            self._thread.start()
+        with self._lock:
+            self.phase = phase
+            self.detail = ""
+            self.phase_t0 = time.monotonic()
+            self._line(f"{self._stamp(self.phase_t0)} {phase} ...", end="" if self.tty else "\n")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._tick, daemon=True)
+                self._thread.start()
 
     def end(self, note: str = "") -> None:
-        if self.phase:
-            now = time.monotonic()
-            dt = now - self.phase_t0
-            self.times[self.phase] = round(dt, 1)
-            self._line(f"  [{now - self.t0:6.1f}s] {self.phase} done in {dt:.1f}s{(' ' + note) if note else ''}")
-            self.phase = None
+        with self._lock:
+            if self.phase:
+                now = time.monotonic()
+                dt = now - self.phase_t0
+                self.times[self.phase] = round(dt, 1)
+                self._line(f"{self._stamp(now)} {self.phase} done in {dt:.1f}s{(' ' + note) if note else ''}")
+                self.phase = None
+                self.detail = ""
 
     def info(self, text: str) -> None:
         self._line("  " + text)
 
+    def note(self, text: str, milestone: bool = False) -> None:
+        """What the stage does now (the ticker and the next heartbeat show it); a milestone is
+        printed at once."""
+        text = _clip(text)
+        if not text:
+            return
+        with self._lock:
+            self.detail = text
+            if milestone:
+                self._line(f"{self._stamp(time.monotonic())} {self.phase or 'images'}: {text}")
+
+    def watch(self, status=None):
+        """A line handler for ``run``: each line through ``status.feed`` (a ``(text, milestone)``
+        or None), or, without one, each line itself as the stage's detail."""
+        def on_line(line: str) -> None:
+            if status is None:
+                self.note(line)
+                return
+            got = status.feed(line)
+            if got:
+                self.note(*got)
+        return on_line
+
     def close(self) -> None:
         self.end()
         self._stop.set()
+
+
+class MmdebstrapStatus:
+    """What ``mmdebstrap --verbose`` is doing, from its lines: its own steps (``I: ...``, printed
+    at once) and apt's and dpkg's package lines counted: download, unpack, configure."""
+
+    _TOTAL = re.compile(r"(\d+) upgraded, (\d+) newly installed")
+    _GET = re.compile(r"^Get:(\d+) \S+ \S+ (.*?) \[")
+    _FETCHED = re.compile(r"^Fetched (.+) in (.+)")
+
+    def __init__(self):
+        self.total = 0
+        self.counts = {"download": 0, "unpack": 0, "configure": 0}
+
+    def _count(self, what: str, pkg: str) -> tuple[str, bool]:
+        self.counts[what] += 1
+        of = f"/{self.total}" if self.total else ""
+        return f"{what} {self.counts[what]}{of}: {pkg}", False
+
+    def feed(self, line: str):
+        line = _ANSI.sub("", line).strip()
+        if line.startswith(("I: ", "W: ", "E: ")):
+            if line.startswith("I: "):
+                self.total = 0
+                self.counts = dict.fromkeys(self.counts, 0)
+            return line[3:], True
+        m = self._TOTAL.search(line)
+        if m:
+            self.total = int(m.group(2))
+            return f"{self.total} packages to install", True
+        m = self._GET.match(line)
+        if m:   # "Get:7 URL bookworm/main amd64 libc6 amd64 2.36-9 [2757 kB]", or an index ("... InRelease [151 kB]")
+            words = m.group(2).split()
+            self.counts["download"] = int(m.group(1)) - 1
+            return self._count("download", words[1] if len(words) >= 4 else " ".join(words))
+        if line.startswith("Unpacking "):
+            return self._count("unpack", line.split()[1])
+        if line.startswith("Setting up "):
+            return self._count("configure", line.split()[2])
+        m = self._FETCHED.match(line)
+        if m:
+            return f"downloaded {m.group(1)} in {m.group(2)}", True
+        return None
+
+
+class SquashfsStatus:
+    """mksquashfs's progress bar (``[===/  ] 1234/5678  21%``), one ``\\r``-separated update at a time."""
+
+    _BAR = re.compile(r"\]\s+(\d+)/(\d+)\s+(\d+)%")
+
+    def __init__(self):
+        self.percent = -1
+
+    def feed(self, line: str):
+        m = self._BAR.search(line)
+        if not m:
+            return None
+        percent = int(m.group(3))
+        step = percent // 25 != self.percent // 25     # each quarter is printed at once
+        self.percent = percent
+        return f"mksquashfs {percent}% ({m.group(1)}/{m.group(2)} blocks)", step and percent > 0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -219,21 +339,47 @@ def _resolve_in(root: Path, rel: str) -> str | None:
         done.append(part)
     return None
 
-def run(cmd, *, cwd=None, env=None, input=None, log=None, check=True, capture=False):
-    """Run a command; on failure raise BuildError with the tail of its output."""
+_SEGMENT = re.compile(rb"[\r\n]")
+
+
+def run(cmd, *, cwd=None, env=None, input=None, log=None, check=True, capture=False, on_line=None):
+    """Run a command; on failure raise BuildError with the tail of its output.  ``on_line`` gets
+    each line of its output (stdout and stderr; a ``\\r`` ends a line too: progress bars) as it
+    comes."""
     try:
-        res = subprocess.run(cmd, cwd=cwd, env=env, input=input,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.PIPE if input is not None else None,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     except OSError as e:
         raise BuildError(f"cannot run {cmd[0]}: {e.strerror}") from None
-    out = res.stdout or b""
+    if input is not None:
+        def feed():
+            with contextlib.suppress(OSError):
+                proc.stdin.write(input)
+                proc.stdin.close()
+        threading.Thread(target=feed, daemon=True).start()
+    chunks, pending = [], b""
+    while True:
+        chunk = os.read(proc.stdout.fileno(), 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if on_line is not None:
+            *lines, pending = _SEGMENT.split(pending + chunk)
+            for line in lines:
+                if line.strip():
+                    on_line(line.decode(errors="replace"))
+    if on_line is not None and pending.strip():
+        on_line(pending.decode(errors="replace"))
+    proc.stdout.close()
+    returncode = proc.wait()
+    out = b"".join(chunks)
     if log is not None:
         with open(log, "ab") as f:
             f.write(b"$ " + " ".join(map(str, cmd)).encode() + b"\n" + out + b"\n")
-    if check and res.returncode != 0:
-        tail = out.decode(errors="replace").strip().splitlines()[-15:]
-        raise BuildError(f"{Path(str(cmd[0])).name} failed (exit {res.returncode}): " + " | ".join(tail))
-    return out if capture else res.returncode
+    if check and returncode != 0:
+        tail = [ln for ln in re.split(r"[\r\n]", out.decode(errors="replace")) if ln.strip()][-15:]
+        raise BuildError(f"{Path(str(cmd[0])).name} failed (exit {returncode}): " + " | ".join(tail))
+    return out if capture else returncode
 
 
 def sha256_file(path: Path) -> str:
@@ -415,12 +561,16 @@ class Builder:
 
     # ---- helpers
     def sh(self, cmd, **kw):
+        """``run`` with the build log; its output lines feed the stage's progress (``on_line``
+        overrides: a command's own status parser)."""
+        kw.setdefault("on_line", self.progress.watch())
         return run(cmd, log=self.log, **kw)
 
     def chroot(self, *args: str, capture=False):
         env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                "LC_ALL": "C", "HOME": "/root", "DEBIAN_FRONTEND": "noninteractive"}
-        return run(["chroot", str(self.root), *args], env=env, log=self.log, capture=capture)
+        return run(["chroot", str(self.root), *args], env=env, log=self.log, capture=capture,
+                   on_line=None if capture else self.progress.watch())
 
     def mount_chroot(self) -> None:
         for d in ("proc", "sys", "dev"):
@@ -442,7 +592,7 @@ class Builder:
     def ignition(self, source: str | Path | None = None, url: str | None = None) -> None:
         self.progress.start(f"ignition: upstream {ignition_src.TAG} (ignition, ignition-validate)")
         try:
-            self.ign_dir, info = ignition_src.ensure(source, url, log=self.log)
+            self.ign_dir, info = ignition_src.ensure(source, url, log=self.log, note=self.progress.note)
         except ignition_src.IgnitionBuildError as e:
             raise BuildError(str(e)) from None
         self.info["ignition"] = {k: info.get(k) for k in ("version", "commit", "tree_sha256", "cache_hit", "seconds",
@@ -463,7 +613,9 @@ class Builder:
         CACHE.mkdir(parents=True, exist_ok=True)
         partial = CACHE / f"base-{key}.tar.partial"
         self.progress.start("base: mmdebstrap (Debian 12 packages)")
-        self.sh(mmdebstrap_cmd(partial))
+        # --verbose: apt's and dpkg's own lines, counted as the stage's progress (not part of the cache key)
+        cmd = mmdebstrap_cmd(partial)
+        self.sh([cmd[0], "--verbose", *cmd[1:]], on_line=self.progress.watch(MmdebstrapStatus()))
         os.replace(partial, tar)
         for old in CACHE.glob("base-*.tar"):
             if old != tar:
@@ -600,8 +752,8 @@ class Builder:
                 f.unlink()
         sq = self.work / "root.squashfs"
         self.sh(["mksquashfs", str(r), str(sq), "-comp", "zstd", "-Xcompression-level", "15",
-                 "-noappend", "-no-progress", "-quiet", "-wildcards", "-e", "proc/*", "sys/*", "dev/*",
-                 "run/*", "tmp/*"])
+                 "-noappend", "-quiet", "-wildcards", "-e", "proc/*", "sys/*", "dev/*",
+                 "run/*", "tmp/*"], on_line=self.progress.watch(SquashfsStatus()))
         self.info.setdefault("sizes", {})["root.squashfs"] = sq.stat().st_size
         self.progress.end(f"({sq.stat().st_size >> 20} MiB)")
 

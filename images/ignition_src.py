@@ -29,6 +29,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable, Optional
 
 import platformdirs
 
@@ -51,6 +52,10 @@ TARGETS = [("ignition", f"{PKG}/internal", ["-buildmode=pie"]),
            ("ignition-validate", f"{PKG}/validate", [])]
 BINARIES = [t[0] for t in TARGETS]
 DRACUT_MODULE = "dracut/30ignition"
+
+
+# told the build's progress: note(text, milestone=False)
+Note = Optional[Callable[..., None]]
 
 
 class IgnitionBuildError(Exception):
@@ -206,9 +211,23 @@ def go_env(go: str, gocache: Path, gopath: Path) -> dict:
     return env
 
 
-def build_binaries(tree: Path, out: Path, log: Path | None = None) -> dict:
+def _go_build(cmd: list[str], tree: Path, env: dict, name: str, note: Note) -> tuple[int, bytes]:
+    """Run one ``go build -v`` (it names each package as it compiles it): (exit status, output);
+    ``note`` hears how many packages are done."""
+    proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    lines = []
+    for raw in proc.stdout:
+        lines.append(raw)
+        if raw.strip() and note is not None:
+            note(f"go build {name}: {len(lines)} packages compiled ({raw.decode(errors='replace').strip()})")
+    return proc.wait(), b"".join(lines)
+
+
+def build_binaries(tree: Path, out: Path, log: Path | None = None, note: Note = None) -> dict:
     """``go build`` the targets from ``tree`` into ``out`` (offline, vendored, cgo, stripped) with a
-    private, throw-away GOCACHE; returns notes for build-info."""
+    private, throw-away GOCACHE; returns notes for build-info.  ``note(text, milestone=False)``
+    hears the progress (each target, each package compiled)."""
     go, gover = find_go()
     check_blkid()
     out.mkdir(parents=True, exist_ok=True)
@@ -217,15 +236,16 @@ def build_binaries(tree: Path, out: Path, log: Path | None = None) -> dict:
     t0 = time.monotonic()
     try:
         for name, pkg, flags in TARGETS:
-            cmd = [go, "build", *flags, "-trimpath", "-ldflags", LDFLAGS, "-o", str(out / name), pkg]
-            res = subprocess.run(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            cmd = [go, "build", "-v", *flags, "-trimpath", "-ldflags", LDFLAGS, "-o", str(out / name), pkg]
+            if note is not None:
+                note(f"go build {name} ({pkg})", True)
+            rc, output = _go_build(cmd, tree, env, name, note)
             if log is not None:
                 with open(log, "ab") as f:
-                    f.write(b"$ " + " ".join(cmd).encode() + b"\n" + res.stdout + b"\n")
-            if res.returncode != 0:
-                tail = res.stdout.decode(errors="replace").strip().splitlines()[-10:]
-                raise IgnitionBuildError(f"go build {name} (Ignition {TAG}) failed (exit {res.returncode}): "
-                                         + " | ".join(tail))
+                    f.write(b"$ " + " ".join(cmd).encode() + b"\n" + output + b"\n")
+            if rc != 0:
+                tail = output.decode(errors="replace").strip().splitlines()[-10:]
+                raise IgnitionBuildError(f"go build {name} (Ignition {TAG}) failed (exit {rc}): " + " | ".join(tail))
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(scratch)], check=False)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -233,9 +253,13 @@ def build_binaries(tree: Path, out: Path, log: Path | None = None) -> dict:
 
 
 def ensure(source: str | Path | None = None, url: str | None = None, root: Path | None = None,
-           log: Path | None = None, builder=build_binaries) -> tuple[Path, dict]:
+           log: Path | None = None, builder=build_binaries, note: Note = None) -> tuple[Path, dict]:
     """The cache entry of this pin (built first when missing) and its build-info (with
-    ``cache_hit``).  ``builder(tree, out, log)`` is the build step (tests replace it)."""
+    ``cache_hit``).  ``builder(tree, out, log)`` is the build step (tests replace it); given
+    ``note(text, milestone=False)``, the steps are told to it (and it is passed to the builder)."""
+    def step(text: str) -> None:
+        if note is not None:
+            note(text, True)
     t0 = time.monotonic()
     hit = cached(root)
     if hit:
@@ -246,9 +270,12 @@ def ensure(source: str | Path | None = None, url: str | None = None, root: Path 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
     try:
+        local, where = source_from_env(source, url)
+        step(f"source: {local or where} (unpack, check the tree hash)")
         tree, origin = obtain_source(tmp / "work", source, url)
         entry = tmp / "entry"
-        notes = builder(tree, entry, log)
+        step(f"building from {origin}")
+        notes = builder(tree, entry, log, note=note) if note is not None else builder(tree, entry, log)
         shutil.copytree(tree / DRACUT_MODULE, entry / "30ignition", symlinks=True)
         missing = [b for b in BINARIES if not (entry / b).is_file()]
         if missing:

@@ -24,6 +24,7 @@ from .. import matrix as mx
 from .. import matrix_merge, options, report, runtime
 from .. import matrix_shards as shards
 from ..errors import LivelabError
+from ..progress import matrix as progress
 from ..vocab import FCOS_STREAMS, FLATCAR_CHANNELS, OS_METHODS
 
 
@@ -64,7 +65,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.time()
     if shard.count > 1:
         print(f"livelab: shard {shard.label} on {host}: {len(m.cells)} of {len(full.cells)} cell(s)")
-    cells = mx.run_matrix(m, out, workers, args.rerun, options, extra) if m.cells else []
+    # cells as they start, fail and end, with the time left from the plan's expected seconds
+    with progress.for_matrix(m.ids, out, workers, quiet=args.quiet,
+                             expected={k: v[0] for k, v in plan.expected.items()}):
+        cells = mx.run_matrix(m, out, workers, args.rerun, options, extra) if m.cells else []
     cells = shards.tag(cells, host, shard)
     out.mkdir(parents=True, exist_ok=True)
     report.merge_junit(mx.attempt_files(out), cells, out / "junit.xml")
@@ -115,6 +119,7 @@ def _matrix_options(p: argparse.ArgumentParser, os_id: str) -> None:
     p.add_argument("--workers", default="auto", help="pytest-xdist workers: N or auto (by memory and CPUs)")
     # passed on to the matrix's pytest; the mirror and keyring default to its ini values
     options.add_options(p.add_argument, ("extend_timeout", "vm_cpus", "mirror", "keyring", "ignition_spec_table"))
+    options.add_options(p.add_argument, options.PROGRESS_OPTIONS)
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")
     p.set_defaults(func=cmd_run, os=os_id)
 

@@ -1,9 +1,14 @@
 """``livelab boot | check | down | repro | accel``: boot a live VM from the command line.
 
-``livelab boot fcos --stream stable --via ipxe`` boots, shows the console live, prints the SSH
+``livelab boot fcos --stream stable --via ipxe`` boots, shows the boot as it goes, prints the SSH
 command and keeps the VM until Ctrl-C (or ``livelab down``).  ``livelab check`` boots, checks
 that Ignition ran (over SSH) and powers off: the demo.  ``livelab repro TEST_ID`` re-creates the
 exact VM of a test from its saved ``vm.json``.
+
+All three show the boot with ``harness.progress.boot.BootProgress``: on a terminal a live status
+line (stage, time) under a line per phase; without one (CI, pipes, ``-v``, ``--console``) a plain
+line per phase and a heartbeat; ``--quiet`` only the result.  ``boot`` and ``repro`` copy the raw
+serial console to stdout with ``--console``.
 """
 from __future__ import annotations
 
@@ -14,10 +19,12 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from .. import options, poll, runtime
 from ..errors import LivelabError
 from ..lab import BootRequest, LabOptions, LiveBoot
+from ..progress.boot import BootProgress, choose_mode
 from ..ssh import SessionKey
 from ..vocab import FIRMWARES, METHODS, OSES, TestId
 
@@ -35,7 +42,8 @@ def add_boot_options(p: argparse.ArgumentParser, positional_os: bool = True) -> 
     p.add_argument("--butane", help="Butane config for the boot")
     p.add_argument("--karg", action="append", default=[], help="extra kernel argument")
     p.add_argument("--run-dir", help="directory for the VM's artifacts")
-    options.add_options(p.add_argument, options.VM_OPTIONS + options.ARTIFACT_OPTIONS + options.CONFIG_OPTIONS)
+    options.add_options(p.add_argument, options.VM_OPTIONS + options.ARTIFACT_OPTIONS + options.CONFIG_OPTIONS
+                        + options.PROGRESS_OPTIONS)
 
 
 def stream_of(args: argparse.Namespace) -> str:
@@ -70,39 +78,63 @@ def _run_dir(args: argparse.Namespace, name: str) -> Path:
     return Path("runs") / "cli" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _boot(args: argparse.Namespace, follow: bool) -> LiveBoot:
+def _say(args: argparse.Namespace) -> Callable[[str], None]:
+    """print() to stderr, or nothing with --quiet."""
+    if getattr(args, "quiet", False):
+        return lambda message: None
+    return lambda message: print(message, file=sys.stderr)
+
+
+def _display(args: argparse.Namespace, name: str) -> BootProgress:
+    """The boot's progress display on stderr; in plain form its heartbeat starts at once (the
+    preparation is heard too), the live line once the machine is watched."""
+    console = bool(getattr(args, "console", False))
+    mode = choose_mode(quiet=getattr(args, "quiet", False), plain=console or getattr(args, "verbose", False),
+                       stream=sys.stderr)
+    shown = BootProgress(name, mode, sys.stderr)
+    if mode == "plain":
+        shown.start()
+    return shown
+
+
+def _watch(args: argparse.Namespace, lb: LiveBoot, shown: BootProgress) -> BootProgress:
+    """``shown`` watching the prepared machine (before it starts); with ``--console`` the raw
+    console goes to stdout too."""
+    console = bool(getattr(args, "console", False))
+    return shown.attach(lb.require_machine().tap, echo=sys.stdout if console else None)
+
+
+def _prepare_and_start(args: argparse.Namespace, lb: LiveBoot, say: Callable[[str], None]) -> BootProgress:
+    """Prepare and start the boot with its progress display; on failure both are closed."""
+    shown = _display(args, lb.name)
+    try:
+        lb.prepare()
+        say(f"livelab: artifacts {lb.require_release().version} verified; run dir {lb.run_dir}")
+        _watch(args, lb, shown)
+        lb.start()
+    except BaseException:
+        shown.close()
+        lb.close()
+        raise
+    return shown
+
+
+def _boot(args: argparse.Namespace) -> tuple[LiveBoot, BootProgress]:
     req = request_of(args)
     run_dir = _run_dir(args, req.test_id)
     key = SessionKey(run_dir / "ssh")
     lb = LiveBoot(req, options_of(args), run_dir, ssh_key=key)
-    runtime.reap_stale(log=lambda m: print(m, file=sys.stderr))
-    print(f"livelab: {req.test_id}: {req.memory_mib} MiB, {req.cpus} vCPUs, accel {lb.accel.name} ({lb.accel.reason})",
-          file=sys.stderr)
-    lb.prepare()
-    print(f"livelab: artifacts {lb.require_release().version} verified; run dir {run_dir}", file=sys.stderr)
-    lb.start()
-    if follow:
-        _follow(lb)
-    return lb
-
-
-def _follow(lb: LiveBoot) -> None:
-    """Show the console live: what was printed so far, then every new chunk."""
-    tap = lb.require_machine().tap
-    sys.stdout.write(tap.last_lines(200) + "\n")
-
-    def echo(data: str) -> None:
-        sys.stdout.write(data)
-        sys.stdout.flush()
-
-    tap.listeners.append(echo)
+    say = _say(args)
+    runtime.reap_stale(log=say)
+    say(f"livelab: {req.test_id}: {req.memory_mib} MiB, {req.cpus} vCPUs, accel {lb.accel.name} ({lb.accel.reason})")
+    return lb, _prepare_and_start(args, lb, say)
 
 
 def cmd_boot(args: argparse.Namespace) -> int:
-    return _keep(_boot(args, follow=True))
+    return _keep(*_boot(args))
 
 
-def _keep(lb: LiveBoot) -> int:
+def _keep(lb: LiveBoot, shown: BootProgress) -> int:
     """Keep a booted VM until Ctrl-C or ``livelab down``, printing the SSH command once it answers."""
     m = lb.require_machine()
     state = runtime.state_dir() / "cli-vms"
@@ -114,14 +146,18 @@ def _keep(lb: LiveBoot) -> int:
     try:
         if lb.req.ssh and lb.ssh_key is not None:
             m.wait_for_ssh()
+            shown.finish()      # the live line goes; a later lost boot still gets its line
             print(f"\nlivelab: SSH ready: ssh -i {lb.ssh_key.path} -p {m.spec.ssh_port} -o StrictHostKeyChecking=no "
                   f"-o UserKnownHostsFile=/dev/null core@127.0.0.1", file=sys.stderr)
+        else:
+            shown.finish()
         print("livelab: Ctrl-C or `livelab down` powers it off", file=sys.stderr)
         # until `livelab down` (SIGTERM) or the VM ends; the console watchers keep running
         poll.until(lambda: stop["now"] or not m.running, None, what="livelab down", interval=0.5, check=m.check)
     except KeyboardInterrupt:
         pass
     finally:
+        shown.close()
         lb.close()
         rec.unlink(missing_ok=True)
     return 0
@@ -162,17 +198,21 @@ def check_ignition(lb: LiveBoot) -> list:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    lb = _boot(args, follow=False)
+    lb, shown = _boot(args)
     try:
         m = lb.require_machine()
         m.wait_for_ssh()
-        for line in check_ignition(lb):
-            print(f"  ok  {line}")
+        shown.close()
+        evidence = check_ignition(lb)
+        if not args.quiet:
+            for line in evidence:
+                print(f"  ok  {line}")
         m.write_timings()
         phases = m.boots[-1]["phases"]
         print(f"livelab: {lb.req.test_id} passed; phases (s): " +
               ", ".join(f"{k} {v}" for k, v in sorted(phases.items(), key=lambda kv: kv[1])))
     finally:
+        shown.close()
         lb.close()
     return 0
 
@@ -201,13 +241,10 @@ def cmd_repro(args: argparse.Namespace) -> int:
     opts = LabOptions(**data["options"])
     run_dir = _run_dir(args, f"repro-{tid}")
     lb = LiveBoot(req, opts, run_dir, ssh_key=SessionKey(run_dir / "ssh"))
-    print(f"livelab: re-creating {tid} ({req.os} {req.stream} {req.version}) from {path}; run dir {run_dir}",
-          file=sys.stderr)
-    runtime.reap_stale(log=lambda m: print(m, file=sys.stderr))
-    lb.prepare()
-    lb.start()
-    _follow(lb)
-    return _keep(lb)
+    say = _say(args)
+    say(f"livelab: re-creating {tid} ({req.os} {req.stream} {req.version}) from {path}; run dir {run_dir}")
+    runtime.reap_stale(log=say)
+    return _keep(lb, _prepare_and_start(args, lb, say))
 
 
 def cmd_accel(args: argparse.Namespace) -> int:
@@ -217,9 +254,13 @@ def cmd_accel(args: argparse.Namespace) -> int:
     return 0
 
 
+CONSOLE_HELP = "also copy the serial console to stdout as it comes (the phases are then plain lines on stderr)"
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("boot", help="boot a live VM, show its console, keep it until Ctrl-C")
+    p = sub.add_parser("boot", help="boot a live VM, show its boot as it goes, keep it until Ctrl-C")
     add_boot_options(p)
+    p.add_argument("--console", action="store_true", help=CONSOLE_HELP)
     p.set_defaults(func=cmd_boot)
     p = sub.add_parser("check", help="boot a live VM, check Ignition ran over SSH, power off")
     add_boot_options(p)
@@ -230,6 +271,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("test_id")
     p.add_argument("--runs", default="runs", help="where test runs are kept")
     p.add_argument("--run-dir")
+    p.add_argument("--console", action="store_true", help=CONSOLE_HELP)
+    options.add_options(p.add_argument, options.PROGRESS_OPTIONS)
     p.set_defaults(func=cmd_repro)
     p = sub.add_parser("accel", help="say which accelerator QEMU will use here, and why")
     p.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))

@@ -32,6 +32,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 from .. import poll, runtime
 from ..console import Console, ConsoleTap
 from ..errors import AbnormalShutdown, BootFailure, LivelabError, required
+from ..progress.boot import BootLog
 from ..ssh import SSH, SessionKey
 from . import record
 from .accel import Accel, Timeouts, qemu_binary
@@ -98,6 +99,7 @@ class Machine:
         self.boots: list[dict] = []     # per boot: kernel args, phases
         self.t0 = 0.0
         self.tap = ConsoleTap(time.monotonic())
+        self.tap.watchers.append(BootLog(spec.name))    # each phase as a log line (pytest -v shows them)
         self._starts = 0
         self._stale_boot_id: str | None = None    # the boot_id the next SSH boot must not have
         self._console_shell_boot = 0               # the boot whose console shell we took over
@@ -217,7 +219,7 @@ class Machine:
         if self.tap.timed_log is not None:
             self.tap.timed_log.write(f"--- boot {self.boot_index} ---\n")
         self.tap.new_boot(self.t0)
-        self.tap.phases["qemu_start"] = 0.0
+        self.tap.reach("qemu_start", 0.0)
         self.boots.append({"boot": self.boot_index, "append": self.spec.append, "phases": self.tap.phases})
         if self.ssh is not None:
             self.ssh.new_boot()
@@ -324,8 +326,7 @@ class Machine:
         record.write_timings(self.run_dir, self.spec.name, self.accel, self.boots)
 
     def mark(self, phase: str) -> None:
-        if phase not in self.tap.phases:
-            self.tap.phases[phase] = round(time.monotonic() - self.t0, 2)
+        if self.tap.reach(phase):
             self.write_timings()
 
     # ------------------------------------------------------------------ channels of a running VM
