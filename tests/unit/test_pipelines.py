@@ -5,7 +5,7 @@
 - ``ci/gitlab-nightly.yml``: check-jsonschema's built-in GitLab-CI schema;
 - both: a plan step (``--list --json``), shard jobs (``--shard``) and a merge (``matrix merge``),
   every livelab command line parses with livelab's own parser, and uses only options that the
-  end-to-end test (tests/e2e/test_matrix_shards.py) also runs.
+  end-to-end test (tests/e2e/test_matrix_sharded_run.py) also runs.
 
 A missing tool fails with what installs it: these checks are part of ``make test``, never skipped.
 """
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 GITHUB = REPO / ".github" / "workflows" / "nightly.yml"
 GITLAB = REPO / "ci" / "gitlab-nightly.yml"
 ACTIONLINT = REPO / "ci" / "lint" / "actionlint.cjs"
-E2E = REPO / "tests" / "e2e" / "test_matrix_shards.py"
+E2E = REPO / "tests" / "e2e" / "test_matrix_sharded_run.py"
 # sample values for the variables the pipelines' commands use
 SAMPLE = {"FCOS_CELLS": "--streams stable,next --scenarios base", "FLATCAR_CELLS": "--channels beta",
           "CELLS": "--streams stable", "OS": "fcos", "SHARD": "2/4", "SHARDS": "4", "LIVELAB_SHARDS": "4",
