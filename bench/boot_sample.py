@@ -19,6 +19,7 @@ from pathlib import Path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)          # this checkout's bench/ must not shadow anything of the other one
 
+import harness
 from harness.lab import BootRequest, LabOptions, LiveBoot
 from harness.ssh import SessionKey
 
@@ -52,7 +53,7 @@ def main() -> int:
         lb.machine.write_timings()
     finally:
         lb.close()
-    print(json.dumps({"ssh_s": round(ssh_s, 2)}), flush=True)
+    print(json.dumps({"ssh_s": round(ssh_s, 2), "harness": harness.__file__}), flush=True)
     return 0
 
 

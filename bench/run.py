@@ -283,7 +283,10 @@ def _boot_sample(checkout: Path, case: tuple, run_dir: Path, work: Path, side: s
     if p.returncode != 0:
         tail = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
         raise RuntimeError(f"{side} {_case_id(case)}: {tail}")
-    ssh_s = json.loads(p.stdout.strip().splitlines()[-1])["ssh_s"]
+    got = json.loads(p.stdout.strip().splitlines()[-1])
+    if not Path(got["harness"]).resolve().is_relative_to(checkout):
+        raise RuntimeError(f"{side}: the child imported {got['harness']}, not {checkout}'s harness")
+    ssh_s = got["ssh_s"]
     boots = record.read_boots(run_dir)
     return {"ssh_s": ssh_s, "spans": record.split(boots[0]) if boots else {}}
 
