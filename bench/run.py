@@ -342,7 +342,7 @@ def bench_boot_phases(work: Path, boots: int, info: dict, baseline: str | None) 
 def boot_phases_table(medians: dict) -> str:
     """Markdown: per case and side, boot to SSH and its split (medians, seconds)."""
     names = [s[0] for s in record.SPANS]
-    lines = ["| case | side | SSH | " + " | ".join(n.replace("_", " ") for n in names) + " |",
+    lines = ["| case | side | SSH | " + " | ".join(record.SPAN_LABELS[n] for n in names) + " |",
              "|---|---|---|" + "---|" * len(names)]
     for cid, m in medians.items():
         for side in ("before", "after"):

@@ -42,10 +42,10 @@ def _cmd(args: argparse.Namespace) -> int:
                                                for i, (b, s) in enumerate(zip(boots, splits, strict=True))]})
         if not args.json:
             print(f"== {name} ==")
-            for i, s in enumerate(splits, 1):
-                total = boots[i - 1].get("ssh_ready")
-                print(f"boot {i}: " + (", ".join(f"{k.replace('_', ' ')} {v:g} s" for k, v in s.items()) or "no phases")
-                      + (f"; SSH at {total:g} s" if total is not None else ""))
+            for i, (phases, s) in enumerate(zip(boots, splits, strict=True), 1):
+                spans = ", ".join(f"{record.SPAN_LABELS[k]} {v:g} s" for k, v in s.items()) or "no phases"
+                total = phases.get("ssh_ready")
+                print(f"boot {i}: {spans}" + (f"; SSH at {total:g} s" if total is not None else ""))
     if args.json:
         print(json.dumps(results, indent=2))
     return status

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 from ..console import BOOT, LOST, PHASE, BootEvent
-from ..vm.record import SPANS
+from ..vm.record import SPAN_LABELS, SPANS, split
 
 if TYPE_CHECKING:
     from ..console import ConsoleTap
@@ -68,13 +68,8 @@ PHASE_TEXT = {
     "login_prompt": "login prompt",
     "ssh_ready": "SSH answers: the harness is logged in",
 }
-SPAN_TEXT = {
-    "firmware_loading": "firmware and loading", "kernel_to_init": "kernel to /init",
-    "initramfs_units": "initramfs units", "ignition": "Ignition", "rootfs": "live rootfs",
-    "switch_root": "switch-root", "real_root_to_sshd": "real root to sshd", "harness_lag": "the harness's lag",
-}
-# phase -> (span it ends, the phase that span starts at)
-_SPAN_ENDED_BY = {end: (span, start) for span, start, end in SPANS}
+# phase -> the span it ends
+_SPAN_ENDED_BY = {end: span for span, _start, end in SPANS}
 _MAX_LINE = 160             # a console line quoted in a lost boot's line
 
 
@@ -115,8 +110,9 @@ class BootLines:
         self.phases[event.name] = event.seconds
         text = PHASE_TEXT.get(event.name, event.name.replace("_", " "))
         span = _SPAN_ENDED_BY.get(event.name)
-        if span is not None and span[1] in self.phases:
-            text += f" ({SPAN_TEXT.get(span[0], span[0])}: {event.seconds - self.phases[span[1]]:.1f} s)"
+        seconds = split(self.phases).get(span) if span is not None else None
+        if span is not None and seconds is not None:      # as livelab timings has it (Ignition without the rootfs)
+            text += f" ({SPAN_LABELS[span]}: {seconds:.1f} s)"
         return f"{self.name}: {event.seconds:7.1f} s  {event.name:<14} {text}"
 
 

@@ -60,6 +60,12 @@ SPANS = (
     ("real_root_to_sshd", "real_root", "sshd_started"),
     ("harness_lag", "sshd_started", "ssh_ready"),           # sshd up -> the harness's SSH login worked
 )
+# each span in words (livelab timings, the boot's progress lines, bench tables)
+SPAN_LABELS = {
+    "firmware_loading": "firmware and loading", "kernel_to_init": "kernel to /init",
+    "initramfs_units": "initramfs units", "ignition": "Ignition", "rootfs": "live rootfs",
+    "switch_root": "switch-root", "real_root_to_sshd": "real root to sshd", "harness_lag": "the harness's lag",
+}
 
 
 def split(phases: dict[str, float]) -> dict[str, float]:

@@ -116,8 +116,8 @@ def test_livelab_timings_prints_the_split_and_refuses_an_empty_dir(tmp_path, cap
     (run / "console-timed.log").write_text(TIMED_LOG)
     assert main(["timings", str(tmp_path / "runs")]) == 0      # a directory of run directories
     out = capsys.readouterr().out
-    assert "== " in out and "boot 1: firmware loading 5.87 s, kernel to init 2.23 s" in out
-    assert "real root to sshd 5.09 s" in out and "boot 2: firmware loading 4 s" in out
+    assert "== " in out and "boot 1: firmware and loading 5.87 s, kernel to /init 2.23 s" in out
+    assert "real root to sshd 5.09 s" in out and "boot 2: firmware and loading 4 s" in out
     assert main(["timings", "--json", str(run)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data[0]["boots"][0]["split"]["switch_root"] == pytest.approx(10.26)

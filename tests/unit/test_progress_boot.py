@@ -205,3 +205,13 @@ def test_the_cli_watches_the_prepared_machine(monkeypatch):
     quiet = cli_run._display(SimpleNamespace(quiet=True, console=False, verbose=False), lb.name)
     assert quiet.mode == "quiet" and quiet._thread is None
     quiet.close()
+
+
+def test_a_phase_line_names_its_span_as_livelab_timings_splits_it():
+    """Ignition's span leaves out the live rootfs it waited for, as harness.vm.record.split does."""
+    from harness.progress.boot import BootLines
+    lines = BootLines("vm")
+    said = [lines.line(BootEvent(PHASE, name, t)) for name, t in
+            [("ignition_start", 10.0), ("rootfs_start", 12.0), ("rootfs_done", 15.0), ("ignition_done", 16.0)]]
+    assert said[2].endswith("live rootfs: ready (live rootfs: 3.0 s)")
+    assert said[3].endswith("Ignition done (Ignition: 3.0 s)")
