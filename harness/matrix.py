@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from . import runtime
 from . import scenario as sc
 from .atomic import atomic_write
 from .errors import LivelabError
+from .hosts import worker_count
 from .triage.inputs import triage_run_dir
 from .vocab import (
     CASE_ID_RE,
@@ -65,8 +67,8 @@ class Matrix:
     def ids(self) -> list[str]:
         return [c.id for c in self.cells]
 
-    def node_id(self, test_id: str) -> str:
-        return node_id(next(c for c in self.cells if c.id == test_id))
+    def node_id(self, test_id: str, relative_to: Path | None = None) -> str:
+        return node_id(next(c for c in self.cells if c.id == test_id), relative_to)
 
     def meta(self) -> dict:
         return {"os": self.os, "streams": self.streams, "methods": self.methods,
@@ -148,9 +150,11 @@ def compute_workers(memories: Sequence[int], requested: int | str | None = None,
     return min(runtime.plan_workers(max(memories or [0]), mem_available, cpus), n_cells)
 
 
-def node_id(cell: Cell) -> str:
-    """The pytest node id of a cell: its scenario file (absolute) and its id."""
-    return f"{cell.scenario_file}::{cell.id}"
+def node_id(cell: Cell, relative_to: Path | None = None) -> str:
+    """The pytest node id of a cell: its scenario file (absolute, or relative to ``relative_to``:
+    what workers on other hosts resolve in their own checkout) and its id."""
+    path = os.path.relpath(cell.scenario_file, relative_to) if relative_to is not None else cell.scenario_file
+    return f"{path}::{cell.id}"
 
 
 def run_dir_name(test_id: str) -> str:
@@ -160,16 +164,22 @@ def run_dir_name(test_id: str) -> str:
 
 def pytest_command(node_ids: Iterable[str], junit: Path, run_dir: Path, workers: int,
                    options: dict | None = None, extra: Sequence[str] = (),
-                   scenario_dirs: Sequence[str] = ()) -> list[str]:
+                   scenario_dirs: Sequence[str] = (), hosts: Sequence[str] = ()) -> list[str]:
     """The pytest invocation for ``ids``; ``options``: mirror, keyring, ignition_spec_table, extend_timeout,
-    vm_cpus."""
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "harness.matrix_clock", "-n", str(workers),
-           "--junitxml", str(junit), "--run-dir", str(run_dir), "-rfE"]
-    for key, value in (options or {}).items():
-        if value not in (None, "", 0, 0.0):
-            cmd += [f"--{key.replace('_', '-')}", str(value)]
-    for d in scenario_dirs:
-        cmd += ["--scenario-dir", str(d)]
+    vm_cpus.  ``hosts``: ``--tx`` values of workers on other hosts (``harness.hosts``), instead of
+    ``workers`` local ones; then every option names its value in one argument (``--run-dir=DIR``),
+    since xdist refuses, for a remote worker, an argument that names a file of this machine."""
+    if not hosts:
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "harness.matrix_clock", "-n",
+               str(workers), "--junitxml", str(junit), "--run-dir", str(run_dir), "-rfE"]
+    else:
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "harness.matrix_clock",
+               "--dist=load", *(f"--tx={h}" for h in hosts), f"--junitxml={junit}", f"--run-dir={run_dir}", "-rfE"]
+    pairs = [(f"--{key.replace('_', '-')}", str(value)) for key, value in (options or {}).items()
+             if value not in (None, "", 0, 0.0)]
+    pairs += [("--scenario-dir", str(d)) for d in scenario_dirs]
+    for flag, value in pairs:
+        cmd += [f"{flag}={value}"] if hosts else [flag, value]
     return cmd + list(extra) + list(node_ids)
 
 
@@ -178,6 +188,9 @@ def pytest_command(node_ids: Iterable[str], junit: Path, run_dir: Path, workers:
 # JUnit properties of each case (harness.matrix_clock): the wall clock at its set-up and after its tear-down
 CLOCK_STARTED = "livelab_started"
 CLOCK_ENDED = "livelab_ended"
+# ... and (harness.pytest_plugin) its VMs' run directories and the host of a remote worker that ran it
+RUN_DIR_PROPERTY = "livelab_run_dir"
+HOST_PROPERTY = "livelab_host"
 
 
 @dataclass
@@ -188,6 +201,7 @@ class Attempt:
     message: str = ""
     started: float | None = None       # wall clock at its set-up and at the end of its tear-down
     ended: float | None = None         # (JUnit properties of harness.matrix_clock)
+    host: str | None = None            # the host it ran on, when a worker on another host ran it
 
 
 def _first_line(text: str | None) -> str:
@@ -218,12 +232,13 @@ def parse_junit(path: Path, run_root: Path | None = None) -> dict[str, Attempt]:
         else:
             result, message = "pass", ""
         props = [(p.get("name"), p.get("value", "")) for p in case.iter("property")]
-        dirs = [value for name, value in props if name == "livelab_run_dir"]
+        dirs = [value for name, value in props if name == RUN_DIR_PROPERTY]
         clock = {name: _seconds(value) for name, value in props if name in (CLOCK_STARTED, CLOCK_ENDED)}
+        host = next((value for name, value in props if name == HOST_PROPERTY and value), None)
         if not dirs and run_root is not None and (Path(run_root) / run_dir_name(tid)).is_dir():
             dirs = [str(Path(run_root) / run_dir_name(tid))]
         out[tid] = Attempt(result, float(case.get("time") or 0.0), dirs, message,
-                           clock.get(CLOCK_STARTED), clock.get(CLOCK_ENDED))
+                           clock.get(CLOCK_STARTED), clock.get(CLOCK_ENDED), host)
     return out
 
 
@@ -275,7 +290,8 @@ def make_cell(cell: Cell, attempts: Sequence[Attempt], output_dir: Path) -> dict
     triaged = triage_run_dir(failed[0].run_dirs[0]) if failed and failed[0].run_dirs else None
     history = [{"attempt": i + 1, "result": a.result, "duration": round(a.duration, 2), "message": a.message,
                 **_artifacts(a.run_dirs[0] if a.run_dirs else None, output_dir),
-                **({"started": a.started, "ended": a.ended} if a.started is not None else {})}
+                **({"started": a.started, "ended": a.ended} if a.started is not None else {}),
+                **({"host": a.host} if a.host else {})}
                for i, a in enumerate(attempts)]
     return {"id": cell.id, "os": cell.os, "stream": cell.stream, "method": cell.method,
             "firmware": cell.firmware, "scenario": cell.scenario, "result": result,
@@ -285,38 +301,52 @@ def make_cell(cell: Cell, attempts: Sequence[Attempt], output_dir: Path) -> dict
             "message": (failed[0].message or "failed") if failed and result in ("fail", "flaky") else "",
             "triage": ({"verdict": triaged.verdict.headline, "summary": triaged.summary()}
                        if triaged is not None and result in ("fail", "flaky") else None),
+            **({"host": final.host} if final.host else {}),
             "history": history}
 
 
 # ---------------------------------------------------------------- the run
 
-Runner = Callable[[list[str]], int]
+Runner = Callable[..., int]
 
 
-def _subprocess_runner(cmd: list[str]) -> int:
-    """pytest in the current directory: its ini file (mirror, keyring) applies, as to a plain run."""
-    return subprocess.run(cmd).returncode
+def _subprocess_runner(cmd: list[str], cwd: Path | None = None) -> int:
+    """pytest in the current directory: its ini file (mirror, keyring) applies, as to a plain run.
+    ``cwd``: the controller of workers on other hosts runs elsewhere (``run_matrix``)."""
+    return subprocess.run(cmd, cwd=cwd).returncode
 
 
 def run_matrix(matrix: Matrix, output_dir: Path, workers: int, rerun: int = 0, options: dict | None = None,
                extra: Sequence[str] = (), runner: Runner = _subprocess_runner,
-               log: Callable[[str], None] = print) -> list[dict]:
+               log: Callable[[str], None] = print, hosts: Sequence[str] = ()) -> list[dict]:
     """Run every cell (then re-run failures up to ``rerun`` times); return the summary cells.
 
     Attempt n writes ``attempts/junit-<n>.xml`` and its VMs under ``runs`` (n = 1) or ``runs-rerun<n-1>``.
+    ``hosts``: run on workers on other hosts (``--tx`` values, ``harness.hosts``), each started in its
+    host's checkout: the node ids and scenario directories are given relative to the current
+    directory, and pytest runs in an empty directory of its own, where none of them names a file
+    (xdist refuses an argument naming a local file it would have to copy).
     """
     output_dir = Path(output_dir).resolve()
     (output_dir / "attempts").mkdir(parents=True, exist_ok=True)
     atomic_write(output_dir / "ids.txt", "".join(f"{matrix.node_id(i)}\n" for i in matrix.ids), fsync=False)
     attempts: dict[str, list[Attempt]] = {i: [] for i in matrix.ids}
     todo = list(matrix.ids)
+    project = Path.cwd() if hosts else None
+    dirs = [os.path.relpath(d, project) for d in matrix.scenario_dirs] if hosts else matrix.scenario_dirs
     for n in range(1, max(0, rerun) + 2):
         run_root = output_dir / ("runs" if n == 1 else f"runs-rerun{n - 1}")
         junit = output_dir / "attempts" / f"junit-{n}.xml"
-        w = min(workers, len(todo))
-        log(f"livelab: matrix attempt {n}: {len(todo)} cell(s), {w} worker(s)")
-        rc = runner(pytest_command([matrix.node_id(t) for t in todo], junit, run_root, w, options, extra,
-                                   matrix.scenario_dirs))
+        w = worker_count(hosts) if hosts else min(workers, len(todo))
+        log(f"livelab: matrix attempt {n}: {len(todo)} cell(s), {w} worker(s)"
+            + (f" on {len(hosts)} host(s)" if hosts else ""))
+        cmd = pytest_command([matrix.node_id(t, project) for t in todo], junit, run_root, w, options, extra,
+                             dirs, hosts)
+        if hosts:
+            with tempfile.TemporaryDirectory(prefix="livelab-controller-") as cwd:
+                rc = runner(cmd, cwd=Path(cwd))
+        else:
+            rc = runner(cmd)
         got = parse_junit(junit, run_root)
         for tid in todo:
             attempts[tid].append(got.get(tid) or Attempt("fail", message=f"no result: pytest exited {rc}"))

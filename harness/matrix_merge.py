@@ -26,14 +26,12 @@ from pathlib import Path
 
 from . import report, safeload
 from .atomic import atomic_write
+from .attachments import inside, run_files
 from .errors import LivelabError
 from .matrix import Attempt, classify
 from .matrix_shards import CELLS_SCHEMA, DURATIONS_SCHEMA
 
 OS_ORDER = ("fcos", "flatcar")
-# what a report links to and a person reads; disk images, firmware variables and sockets stay behind
-COPIED_SUFFIXES = (".log", ".txt", ".json", ".ign", ".xml")
-COPY_LIMIT = 64 * 1024 * 1024
 # JUnit properties a merge sets again for each case
 RESET_PROPERTIES = ("livelab_run_dir", "attempts", "result", "flaky", "livelab_host", "livelab_shard")
 _CELL_KEYS = ("os", "stream", "method", "firmware", "scenario")
@@ -109,20 +107,10 @@ def _label(inp: Input, taken: set[str]) -> str:
     return label
 
 
-def _inside(base: Path, rel: object) -> Path | None:
-    """``base/rel`` when ``rel`` is a relative path that stays inside ``base``."""
-    if not isinstance(rel, str) or not rel or Path(rel).is_absolute():
-        return None
-    path = (base / rel).resolve()
-    return path if path.is_relative_to(base.resolve()) else None
-
-
 def _copy_run_dir(src: Path, dest: Path) -> None:
     """The small text files of a VM's run directory (and of its VMs' subdirectories)."""
-    for path in sorted(src.rglob("*")):
-        if path.is_symlink() or not path.is_file() or path.suffix not in COPIED_SUFFIXES:
-            continue
-        if path.stat().st_size > COPY_LIMIT:
+    for path, fits in run_files(src):
+        if not fits:
             continue
         target = dest / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +119,7 @@ def _copy_run_dir(src: Path, dest: Path) -> None:
 
 def _moved(inp: Input, out: Path, rel: object, copied: set[str]) -> str | None:
     """A path of the input's summary (relative to it) as the merge's: copied under shards/<label>/."""
-    src = _inside(inp.path, rel)
+    src = inside(inp.path, rel)
     if src is None or not src.exists():
         return None
     rel = str(rel).replace("\\", "/")
@@ -162,7 +150,8 @@ def _history(inp: Input, cell: dict, out: Path, copied: set[str]) -> list[dict]:
         h = dict(h)
         h["run_dir"] = _moved(inp, out, h.get("run_dir"), copied)
         h["console_log"] = _moved(inp, out, h.get("console_log"), copied)
-        h.update(run=inp.label, host=host, shard=shard)
+        # an attempt keeps the host it ran on (a --hosts run has several); else the cell's or the shard's
+        h.update(run=inp.label, host=h.get("host") or host, shard=h.get("shard") or shard)
         got.append(h)
     return got
 

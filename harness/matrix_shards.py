@@ -15,7 +15,6 @@ per job; ``harness.matrix_merge`` joins their outputs into one report.
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,11 +59,6 @@ def parse_shard(text: str) -> Shard:
 def parse_count(text: str | int) -> int:
     """``--shards N``: a positive number."""
     return runtime.positive_count(text, "--shards")
-
-
-def host_name() -> str:
-    """This machine's name, as a shard records it (``--host`` overrides)."""
-    return socket.gethostname() or "localhost"
 
 
 # ---------------------------------------------------------------- expected seconds
@@ -193,9 +187,10 @@ def shard_record(shard: Shard, host: str, plan: Plan, started: float, ended: flo
 
 
 def tag(cells: Sequence[dict], host: str, shard: Shard) -> list[dict]:
-    """Summary cells (and each attempt) marked with the host and shard that ran them."""
+    """Summary cells (and each attempt) marked with the host and shard that ran them: ``host``, unless
+    a worker on another host ran it (``livelab matrix --hosts``: the attempt names its host)."""
     out = []
     for c in cells:
-        history = [{**h, "host": host, "shard": shard.label} for h in c.get("history") or []]
-        out.append({**c, "host": host, "shard": shard.label, "history": history})
+        history = [{**h, "host": h.get("host") or host, "shard": shard.label} for h in c.get("history") or []]
+        out.append({**c, "host": c.get("host") or host, "shard": shard.label, "history": history})
     return out

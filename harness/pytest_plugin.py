@@ -10,6 +10,9 @@ mirror built by ``make images``.
   configuration: ``scenarios/base.yaml::fcos.stable.pxe.bios.base``.
 - ``--os``, ``--stream``, ``--channel`` and ``--firmware`` keep the cases of that configuration:
   scenario cases, tests whose id names one, and tests marked ``livelab(os=..., stream=...)``.
+- Workers on other hosts (``--tx ssh=...``, ``harness.hosts``): each boots on its own host, under
+  its own run directory; its reports carry its host's name (property ``livelab_host``) and each
+  test's per-VM files (``harness.attachments``), which the controller writes into its run directory.
 """
 from __future__ import annotations
 
@@ -23,10 +26,11 @@ from typing import Any
 
 import pytest
 
-from . import durations, options, runtime, selection
+from . import attachments, durations, hosts, options, runtime, selection
 from . import scenario as sc
 from .errors import LivelabError
 from .lab import BootRequest, LabOptions, LiveBoot
+from .matrix import HOST_PROPERTY, RUN_DIR_PROPERTY
 from .progress import logs as progress_logs
 from .progress import matrix as progress_matrix
 from .ssh import SessionKey
@@ -41,6 +45,11 @@ ARTIFACT_FILES = ("console.log", "console-timed.log", "qemu-cmdline.txt", "confi
                   "kargs.txt", "checks.log")
 # the run directories of a test's VMs, set on its pytest item (any item: not an attribute pytest declares)
 RUN_DIRS_ATTR = "livelab_run_dirs"
+# what the controller tells each xdist worker (workerinput): whether it runs on another machine, how many
+# workers share that machine (for --vm-cpus auto there), and the run's stamp (its runs/<stamp> there)
+WORKER_REMOTE = "livelab_remote"
+WORKER_HOST_WORKERS = "livelab_host_workers"
+WORKER_STAMP = "livelab_run_stamp"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -84,12 +93,18 @@ def pytest_configure(config: pytest.Config) -> None:
                  "livelab(os, stream, method, firmware): the configuration a test boots "
                  "(for --os/--stream/--channel/--firmware)"):
         config.addinivalue_line("markers", line)
+    if remote_worker(config):
+        # this host's share: the workers on it (--vm-cpus auto), and the run's stamp for its runs/<stamp>
+        given = getattr(config, "workerinput")  # noqa: B009 -- set by xdist on its workers only
+        os.environ[runtime.HOST_WORKERS_ENV] = str(given.get(WORKER_HOST_WORKERS) or 1)
+        os.environ.setdefault("LIVELAB_RUN_STAMP", given[WORKER_STAMP])
     try:   # bad option values: one line, before anything is collected or booted
         runtime.parse_vm_cpus(config.getoption("vm_cpus"))
         config.stash[SELECTION] = selection.Selection.from_options(
             config.getoption("--os"), config.getoption("--stream"), config.getoption("--channel"),
             config.getoption("--firmware"))
-        config.stash[SCENARIO_DIRS] = _scenario_dirs(config)
+        # the controller of workers on other hosts collects nothing: scenario directories are theirs
+        config.stash[SCENARIO_DIRS] = [] if remote_controller(config) else _scenario_dirs(config)
         # the values given on the command line; the ini defaults (the stand-in mirror of a checkout
         # that has not built it yet, say) are checked when a test first needs them
         options.check_values(lambda name: config.getoption(name, default=None))
@@ -103,6 +118,33 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.setdefault("LIVELAB_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))
         if config.getoption("--durations-json"):
             config.pluginmanager.register(durations.DurationsRecorder(config), "livelab-durations")
+        # the per-VM files remote workers attach to their reports, written into this run directory
+        config.pluginmanager.register(AttachmentReceiver(config), "livelab-attachments")
+
+
+def remote_worker(config: pytest.Config) -> bool:
+    """This process is an xdist worker on another machine than its controller."""
+    return bool(getattr(config, "workerinput", {}).get(WORKER_REMOTE))
+
+
+def remote_controller(config: pytest.Config) -> bool:
+    """This process is the xdist controller of a run with workers on other machines (``--tx ssh=...``)."""
+    if hasattr(config, "workerinput") or config.getoption("dist", "no") == "no":
+        return False
+    try:
+        return hosts.remote_tx(config.getoption("tx", None))
+    except LivelabError:
+        return False        # xdist itself says what is wrong with a --tx value
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist, on the controller, for each worker it starts (``node``: its ``WorkerController``)."""
+    spec = node.gateway.spec
+    node.workerinput[WORKER_REMOTE] = hosts.is_remote(spec)
+    node.workerinput[WORKER_STAMP] = os.environ["LIVELAB_RUN_STAMP"]
+    node.workerinput[WORKER_HOST_WORKERS] = sum(hosts.address(s) == hosts.address(spec)
+                                                for s in node.nodemanager.specs)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -239,18 +281,27 @@ def _ini_validator(config: pytest.Config) -> str | None:
     return path if path and Path(path).is_file() else None
 
 
+def run_root(config: pytest.Config) -> Path:
+    """This process's run directory (created): ``--run-dir``, else ``$LIVELAB_RUN_DIR``, else
+    ``<rootdir>/runs/<stamp>``.  A worker on another host leaves out ``--run-dir``: that path is the
+    controller's, where the files its reports carry are written."""
+    root = None if remote_worker(config) else config.getoption("--run-dir")
+    root = root or os.environ.get("LIVELAB_RUN_DIR")
+    if not root:
+        stamp = os.environ.setdefault("LIVELAB_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))
+        root = str(Path(config.rootpath) / "runs" / stamp)
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 class LivelabSession:
     """Session-wide state: options, accelerator, SSH key, run directory."""
 
     def __init__(self, config: pytest.Config):
         opt = config.getoption
         self.options = session_options(config)
-        root = opt("--run-dir") or os.environ.get("LIVELAB_RUN_DIR")
-        if not root:
-            stamp = os.environ.setdefault("LIVELAB_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))
-            root = str(Path(config.rootpath) / "runs" / stamp)
-        self.run_root = Path(root)
-        self.run_root.mkdir(parents=True, exist_ok=True)
+        self.run_root = run_root(config)
         self.keep_vms = opt("--keep-vms")
         self._key: SessionKey | None = None
         self._accel: Accel | None = None
@@ -326,18 +377,31 @@ def live_vm(livelab: LivelabSession, request: pytest.FixtureRequest) -> Iterator
     factory.close()
 
 
+def _add_property(item: pytest.Item, report: pytest.TestReport, name: str, value: str) -> None:
+    # junitxml writes the teardown report's properties, a copy of the item's made as it is created
+    if (name, value) not in item.user_properties:
+        item.user_properties.append((name, value))
+        report.user_properties.append((name, value))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
+    remote = remote_worker(item.config)
+    if remote and report.when == "setup":
+        _add_property(item, report, HOST_PROPERTY, hosts.host_name())
     dirs = getattr(item, RUN_DIRS_ATTR, None)
-    if not dirs or report.when != "call":
+    if not dirs:
+        return
+    if report.when == "teardown" and remote:
+        # the VMs are closed: their files go home with this report (written by AttachmentReceiver)
+        setattr(report, attachments.REPORT_ATTR,
+                attachments.pack(livelab_session(item.config).run_root, dirs, hosts.host_name()))
+    if report.when != "call":
         return
     for d in dirs:
-        # junitxml writes the item's properties (the call report's list is a copy)
-        if ("livelab_run_dir", str(d)) not in item.user_properties:
-            item.user_properties.append(("livelab_run_dir", str(d)))
-            report.user_properties.append(("livelab_run_dir", str(d)))
+        _add_property(item, report, RUN_DIR_PROPERTY, str(d))
     if not report.failed:
         return
     for d in dirs:
@@ -352,3 +416,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator[None, A
             if fname == "console.log":
                 text = "\n".join(text.splitlines()[-80:])
             report.sections.append((f"livelab {Path(d).name}/{fname}", text[-20000:]))
+
+
+class AttachmentReceiver:
+    """pytest plugin for the controller: writes the per-VM files a remote worker's teardown report
+    carries into this run directory, and points the report's ``livelab_run_dir`` properties (what
+    junitxml writes, what ``livelab matrix`` reads) at them.  It runs before any other plugin sees
+    the report, and drops the files' data from it once written."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        payload = report.__dict__.pop(attachments.REPORT_ATTR, None)
+        if payload is None:
+            return
+        try:
+            here = attachments.unpack(payload, run_root(self.config))
+        except LivelabError as exc:
+            report.sections.append(("livelab attachments", exc.one_line()))
+            return
+        report.user_properties = [
+            (name, str(here[value]) if name == RUN_DIR_PROPERTY and value in here else value)
+            for name, value in report.user_properties]

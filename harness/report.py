@@ -229,7 +229,8 @@ def _matrix_table(cells: Sequence[dict], summary: dict, output_dir: Path) -> str
 def _vm_section(c: dict, output_dir: Path, scale: float) -> str:
     out = [f'<section class="vm {escape(c["result"])}" id="vm-{escape(c["id"])}">',
            f'<h3>{escape(c["id"])} <span class="badge {escape(c["result"])}">{escape(_cell_text(c))}</span></h3>']
-    facts = [f'{c.get("duration") or 0:.1f} s']
+    facts = [f'{c.get("duration") or 0:.1f} s'] + ([f'on <span class="host">{escape(str(c["host"]))}</span>']
+                                                   if c.get("host") else [])
     if c.get("run_dir"):
         for name in ARTIFACTS:
             link = _link(output_dir, f'{c["run_dir"]}/{name}', name)
@@ -256,31 +257,45 @@ def _vm_section(c: dict, output_dir: Path, scale: float) -> str:
 
 # ---------------------------------------------------------------- hosts: who ran what, when
 
-def host_runs(summary: dict) -> list[dict]:
+def host_runs(summary: dict, cells: Sequence[dict] = ()) -> list[dict]:
     """The runs behind a summary, each ``{run, host, shard, started, ended}``: a merge's inputs, or a
-    shard's own run (``run`` ""); none for a summary that records no host."""
+    shard's own run (``run`` ""); none for a summary that records no host.  A run whose attempts name
+    other hosts (workers on other hosts: ``livelab matrix --hosts``) is one entry per host they name,
+    in the order the cells first name them."""
     merged = summary.get("merged")
     if isinstance(merged, dict):
-        return [r for r in merged.get("inputs") or [] if isinstance(r, dict)]
-    shard = summary.get("shard")
-    if isinstance(shard, dict):
-        return [{"run": "", "host": shard.get("host"), "shard": shard.get("label"),
+        runs = [r for r in merged.get("inputs") or [] if isinstance(r, dict)]
+    elif isinstance(summary.get("shard"), dict):
+        shard = summary["shard"]
+        runs = [{"run": "", "host": shard.get("host"), "shard": shard.get("label"),
                  "started": shard.get("started"), "ended": shard.get("ended")}]
-    return []
+    else:
+        runs = []
+    out = []
+    for r in runs:
+        named = unique(h["host"] for _, h in _entries(cells, r.get("run", "")) if h.get("host"))
+        out += [{**r, "host": name} for name in named] if named and named != [r.get("host")] else [r]
+    return out
 
 
-def _entries(cells: Sequence[dict], run: str) -> list[tuple[dict, dict]]:
-    """(cell, attempt) of every attempt that ran in ``run``."""
-    return [(c, h) for c in cells for h in c.get("history") or [] if h.get("run", "") == run]
+def _ran_on(record: dict, host: object) -> bool:
+    """A cell or attempt ran on ``host`` (one that names no host belongs to every host of its run)."""
+    return not record.get("host") or record.get("host") == host
+
+
+def _entries(cells: Sequence[dict], run: str, host: object = None) -> list[tuple[dict, dict]]:
+    """(cell, attempt) of every attempt that ran in ``run`` (on ``host``, when given)."""
+    return [(c, h) for c in cells for h in c.get("history") or []
+            if h.get("run", "") == run and (host is None or _ran_on(h, host))]
 
 
 def host_totals(summary: dict, cells: Sequence[dict]) -> list[dict]:
-    """Per run (host and shard): its cells by final result, its attempts, their boot seconds, its wall time."""
+    """Per run and host: its cells by final result, its attempts, their boot seconds, its wall time."""
     out = []
-    for r in host_runs(summary):
-        run = r.get("run", "")
-        mine = [c for c in cells if c.get("result") != MISSING and c.get("run", "") == run]
-        entries = _entries(cells, run)
+    for r in host_runs(summary, cells):
+        run, host = r.get("run", ""), r.get("host")
+        mine = [c for c in cells if c.get("result") != MISSING and c.get("run", "") == run and _ran_on(c, host)]
+        entries = _entries(cells, run, host)
         started, ended = r.get("started"), r.get("ended")
         wall = round(ended - started, 2) if isinstance(started, (int, float)) and isinstance(ended, (int, float)) \
             else None
@@ -290,10 +305,12 @@ def host_totals(summary: dict, cells: Sequence[dict]) -> list[dict]:
     return out
 
 
-def host_timeline_svg(cells: Sequence[dict], run: str, started: float | None, width: int = 860) -> str:
-    """Inline SVG: the attempts one run made, on its wall clock (lanes: attempts that overlapped)."""
+def host_timeline_svg(cells: Sequence[dict], run: str, started: float | None, width: int = 860,
+                      host: object = None) -> str:
+    """Inline SVG: the attempts one run made (on ``host``, when given), on its wall clock (lanes:
+    attempts that overlapped)."""
     bars = sorted(((h["started"], h.get("ended") or h["started"] + (h.get("duration") or 0), c, h)
-                   for c, h in _entries(cells, run) if isinstance(h.get("started"), (int, float))),
+                   for c, h in _entries(cells, run, host) if isinstance(h.get("started"), (int, float))),
                   key=lambda b: (b[0], b[2]["id"]))
     # the run's start, unless an attempt's clock says earlier (clocks of other machines)
     origin = min([*([started] if isinstance(started, (int, float)) else []), *(b[0] for b in bars)] or [0.0])
@@ -358,7 +375,8 @@ def _hosts_section(summary: dict, cells: Sequence[dict]) -> str:
     for r in rows:
         out.append(f'<section class="host" data-run="{escape(r.get("run") or "")}"><h3>{escape(str(r.get("host")))} '
                    f'&#183; shard {escape(str(r.get("shard")))}</h3>'
-                   + host_timeline_svg(cells, r.get("run", ""), r.get("started")) + "</section>")
+                   + host_timeline_svg(cells, r.get("run", ""), r.get("started"), host=r.get("host"))
+                   + "</section>")
     return "".join(out)
 
 

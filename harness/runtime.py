@@ -136,16 +136,24 @@ def plan_workers(largest_vm_mib: int, mem_available: int | None = None, cpus: in
     return max(1, min(cpus, by_mem))
 
 
+HOST_WORKERS_ENV = "LIVELAB_HOST_WORKERS"
+
+
 def enclosing_workers() -> int:
-    """The pytest-xdist workers of this run, or of the run this process was started from.
+    """The pytest-xdist workers on this host, of this run or of the run this process was started from.
 
     xdist sets PYTEST_XDIST_WORKER_COUNT in each worker; a pytest or livelab started by a test
-    inherits it, so its VMs share the host with the workers beside it.
+    inherits it, so its VMs share the host with the workers beside it.  A run whose workers are on
+    several hosts counts those of this host only: the plugin sets LIVELAB_HOST_WORKERS in a remote
+    worker (``harness.hosts``).
     """
-    try:
-        return max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
-    except ValueError:
-        return 1
+    for name in (HOST_WORKERS_ENV, "PYTEST_XDIST_WORKER_COUNT"):
+        if os.environ.get(name):
+            try:
+                return max(1, int(os.environ[name]))
+            except ValueError:
+                return 1
+    return 1
 
 
 def auto_vm_cpus(workers: int = 1, cpus: int | None = None) -> int:

@@ -4,6 +4,7 @@
     livelab matrix flatcar --channels stable,beta --via pxe,ipxe --output DIR --rerun 1 -- -x
     livelab matrix fcos --streams stable,next --list [--json] [--shards 4]   # the cells (and their split)
     livelab matrix fcos --streams stable,next --shard 2/4 --output DIR       # the 2nd of 4 shards
+    livelab matrix fcos --hosts ssh=lab@host1,ssh=lab@host2 --output DIR      # workers on two hosts
     livelab matrix merge OUT DIR1 DIR2 ...   # one summary.json, junit.xml, report.html from shard outputs
     livelab matrix report DIR          # regenerate report.html from DIR/summary.json
 
@@ -20,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from .. import hosts, matrix_merge, options, report, runtime
 from .. import matrix as mx
-from .. import matrix_merge, options, report, runtime
 from .. import matrix_shards as shards
 from ..errors import LivelabError
 from ..progress import matrix as progress
@@ -48,7 +49,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     shard = shard or shards.Shard(1, 1)
     plan = plan if plan.shards is not None else shards.Plan.make(full, 1, args.durations)
     m = dataclasses.replace(full, cells=plan.cells_of(shard))
-    workers = mx.compute_workers([c.memory_mib for c in m.cells], args.workers)
+    lab = _lab_hosts(args)
+    workers = hosts.worker_count(lab) if lab else mx.compute_workers([c.memory_mib for c in m.cells], args.workers)
     if args.rerun < 0:
         raise LivelabError("--rerun: expected 0 or more")
     for tid in m.dropped:
@@ -56,19 +58,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.output).resolve()
     options = {"mirror": args.mirror, "keyring": args.keyring, "ignition_spec_table": args.ignition_spec_table,
                "extend_timeout": args.extend_timeout,
-               "vm_cpus": runtime.parse_vm_cpus(args.vm_cpus, workers)}
+               # on other hosts, --vm-cpus auto is each worker's to work out on its own host
+               "vm_cpus": (runtime.count_or_auto(args.vm_cpus, "--vm-cpus") if lab
+                           else runtime.parse_vm_cpus(args.vm_cpus, workers))}
     extra = list(args.pytest_args)
     if extra and extra[0] != "--":
         raise LivelabError(f"unexpected argument {extra[0]!r}: pytest options go after --")
     extra = extra[1:]
-    host = args.host or shards.host_name()
+    host = args.host or hosts.host_name()
     started = time.time()
     if shard.count > 1:
         print(f"livelab: shard {shard.label} on {host}: {len(m.cells)} of {len(full.cells)} cell(s)")
     # cells as they start, fail and end, with the time left from the plan's expected seconds
     with progress.for_matrix(m.ids, out, workers, quiet=args.quiet,
                              expected={k: v[0] for k, v in plan.expected.items()}):
-        cells = mx.run_matrix(m, out, workers, args.rerun, options, extra) if m.cells else []
+        cells = mx.run_matrix(m, out, workers, args.rerun, options, extra, hosts=lab) if m.cells else []
     cells = shards.tag(cells, host, shard)
     out.mkdir(parents=True, exist_ok=True)
     report.merge_junit(mx.attempt_files(out), cells, out / "junit.xml")
@@ -78,6 +82,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"livelab: matrix {m.os}: {t['pass']} pass, {t['flaky']} flaky, {t['fail']} fail, {t['skip']} skip"
           f" -> {paths['html']}")
     return 1 if t["fail"] else 0
+
+
+def _lab_hosts(args: argparse.Namespace) -> list[str]:
+    """``--hosts``: the ``--tx`` values of the workers on other hosts (none without it)."""
+    if not args.hosts:
+        return []
+    if runtime.count_or_auto(args.workers, "--workers") is not None:
+        raise LivelabError("--workers and --hosts: with --hosts, each entry is a worker (N*ssh=host for N)")
+    if not hosts.installed_plugin():
+        raise LivelabError("--hosts: livelab is not installed here (pip install): the pytest that drives "
+                           "the hosts' workers loads it by its entry point, as each host's does")
+    return hosts.parse_hosts(args.hosts, python=sys.executable, chdir=str(Path.cwd()))
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -117,6 +133,10 @@ def _matrix_options(p: argparse.ArgumentParser, os_id: str) -> None:
                                                   "(default: this machine's)")
     p.add_argument("--rerun", type=int, default=0, metavar="N", help="re-run failed cells up to N times")
     p.add_argument("--workers", default="auto", help="pytest-xdist workers: N or auto (by memory and CPUs)")
+    p.add_argument("--hosts", action="append", metavar="SPEC[,SPEC...]",
+                   help="run the cells on workers on other hosts, one per entry: ssh=[user@]host[//python=PATH]"
+                        "[//chdir=DIR][//ssh_config=FILE], N*ssh=... for N (python and chdir default to this "
+                        "machine's paths; each host boots with its own cache and admission; repeatable)")
     # passed on to the matrix's pytest; the mirror and keyring default to its ini values
     options.add_options(p.add_argument, ("extend_timeout", "vm_cpus", "mirror", "keyring", "ignition_spec_table"))
     options.add_options(p.add_argument, options.PROGRESS_OPTIONS)

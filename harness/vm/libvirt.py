@@ -40,9 +40,11 @@ Remote URIs (``qemu+ssh://host/system``)
   attaches to a VM is local to the machine running pytest -- the console unix socket, the SSH
   ``hostfwd`` on 127.0.0.1, the HTTP server the guest reaches through ``guestfwd`` (its relay
   connects to 127.0.0.1 *on the QEMU host*), QEMU's TFTP directory, the ISO/kernel/qcow2 paths in
-  the run dir and cache.  To spread a matrix over hosts, run livelab *on* each host (each with its
-  local ``qemu:///system``, e.g. ``ssh host 'cd livelab && make test'`` or one ``livelab matrix``
-  shard per host) with the same mirror reachable from each.  ``LIVELAB_LIBVIRT_ALLOW_REMOTE=1``
+  the run dir and cache.  To spread a run over hosts, run the tests *on* each host: pytest-xdist
+  workers over SSH (``pytest --tx ssh=host --dist load``, ``livelab matrix --hosts ssh=host1,ssh=host2``;
+  ``harness.hosts``), each with its local ``qemu:///system``, their files coming home on their
+  reports (``harness.attachments``); or one ``livelab matrix`` shard per host and ``livelab matrix
+  merge``.  ``LIVELAB_LIBVIRT_ALLOW_REMOTE=1``
   skips the refusal for setups that provide all of the above on the remote host themselves
   (shared file system at the same paths, SSH tunnels for the ports and the console socket).
 """
@@ -349,8 +351,9 @@ class LibvirtMachine(Machine):
         if not is_local_uri(self.uri) and os.environ.get("LIVELAB_LIBVIRT_ALLOW_REMOTE") != "1":
             raise LivelabError(
                 f"libvirt URI {self.uri} is remote: the console socket, SSH port, HTTP server, TFTP dir and "
-                "disk paths of a livelab VM are local to this machine. Run livelab on that host with "
-                "qemu:///system instead (see harness/vm/libvirt.py)")
+                "disk paths of a livelab VM are local to this machine. Run the tests on that host with "
+                "qemu:///system instead: pytest --tx ssh=HOST, or livelab matrix --hosts ssh=HOST "
+                "(see harness/hosts.py)")
         base = domain_name(spec.name)
         name, n = base, 1
         while name in _names_in_use:

@@ -212,7 +212,7 @@ def test_cli_validates_before_running(tmp_path, capsys, monkeypatch):
 def test_cli_runs_and_reports(tmp_path, monkeypatch, capsys):
     seen, real_run = {}, mx.run_matrix
 
-    def fake_run(m, out, workers, rerun, options, extra):
+    def fake_run(m, out, workers, rerun, options, extra, hosts=()):
         assert options["vm_cpus"] >= 1
         seen.update(workers=workers, rerun=rerun, options=options, extra=extra, ids=m.ids)
         _junit(out / "attempts" / "junit-1.xml", {m.ids[0]: "pass", m.ids[1]: "fail"}, out / "runs")

@@ -189,7 +189,7 @@ def _fake_pytest(fail=(), t0=None):
 
 def _run_shard(monkeypatch, out, shard, host, fail=(), t0=None, request=REQUEST, extra=()):
     runner, calls = _fake_pytest(fail, t0)
-    monkeypatch.setattr(mx, "run_matrix", lambda m, o, w, rerun, options, ex: REAL_RUN_MATRIX(
+    monkeypatch.setattr(mx, "run_matrix", lambda m, o, w, rerun, options, ex, hosts=(): REAL_RUN_MATRIX(
         m, o, w, rerun, options, ex, runner=runner, log=lambda _: None))
     rc = main(["matrix", *request, "--shard", shard, "--host", host, "-o", str(out), *extra])
     return rc, calls
