@@ -436,6 +436,13 @@ def _set_property(case: ET.Element, name: str, value: str) -> None:
     ET.SubElement(props, "property", name=name, value=value)
 
 
+def _drop_property(case: ET.Element, name: str) -> None:
+    for props in case.findall("properties"):
+        for p in props.findall("property"):
+            if p.get("name") == name:
+                props.remove(p)
+
+
 def junit_cases(path: Path) -> dict[str, ET.Element]:
     """Scenario case id -> its testcase in a JUnit file (the last one of that id); none for no file."""
     out: dict[str, ET.Element] = {}
@@ -478,6 +485,7 @@ def write_junit(final: dict[str, ET.Element], cells: Sequence[dict], out: Path, 
             _set_property(case, "flaky", "true")
         for key in ("host", "shard"):
             if c.get(key):
+                _drop_property(case, f"livelab_{key}")     # a remote worker's report named its host already
                 _set_property(case, f"livelab_{key}", str(c[key]))
         counts["tests"] += 1
         counts["failures"] += case.find("failure") is not None

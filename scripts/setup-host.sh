@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages livelab needs (idempotent; apt-get runs only when something is missing).
 set -euo pipefail
+# openssh-server: the lab-of-hosts test (tests/e2e/test_lab_of_hosts.py) runs an sshd per host namespace
 PKGS=(
   qemu-system-x86 qemu-utils ipxe-qemu ovmf pxelinux syslinux-common isolinux
   mmdebstrap squashfs-tools xorriso gpg gpgv cpio xz-utils zstd mtools dosfstools
   grub-efi-amd64-bin grub-pc-bin grub-common ignition socat curl openssh-client lzop
+  openssh-server
   openssl iproute2 procps util-linux
   python3-venv python3-dev gcc pkg-config libvirt-dev
   libblkid-dev
