@@ -24,6 +24,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +91,9 @@ def _script(host_root: Path, name: str, repo: Path, sshd_config: Path) -> str:
 
 
 def start_hosts(base: Path, repo: Path, letters: tuple = ("a", "b")) -> tuple:
-    """Start a host per letter under ``base``; return (hosts, the controller's ssh_config)."""
+    """Start a host per letter (its sshd's files under ``base``); return (hosts, the controller's
+    ssh_config).  The hosts' own directories are under a short directory of /tmp: a VM's unix
+    sockets live in its run directory or its state directory, and a socket path has at most 107 bytes."""
     root = os.geteuid() == 0
     if root:
         # sshd's privilege separation directory (made by its package's service at boot; absent in containers)
@@ -101,11 +104,12 @@ def start_hosts(base: Path, repo: Path, letters: tuple = ("a", "b")) -> tuple:
     user = "root" if root else os.environ.get("USER") or subprocess.run(
         ["id", "-un"], capture_output=True, text=True).stdout.strip()
     known, config, hosts = [], [], []
+    short = Path(tempfile.mkdtemp(prefix="livelab-lab-"))
     for x in letters:
         alias, name = f"host-{x}", f"livelab-host-{x}-{os.getpid()}"
         etc = base / f"{alias}-sshd"
         etc.mkdir()
-        host_root = base / alias
+        host_root = short / alias
         host_root.mkdir()
         keytype, key = _keygen(etc / "ssh_host_ed25519_key")
         known.append(f"{alias} {keytype} {key}\n")
@@ -139,8 +143,12 @@ def start_hosts(base: Path, repo: Path, letters: tuple = ("a", "b")) -> tuple:
     (ctl / "known_hosts").write_text("".join(known))
     cfg = ctl / "ssh_config"
     cfg.write_text("\n".join(config))
-    for h in hosts:
-        _wait_ready(cfg, h)
+    try:
+        for h in hosts:
+            _wait_ready(cfg, h)
+    except BaseException:
+        stop_hosts(hosts)
+        raise
     return hosts, cfg
 
 
@@ -190,3 +198,7 @@ def stop_hosts(hosts: list) -> None:
                 os.kill(pid, 9)
     for h in hosts:
         h.proc.wait(timeout=30)
+    for h in hosts:           # the mount points, empty once their namespaces are gone
+        with contextlib.suppress(OSError):
+            h.root.rmdir()
+            h.root.parent.rmdir()

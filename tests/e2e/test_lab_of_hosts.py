@@ -92,7 +92,7 @@ def test_two_hosts_run_the_matrix_and_their_files_come_home_through_xdist(tmp_pa
         listing = nh.ssh(cfg, h, f"cd {h.run_root} && ls -1d */ && find . -name '*.iso' -o -name '*.qcow2'")
         assert listing.returncode == 0, listing.stderr
         dirs = sorted(line.rstrip("/") for line in listing.stdout.splitlines() if line.endswith("/"))
-        assert dirs == mine, (h.alias, dirs, mine)
+        assert dirs == sorted([*mine, "ssh"]), (h.alias, dirs, mine)         # and the session's SSH key
         sums = nh.ssh(cfg, h, f"cd {h.run_root} && sha256sum " + " ".join(f"{t}/{f}" for t in mine for f in SENT))
         assert sums.returncode == 0, sums.stderr
         for line in sums.stdout.splitlines():
@@ -110,6 +110,7 @@ def test_two_hosts_run_the_matrix_and_their_files_come_home_through_xdist(tmp_pa
         state = nh.ssh(cfg, h, f"test -f {h.state}/admission.json && echo admitted-here")
         assert state.stdout.strip() == "admitted-here", state.stderr
     assert not list((out / "runs").rglob("*.iso")) and not list((out / "runs").rglob("*.qcow2"))
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(ids)     # no host's session key either
 
     # the controller saw none of the hosts' files: their directories are empty on its side; it
     # fetched no artifact and admitted no VM of its own
