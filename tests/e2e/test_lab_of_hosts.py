@@ -137,4 +137,5 @@ def test_two_hosts_run_the_matrix_and_their_files_come_home_through_xdist(tmp_pa
     for h in lab:
         assert f"<h3>{h.name} &#183; shard 1/1</h3>" in mhtml
     for c in msummary["cells"]:
-        assert (tmp_path / "merged" / c["console_log"]).read_bytes() == (out / c["console_log"]).read_bytes()
+        sent = (out / "runs" / c["id"] / "console.log").read_bytes()
+        assert (tmp_path / "merged" / c["console_log"]).read_bytes() == sent, c["console_log"]
