@@ -768,7 +768,11 @@ class Builder:
         "usr/lib/systemd/systemd-network-generator", "usr/lib/systemd/systemd-user-sessions",
         "usr/bin/systemd-tmpfiles", "usr/bin/journalctl", "usr/bin/udevadm", "usr/bin/kmod", "usr/bin/systemctl",
         "usr/bin/dbus-daemon", "usr/sbin/sshd", "usr/bin/ssh-keygen", "usr/sbin/agetty", "usr/bin/dash",
-        "usr/bin/bash", "usr/bin/login")
+        "usr/bin/bash", "usr/bin/login", "usr/bin/cat")
+    # and the first SSH login's path: the PAM modules of sshd's and systemd-user's stacks, the user
+    # manager's units and generators (`systemd --user` is the binary above)
+    PREFETCH_LOGIN_DIRS = ("usr/lib/x86_64-linux-gnu/security", "usr/lib/systemd/user",
+                           "usr/lib/systemd/user-generators", "etc/pam.d")
 
     def prefetch_list(self) -> None:
         r = self.root
@@ -778,6 +782,9 @@ class Builder:
         binaries = [b for b in self.PREFETCH_BINARIES if (r / b).exists()]
         binaries += [str(g.relative_to(r)) for g in sorted(gens.iterdir())
                      if g.is_file() and not (masked / g.name).is_symlink()] if gens.is_dir() else []
+        for d in self.PREFETCH_LOGIN_DIRS:
+            binaries += [str(f.relative_to(r)) for f in sorted((r / d).rglob("*"))
+                         if f.is_file() and not f.is_symlink()] if (r / d).is_dir() else []
         for b in binaries:
             files.add(b)
             with open(r / b, "rb") as f:
