@@ -136,6 +136,7 @@ class Bisection:
     def run(self) -> Report:
         search, bad_end = self.search, self.search.releases[-1]
         rnd = 0
+        self.write()
         while not search.done:
             rnd += 1
             batch = search.next_round()

@@ -12,15 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from procs import qemus_of
+from procs import OUT, REPO, STANDIN, qemus_of
 
 from harness import runtime
 
-REPO = Path(__file__).resolve().parents[2]
-OUT = REPO / "images" / "out"
-STANDIN = ["--mirror", str(OUT / "mirror"), "--keyring", str(OUT / "keyring.gpg"),
-           "--ignition-spec-table", str(OUT / "ignition-specs.json"),
-           "--ignition-validate", str(OUT / "bin" / "ignition-validate")]
 REASON = "check failed: boot 1: core has passwordless sudo"
 
 

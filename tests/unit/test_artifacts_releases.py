@@ -118,3 +118,14 @@ def test_missing_artifacts_are_named_and_nothing_is_downloaded(tmp_path):
         rel = resolve("fcos", "testing", version="42.20250721.2.0", mirror=url, cache_dir=cache)
         (gone,) = missing(rel, ["kernel", "iso"], cache_dir=cache)
         assert gone.startswith("iso (") and "HTTP 404" in gone
+
+
+def test_the_releases_verb(tmp_path, capsys):
+    from harness.cli import main
+    m = str(standin_mirror(tmp_path / "m"))
+    assert main(["artifacts", "releases", "flatcar", "--channel", "alpha", "--mirror", m,
+                 "--cache-dir", str(tmp_path / "c")]) == 0
+    assert capsys.readouterr().out.split() == ["4012.0.0", "4054.0.0", "4081.0.0"]
+    assert main(["artifacts", "releases", "fcos", "--stream", "testing", "--json", "--mirror", m,
+                 "--cache-dir", str(tmp_path / "c")]) == 0
+    assert json.loads(capsys.readouterr().out)[0] == "42.20250707.2.0"
