@@ -87,6 +87,15 @@ class BootRequest:
         return f"{self.os}.{self.stream}.{self.method}.{self.firmware}"
 
 
+def artifact_kinds(os_id: str, method: str) -> list[str]:
+    """The artifacts a boot of ``os_id`` via ``method`` downloads."""
+    if os_id == "flatcar":
+        return ["kernel", "initramfs"]
+    if method in ("iso", "iso-fromram"):
+        return ["iso"]
+    return ["kernel", "initramfs", "rootfs"]
+
+
 def completion_unit() -> dict:
     return {
         "name": "livelab-boot-done.service",
@@ -200,12 +209,7 @@ class LiveBoot:
         return text.replace(ph, self.ssh_key.public)
 
     def kinds(self) -> list[str]:
-        m = self.req.method
-        if self.req.os == "flatcar":
-            return ["kernel", "initramfs"]
-        if m in ("iso", "iso-fromram"):
-            return ["iso"]
-        return ["kernel", "initramfs", "rootfs"]
+        return artifact_kinds(self.req.os, self.req.method)
 
     def render_config(self) -> dict | None:
         """Butane/Ignition of the request + harness snippet, validated for the target."""

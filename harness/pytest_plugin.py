@@ -59,6 +59,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="collect the scenario YAML files of DIR (besides ini livelab_scenarios)")
     options.add_options(g.addoption, options.ARTIFACT_OPTIONS + options.VM_OPTIONS + options.CONFIG_OPTIONS
                         + ("vm_cpus",))
+    g.addoption("--release", default=None, metavar="VERSION",
+                help="boot this release (an FCOS or Flatcar version of the case's stream or channel) instead of "
+                     "the current one: a case re-run on an older release, as `livelab bisect` does; a test whose "
+                     "BootRequest pins a version keeps its own")
     g.addoption("--keep-vms", action="store_true", help="leave VMs running after their test (for debugging)")
     g.addoption("--real", action="store_true",
                 help="run tests marked `real` against the real FCOS/Flatcar servers (needs the internet)")
@@ -252,6 +256,7 @@ class LivelabSession:
         self.run_root = Path(root)
         self.run_root.mkdir(parents=True, exist_ok=True)
         self.keep_vms = opt("--keep-vms")
+        self.release: str | None = opt("--release")
         self._key: SessionKey | None = None
         self._accel: Accel | None = None
 
@@ -301,6 +306,8 @@ class VMFactory:
         name = name or f"vm{len(self.boots) + 1}"
         run_dir = self.session.run_dir_for(self.node.nodeid, name if self.boots or name != "vm1" else "")
         options = dataclasses.replace(self.session.options, **option_changes)
+        if self.session.release and boot.version is None:
+            boot = dataclasses.replace(boot, version=self.session.release)
         lb = LiveBoot(boot, options, run_dir, ssh_key=self.session.ssh_key,
                       accel=self.session.accel)
         self.boots.append(lb)
