@@ -35,9 +35,9 @@ from .vocab import (
     check_firmware,
     check_method,
     check_os,
-    check_sector,
     check_stream,
     memory_minimum,
+    parse_sector,
     refusal,
 )
 
@@ -105,13 +105,7 @@ def parse_sectors(text: str | Sequence[str] | None) -> list[int] | None:
     """``--sector 512,4096`` -> ``[512, 4096]`` (each one ``vocab.SECTORS`` has); None: not given."""
     if not text:
         return None
-    out = []
-    for item in split_list(text):
-        try:
-            out.append(check_sector(int(item)))
-        except ValueError:
-            raise LivelabError(f"--sector {item!r}: expected one of {', '.join(map(str, SECTORS))}") from None
-    return out
+    return [parse_sector(item) for item in split_list(text)]
 
 
 def build_matrix(os_id: str, streams: str | Sequence[str] | None = None, methods: str | Sequence[str] | None = None,

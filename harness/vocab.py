@@ -117,6 +117,15 @@ def check_sector(sector: object) -> int:
     return sector
 
 
+def parse_sector(text: object, flag: str = "--sector") -> int:
+    """A sector size as a command line gives it (``"4096"``); one line when it is not one."""
+    try:
+        return check_sector(int(str(text).strip()))
+    except (ValueError, LivelabError):
+        raise LivelabError(f"{flag} {text!r}: expected one of {', '.join(map(str, SECTORS))} "
+                           "(bytes: the disks' logical = physical sector size)") from None
+
+
 def disk_suffix(sector: int) -> str | None:
     """The suffix an id gets for disks of ``sector`` bytes (``4k``), None for 512."""
     return DISK_SUFFIX.get(check_sector(sector))
