@@ -14,13 +14,15 @@ What is the same as the QEMU backend
     HTTP reached through ``guestfwd=...-cmd:`` relaying to the harness on 127.0.0.1.
   - The serial console is a unix socket in bind mode at ``run_dir/console.sock`` with a
     ``<log>`` to ``run_dir/console.log`` (written by virtlogd), so ``harness.console`` is unchanged.
-  - Disks are the qcow2 overlays ``Machine`` creates; virtio-serial ports write to files in the
-    run dir; the CD is a SATA ``ide-cd`` as with QEMU.
+  - Disks are the qcow2 overlays ``Machine`` creates, or an image as it is (the ISO of
+    ``iso-as-disk``: raw, ``<readonly/>``); a disk's sector size is its ``<blockio>``; virtio-serial
+    ports write to files in the run dir; the CD is a SATA ``ide-cd`` as with QEMU.
   - QMP: libvirt owns the monitor; ``LibvirtQMP`` sends QMP commands through
     ``virDomainQemuMonitorCommand`` (``cmd``/``cmd_raw``/``close`` as ``qemu.qmp``'s legacy
     client).  libvirt marks such domains "tainted: custom-monitor"; that is expected.  Device
     ids seen by QMP are libvirt aliases: the CD is ``ua-cd0dev`` (``eject``/``change_media``
-    use it).
+    use it), disk i ``ua-disk<i>dev`` (``unplug_disk``; libvirt gives a q35 virtio disk a PCIe
+    root port of its own, so it can be unplugged as with QEMU).
 
 What differs
   - libvirtd, not the test, is QEMU's parent, so ``PR_SET_PDEATHSIG`` cannot tie QEMU to the test.
