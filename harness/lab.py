@@ -38,6 +38,7 @@ from .vm.spec import COMPLETION_PORT, COMPLETION_TOKEN, LIVEISO_SUCCESS_PORT, Di
 from .vocab import (
     DISK_SUFFIX,
     ISO_METHODS,
+    TestId,
     check_firmware,
     check_method,
     check_sector,
@@ -98,13 +99,12 @@ class BootRequest:
     @property
     def config_id(self) -> str:
         """``<os>.<stream>.<method>.<firmware>``."""
-        return f"{self.os}.{self.stream}.{self.method}.{self.firmware}"
+        return str(TestId(self.os, self.stream, self.method, self.firmware))
 
     @property
     def test_id(self) -> str:
         """The configuration's id, with the disk suffix of 4Kn disks (``fcos.stable.iso.uefi.4k``)."""
-        suffix = DISK_SUFFIX.get(self.sector)
-        return f"{self.config_id}.{suffix}" if suffix else self.config_id
+        return str(TestId(self.os, self.stream, self.method, self.firmware, disk=DISK_SUFFIX.get(self.sector)))
 
 
 def completion_unit() -> dict:

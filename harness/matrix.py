@@ -32,6 +32,7 @@ from .vocab import (
     OS_METHODS,
     SECTORS,
     STREAMS,
+    TestId,
     check_firmware,
     check_method,
     check_os,
@@ -145,8 +146,7 @@ def build_matrix(os_id: str, streams: str | Sequence[str] | None = None, methods
             for method in methods:
                 for fw in firmware:
                     for sector in asked_sectors or SECTORS:
-                        suffix = DISK_SUFFIX.get(sector)
-                        tid = f"{os_id}.{stream}.{method}.{fw}.{scen.name}" + (f".{suffix}" if suffix else "")
+                        tid = str(TestId(os_id, stream, method, fw, scen.name, DISK_SUFFIX.get(sector)))
                         why = refusal(method, fw, sector)
                         if why and asked_sectors:
                             refused.append({"id": tid, "reason": why})

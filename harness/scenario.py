@@ -72,6 +72,7 @@ from .vocab import (
     SCENARIO_PATTERN,
     SECTORS,
     STREAMS,
+    TestId,
     refusal,
 )
 
@@ -128,8 +129,7 @@ class Case(NamedTuple):
     @property
     def config(self) -> str:
         """The id without the scenario: ``<os>.<stream>.<method>.<firmware>[.4k]`` (as ``ci:`` names it)."""
-        suffix = DISK_SUFFIX.get(self.sector)
-        return ".".join([self.os, self.stream, self.method, self.firmware, *([suffix] if suffix else [])])
+        return str(TestId(self.os, self.stream, self.method, self.firmware, disk=DISK_SUFFIX.get(self.sector)))
 
 
 def _key(kind: str) -> dict:
@@ -204,9 +204,8 @@ def _cells(name: str, applies: dict[str, list], streams: dict[str, list[str]] | 
                     for sector in applies.get("sector", [512]):
                         if refusal(method, fw, sector):
                             continue
-                        suffix = DISK_SUFFIX.get(sector)
-                        tid = f"{os_id}.{stream}.{method}.{fw}.{name}" + (f".{suffix}" if suffix else "")
-                        out.append(Case(tid, os_id, stream, method, fw, sector))
+                        tid = TestId(os_id, stream, method, fw, name, DISK_SUFFIX.get(sector))
+                        out.append(Case(str(tid), os_id, stream, method, fw, sector))
     return out
 
 

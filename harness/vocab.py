@@ -126,11 +126,6 @@ def parse_sector(text: object, flag: str = "--sector") -> int:
                            "(bytes: the disks' logical = physical sector size)") from None
 
 
-def disk_suffix(sector: int) -> str | None:
-    """The suffix an id gets for disks of ``sector`` bytes (``4k``), None for 512."""
-    return DISK_SUFFIX.get(check_sector(sector))
-
-
 def refusal(method: str, firmware: str, sector: int) -> str | None:
     """Why a configuration cannot boot, for real images and the stand-in alike (None: it can).
 
