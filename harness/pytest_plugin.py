@@ -141,7 +141,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFi
 
 
 class ScenarioFile(pytest.File):
-    """One scenario YAML file: a case per configuration it applies to (``fcos.stable.pxe.bios.<name>``)."""
+    """One scenario YAML file: a case per configuration it applies to (``fcos.stable.pxe.bios.<name>[.4k]``)."""
 
     def collect(self) -> Iterator[ScenarioItem]:
         try:
@@ -149,11 +149,12 @@ class ScenarioFile(pytest.File):
         except LivelabError as exc:
             raise self.CollectError(f"livelab {exc.one_line()}") from None   # "livelab scenario x.yaml: ..."
         chosen = self.config.stash[SELECTION]
-        for tid, os_id, stream, method, fw in scen.cases(streams=chosen.streams_for_unpinned()):
-            item = ScenarioItem.from_parent(self, name=tid, scenario=scen, case=(os_id, stream, method, fw))
+        for case in scen.cases(streams=chosen.streams_for_unpinned()):
+            item = ScenarioItem.from_parent(self, name=case.id, scenario=scen, case=case)
             item.add_marker(pytest.mark.e2e)
-            item.add_marker(pytest.mark.livelab(os=os_id, stream=stream, method=method, firmware=fw))
-            if tid.rsplit(".", 1)[0] in scen.ci:
+            item.add_marker(pytest.mark.livelab(os=case.os, stream=case.stream, method=case.method,
+                                                firmware=case.firmware))
+            if case.config in scen.ci:
                 item.add_marker(pytest.mark.ci)
             if scen.slow:
                 item.add_marker(pytest.mark.slow)
@@ -163,16 +164,15 @@ class ScenarioFile(pytest.File):
 class ScenarioItem(pytest.Item):
     """One scenario on one configuration: boots, checks, the evidence in ``checks.log``."""
 
-    def __init__(self, *, scenario: sc.Scenario, case: tuple[str, str, str, str], **kwargs):
+    def __init__(self, *, scenario: sc.Scenario, case: sc.Case, **kwargs):
         super().__init__(**kwargs)
         self.scenario = scenario
-        self.case = case      # os, stream, method, firmware
+        self.case = case
 
     def runtest(self) -> None:
         factory = VMFactory(livelab_session(self.config), self)
         try:
-            os_id, stream, method, firmware = self.case
-            for line in sc.run_case(self.scenario, os_id, stream, method, firmware, factory):
+            for line in sc.run_case(self.scenario, self.case, factory):
                 print(line)
         finally:
             factory.close()
