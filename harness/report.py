@@ -380,6 +380,17 @@ def _hosts_section(summary: dict, cells: Sequence[dict]) -> str:
     return "".join(out)
 
 
+def _refused_section(summary: dict) -> str:
+    """The cells the matrix was asked for but did not run because they cannot boot (not failures)."""
+    refused = [r for r in summary.get("refused") or [] if isinstance(r, dict)]
+    if not refused:
+        return ""
+    items = "".join(f'<li><code>{escape(str(r.get("id")))}</code>: {escape(str(r.get("reason")))}</li>'
+                    for r in refused)
+    return (f'<h2>Refused before boot</h2><p>{len(refused)} cell(s) not run, not failed: they cannot boot.</p>'
+            f'<ul class="refused" id="refused">{items}</ul>')
+
+
 def render_html(summary: dict, output_dir: Path) -> str:
     output_dir = Path(output_dir)
     cells = summary.get("cells") or []
@@ -400,7 +411,7 @@ def render_html(summary: dict, output_dir: Path) -> str:
         f'<p>{t.get("cells", len(cells))} cells {counts} &#183; accelerator: <b>{escape(accel)}</b> &#183; '
         f'generated {escape(str(summary.get("generated", "")))}'
         + "".join(f" &#183; {link}" for link in (junit, sjson) if link) + "</p>",
-        "<h2>Matrix</h2>", _matrix_table(cells, summary, output_dir),
+        "<h2>Matrix</h2>", _matrix_table(cells, summary, output_dir), _refused_section(summary),
         _hosts_section(summary, cells),
         f'<h2>Boot timelines</h2><p class="legend">{legend}</p>',
         "".join(_vm_section(c, output_dir, scale) for c in cells),

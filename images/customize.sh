@@ -12,6 +12,11 @@ chown -R core:core /home/core/.ssh; chmod 700 /home/core/.ssh
 # root locked, like FCOS
 usermod -p '*' root
 
+# --- logins: Debian's pam_motd runs /etc/update-motd.d/* (run-parts, uname) into /run/motd.dynamic
+# at every session; Fedora's pam_motd only shows /etc/motd, /etc/motd.d and /run/motd.d, which
+# stay (the noupdate line).  Measured under TCG: 0.6 s of every SSH login.
+sed -i '/pam_motd\.so[[:space:]]\+motd=\/run\/motd\.dynamic/d' /etc/pam.d/sshd /etc/pam.d/login
+grep -q '^[^#]*pam_motd\.so.*motd=/run/motd' /etc/pam.d/sshd /etc/pam.d/login && { echo "customize: pam_motd motd.dynamic still in PAM" >&2; exit 1; }
 # --- SSH: never bake host keys
 rm -f /etc/ssh/ssh_host_*
 systemctl enable livelab-sshd-keygen.service ssh.service systemd-networkd.service >/dev/null 2>&1

@@ -1,6 +1,7 @@
 """``livelab matrix fcos|flatcar ...``: run a boot matrix and report it; ``livelab matrix report DIR``.
 
     livelab matrix fcos --streams stable,testing,next --via pxe,ipxe,iso --firmware bios,uefi --output DIR
+    livelab matrix fcos --via iso,iso-as-disk --sector 512,4096 --scenarios base,persist-var --list   # 4Kn cells too
     livelab matrix flatcar --channels stable,beta --via pxe,ipxe --output DIR --rerun 1 -- -x
     livelab matrix fcos --streams stable,next --list [--json] [--shards 4]   # the cells (and their split)
     livelab matrix fcos --streams stable,next --shard 2/4 --output DIR       # the 2nd of 4 shards
@@ -20,6 +21,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 from .. import hosts, matrix_merge, options, report, runtime
 from .. import matrix as mx
@@ -30,7 +32,8 @@ from ..vocab import FCOS_STREAMS, FLATCAR_CHANNELS, OS_METHODS
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    full = mx.build_matrix(args.os, args.streams, args.via, args.firmware, args.scenarios, args.scenario_dir)
+    full = mx.build_matrix(args.os, args.streams, args.via, args.firmware, args.scenarios, args.scenario_dir,
+                           args.sector)
     shard = shards.parse_shard(args.shard) if args.shard else None
     count = shards.parse_count(args.shards) if args.shards is not None else None
     if shard and count and count != shard.count:
@@ -41,6 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.list:
         print(json.dumps(plan.document(shard), indent=2) if args.json else "\n".join(plan.lines(shard)))
         print(plan.describe(), file=sys.stderr)
+        _say_refused(full)
         return 0
     if count and not shard:
         raise LivelabError("--shards N goes with --list; a run takes --shard K/N")
@@ -55,6 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise LivelabError("--rerun: expected 0 or more")
     for tid in m.dropped:
         print(f"livelab: {tid}: not offered by its scenario, left out")
+    _say_refused(m, sys.stdout)
     out = Path(args.output).resolve()
     options = {"mirror": args.mirror, "keyring": args.keyring, "ignition_spec_table": args.ignition_spec_table,
                "extend_timeout": args.extend_timeout,
@@ -80,7 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                                                    time.time())})
     t = report.totals(cells)
     print(f"livelab: matrix {m.os}: {t['pass']} pass, {t['flaky']} flaky, {t['fail']} fail, {t['skip']} skip"
-          f" -> {paths['html']}")
+          + (f", {len(m.refused)} refused before boot" if m.refused else "") + f" -> {paths['html']}")
     return 1 if t["fail"] else 0
 
 
@@ -94,6 +99,13 @@ def _lab_hosts(args: argparse.Namespace) -> list[str]:
         raise LivelabError("--hosts: livelab is not installed here (pip install): the pytest that drives "
                            "the hosts' workers loads it by its entry point, as each host's does")
     return hosts.parse_hosts(args.hosts, python=sys.executable, chdir=str(Path.cwd()))
+
+
+def _say_refused(m: mx.Matrix, out: TextIO | None = None) -> None:
+    """Each refused cell and why, one line (stderr by default): not run, and not failed (the
+    summary and the report list them too)."""
+    for r in m.refused:
+        print(f"livelab: {r['id']}: refused before boot, not run: {r['reason']}", file=out or sys.stderr)
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -118,6 +130,8 @@ def _matrix_options(p: argparse.ArgumentParser, os_id: str) -> None:
                        help=f"comma list of {', '.join(FLATCAR_CHANNELS)} (default: all)")
     p.add_argument("--via", help=f"comma list of boot methods: {', '.join(OS_METHODS[os_id])} (default: all)")
     p.add_argument("--firmware", help="comma list of bios, uefi (default: both)")
+    p.add_argument("--sector", help="comma list of disk sector sizes, 512, 4096 (default: 512, and the 4096-byte "
+                                    "(.4k) cells the scenarios offer); a cell that cannot boot is listed as refused")
     p.add_argument("--scenarios", help="comma list of scenario names (default: base)")
     p.add_argument("--scenario-dir", action="append", default=None, metavar="DIR",
                    help="where the scenario YAML files are (repeatable; default ./scenarios)")
