@@ -2,6 +2,7 @@
 # Install the Debian packages livelab needs (idempotent; apt-get runs only when something is missing).
 set -euo pipefail
 # openssh-server: the lab-of-hosts test (tests/e2e/test_lab_of_hosts.py) runs an sshd per host namespace
+# (the binary only: a newly installed ssh.service is disabled again at the end)
 PKGS=(
   qemu-system-x86 qemu-utils ipxe-qemu ovmf pxelinux syslinux-common isolinux
   mmdebstrap squashfs-tools xorriso gpg gpgv cpio xz-utils zstd mtools dosfstools
@@ -48,3 +49,8 @@ fi
 echo "livelab: installing Debian packages: ${missing[*]} ${missing_bp[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" "${missing_bp[@]}" >/dev/null
+# livelab needs only sshd's binary (each host namespace of the lab-of-hosts test runs its own): a
+# machine that had no SSH server gets none listening because of this script
+if printf '%s\n' "${missing[@]}" | grep -qx openssh-server && [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now ssh.service >/dev/null 2>&1 || true
+fi
