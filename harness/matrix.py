@@ -22,6 +22,7 @@ from . import runtime
 from . import scenario as sc
 from .atomic import atomic_write
 from .errors import LivelabError
+from .report import NOT_APPLICABLE
 from .triage.inputs import triage_run_dir
 from .vocab import (
     CASE_ID_RE,
@@ -33,6 +34,7 @@ from .vocab import (
     check_os,
     check_stream,
     memory_minimum,
+    not_applicable,
 )
 
 
@@ -47,6 +49,7 @@ class Cell:
     memory_mib: int
     scenario_file: str = ""       # the scenario's YAML (its pytest node id is <file>::<id>)
     boots: int = 1                # how many boots the scenario makes (the duration estimate scales with it)
+    not_applicable: str = ""      # why this firmware cannot boot by this method (vocab.not_applicable): never run
 
 
 @dataclass
@@ -64,6 +67,11 @@ class Matrix:
     @property
     def ids(self) -> list[str]:
         return [c.id for c in self.cells]
+
+    @property
+    def runnable(self) -> list[str]:
+        """The ids of the cells that boot (not the "not applicable" ones)."""
+        return [c.id for c in self.cells if not c.not_applicable]
 
     def node_id(self, test_id: str) -> str:
         return node_id(next(c for c in self.cells if c.id == test_id))
@@ -118,7 +126,7 @@ def build_matrix(os_id: str, streams: str | Sequence[str] | None = None, methods
         loaded.append(sc.load(path))
     cells, dropped = [], []
     for scen in loaded:
-        offered = {case[0] for case in scen.cases()}
+        offered = {case[0] for case in scen.cases(with_not_applicable=True)}
         for stream in streams:
             for method in methods:
                 for fw in firmware:
@@ -128,7 +136,7 @@ def build_matrix(os_id: str, streams: str | Sequence[str] | None = None, methods
                         continue
                     mem = scen.memory or memory_minimum(os_id, method).mib
                     cells.append(Cell(tid, os_id, stream, method, fw, scen.name, mem, str(scen.path),
-                                      len(scen.boots)))
+                                      len(scen.boots), not_applicable(method, fw) or ""))
     if not cells:
         raise LivelabError(f"no cell of this matrix is offered by scenario(s) {', '.join(scenarios)} "
                            f"(e.g. {dropped[0]})")
@@ -235,12 +243,14 @@ def _seconds(text: str) -> float | None:
 
 
 def classify(attempts: Sequence[Attempt]) -> str:
-    """pass (first try), flaky (failed, then passed), skip, or fail (never passed)."""
+    """pass (first try), flaky (failed, then passed), skip, not applicable (never run), or fail
+    (never passed)."""
     results = [a.result for a in attempts]
     if "pass" in results:
         return "pass" if results.index("pass") == 0 else "flaky"
-    if results and all(r == "skip" for r in results):
-        return "skip"
+    for kept in ("skip", NOT_APPLICABLE):
+        if results and all(r == kept for r in results):
+            return kept
     return "fail"
 
 
@@ -259,8 +269,18 @@ def _artifacts(run_dir: str | None, output_dir: Path) -> dict:
     return {"run_dir": _rel(rd, output_dir), "console_log": _rel(console, output_dir) if console.is_file() else None}
 
 
+def not_applicable_cell(cell: Cell) -> dict:
+    """The summary.json record of a cell that is not run: its firmware cannot boot by its method."""
+    return {"id": cell.id, "os": cell.os, "stream": cell.stream, "method": cell.method,
+            "firmware": cell.firmware, "scenario": cell.scenario, "result": NOT_APPLICABLE,
+            "attempts": 0, "duration": 0.0, "run_dir": None, "console_log": None, "timings": None,
+            "message": cell.not_applicable, "triage": None, "history": []}
+
+
 def make_cell(cell: Cell, attempts: Sequence[Attempt], output_dir: Path) -> dict:
     """The summary.json record of one cell from its attempts (in order)."""
+    if cell.not_applicable:
+        return not_applicable_cell(cell)
     output_dir = Path(output_dir)
     result = classify(attempts)
     final = next((a for a in attempts if a.result == "pass"), attempts[-1]) if attempts else Attempt("fail")
@@ -307,10 +327,12 @@ def run_matrix(matrix: Matrix, output_dir: Path, workers: int, rerun: int = 0, o
     """
     output_dir = Path(output_dir).resolve()
     (output_dir / "attempts").mkdir(parents=True, exist_ok=True)
-    atomic_write(output_dir / "ids.txt", "".join(f"{matrix.node_id(i)}\n" for i in matrix.ids), fsync=False)
-    attempts: dict[str, list[Attempt]] = {i: [] for i in matrix.ids}
-    todo = list(matrix.ids)
+    atomic_write(output_dir / "ids.txt", "".join(f"{matrix.node_id(i)}\n" for i in matrix.runnable), fsync=False)
+    attempts: dict[str, list[Attempt]] = {i: [] for i in matrix.runnable}
+    todo = list(matrix.runnable)
     for n in range(1, max(0, rerun) + 2):
+        if not todo:
+            break
         run_root = output_dir / ("runs" if n == 1 else f"runs-rerun{n - 1}")
         junit = output_dir / "attempts" / f"junit-{n}.xml"
         w = min(workers, len(todo))
@@ -324,7 +346,7 @@ def run_matrix(matrix: Matrix, output_dir: Path, workers: int, rerun: int = 0, o
         if not todo or (not got and rc not in (0, 1)):   # pytest itself failed: a rerun would too
             break
     by_id = {c.id: c for c in matrix.cells}
-    return [make_cell(by_id[t], attempts[t], output_dir) for t in matrix.ids]
+    return [make_cell(by_id[t], attempts.get(t, []), output_dir) for t in matrix.ids]
 
 
 def attempt_files(output_dir: Path) -> list[Path]:

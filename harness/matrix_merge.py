@@ -168,6 +168,13 @@ def _history(inp: Input, cell: dict, out: Path, copied: set[str]) -> list[dict]:
 
 
 def _merge_cell(cid: str, sources: list[tuple[Input, dict]], out: Path, copied: dict[str, set[str]]) -> dict:
+    if all(cell.get("result") == report.NOT_APPLICABLE for _inp, cell in sources):
+        inp, cell = sources[-1]         # never run: no attempts, the reason as its message
+        return {"id": cid, **{k: cell.get(k) for k in _CELL_KEYS}, "result": report.NOT_APPLICABLE,
+                "attempts": 0, "duration": 0.0, "run_dir": None, "console_log": None, "timings": None,
+                "message": cell.get("message") or "", "triage": None, "history": [],
+                "host": cell.get("host") or inp.shard.get("host"), "shard": cell.get("shard") or inp.shard.get("label"),
+                "run": inp.label}
     history: list[dict] = []
     owner: list[tuple[Input, dict]] = []       # per attempt: the input and the cell it came from
     for inp, cell in sources:
@@ -285,7 +292,8 @@ def merge(out: Path, dirs: Sequence[Path], plans: Sequence[Path] = (), log: Call
                  fsync=False)
     t = report.totals(cells)
     log(f"livelab: merged {len(inputs)} shard output(s): {t['cells']} cells, {t['pass']} pass, {t['flaky']} flaky, "
-        f"{t['fail']} fail, {t['skip']} skip, {t.get(report.MISSING, 0)} missing -> {out / 'report.html'}")
+        f"{t['fail']} fail, {t['skip']} skip, {t[report.NOT_APPLICABLE]} not applicable, "
+        f"{t.get(report.MISSING, 0)} missing -> {out / 'report.html'}")
     for c in cells:
         if c["result"] == report.MISSING:
             log(f"livelab: {c['id']}: {c['message']}")

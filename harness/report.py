@@ -20,8 +20,11 @@ from .atomic import atomic_write
 from .vocab import CASE_ID_RE
 
 SCHEMA = "livelab.matrix/1"
-RESULTS = ("pass", "flaky", "fail", "skip")
-COLOURS = {"pass": "#2e7d32", "flaky": "#ef8f00", "fail": "#c62828", "skip": "#757575", "missing": "#6a1b9a"}
+# a cell never run: its firmware cannot boot by its method (vocab.not_applicable), said before any boot
+NOT_APPLICABLE = "not-applicable"
+RESULTS = ("pass", "flaky", "fail", "skip", NOT_APPLICABLE)
+COLOURS = {"pass": "#2e7d32", "flaky": "#ef8f00", "fail": "#c62828", "skip": "#757575", "missing": "#6a1b9a",
+           NOT_APPLICABLE: "#90a4ae"}
 MISSING = "missing"           # a merged matrix's cell that no shard's output has (harness.matrix_merge)
 # timeline phases: (name, label, colour, end markers in order of preference); each starts where the last ended
 PHASES = (
@@ -159,11 +162,11 @@ table.matrix th,table.matrix td{border:1px solid #bbb;padding:.35em .7em;text-al
 table.matrix thead th{background:#eee}
 td.cell{min-width:9em}td.cell a{color:inherit}
 .pass{background:#c8e6c9}.fail{background:#ffcdd2}.flaky{background:#ffe0b2}.skip{background:#e0e0e0}
-.missing{background:#e1bee7}
+.missing{background:#e1bee7}.not-applicable{background:#eceff1;color:#546e7a}
 .none{background:#fafafa;color:#aaa}
 .badge{display:inline-block;padding:0 .5em;border-radius:.6em;color:#fff;font-weight:600}
 .badge.pass{background:#2e7d32}.badge.fail{background:#c62828}.badge.flaky{background:#ef8f00}.badge.skip{background:#757575}
-.badge.missing{background:#6a1b9a}
+.badge.missing{background:#6a1b9a}.badge.not-applicable{background:#90a4ae}
 section.vm{border-left:6px solid #bbb;padding:.3em .8em;margin:1em 0;background:#fff}
 section.vm.pass{border-color:#2e7d32}section.vm.fail{border-color:#c62828}section.vm.flaky{border-color:#ef8f00}
 section.vm.missing{border-color:#6a1b9a}
@@ -190,8 +193,12 @@ def _link(output_dir: Path, rel: str | None, text: str) -> str:
     return f'<a href="{_href(rel)}">{escape(text)}</a>'
 
 
+def _result_text(result: str) -> str:
+    return "not applicable" if result == NOT_APPLICABLE else result
+
+
 def _cell_text(c: dict) -> str:
-    text = c["result"]
+    text = _result_text(c["result"])
     if c.get("attempts", 1) > 1:
         text += f" ({c['attempts']} attempts)"
     return text
@@ -367,8 +374,8 @@ def render_html(summary: dict, output_dir: Path) -> str:
     cells = summary.get("cells") or []
     t = summary.get("totals") or totals(cells)
     title = f"livelab matrix: {summary.get('os') or ''}"
-    counts = " ".join(f'<span class="badge {r}">{t.get(r, 0)} {r}</span>'
-                      for r in (*RESULTS, MISSING) if r != MISSING or t.get(r))
+    counts = " ".join(f'<span class="badge {r}">{t.get(r, 0)} {_result_text(r)}</span>'
+                      for r in (*RESULTS, MISSING) if r not in (MISSING, NOT_APPLICABLE) or t.get(r))
     legend = "".join(f'<span><i style="background:{colour}"></i>{escape(label)}</span>'
                      for _, label, colour, _ in PHASES)
     scale = _max_time(cells)
@@ -451,7 +458,10 @@ def write_junit(final: dict[str, ET.Element], cells: Sequence[dict], out: Path, 
             case = copy.deepcopy(found)
         else:
             case = ET.Element("testcase", classname=f'scenarios.{c.get("scenario", "")}', name=c["id"], time="0")
-            ET.SubElement(case, "error", message=c.get("message") or "no result")
+            if c["result"] == NOT_APPLICABLE:    # never run, and no failure: JUnit's nearest is skipped
+                ET.SubElement(case, "skipped", type="not applicable", message=c.get("message") or "not applicable")
+            else:
+                ET.SubElement(case, "error", message=c.get("message") or "no result")
         if c.get("run_dir") and not any(p.get("name") == "livelab_run_dir" for p in case.iter("property")):
             _set_property(case, "livelab_run_dir", c["run_dir"])
         _set_property(case, "attempts", str(c.get("attempts", 1)))

@@ -31,9 +31,9 @@ OS_METHODS = {
     "fcos": ("pxe", "pxe-rootfs-url", "ipxe", "ipxe-chain", "iso", "iso-fromram"),
     "flatcar": ("pxe", "ipxe", "ipxe-chain"),
 }
-FIRMWARES = ("bios", "uefi")
+FIRMWARES = ("bios", "uefi", "uefi-secure")
 # a configuration in an id: <os>.<stream>.<method>.<firmware>
-CONFIG_PATTERN = r"(?P<os>fcos|flatcar)\.(?P<stream>[a-z]+)\.(?P<method>[a-z-]+)\.(?P<firmware>bios|uefi)"
+CONFIG_PATTERN = r"(?P<os>fcos|flatcar)\.(?P<stream>[a-z]+)\.(?P<method>[a-z-]+)\.(?P<firmware>bios|uefi-secure|uefi)"
 # a scenario case's test id (and its pytest / JUnit name): <configuration>.<scenario>
 CASE_ID_RE = re.compile(rf"^(?P<id>{CONFIG_PATTERN}\.(?P<scenario>[A-Za-z0-9_-]+))$")
 
@@ -95,7 +95,23 @@ def check_firmware(firmware: str) -> str:
     return firmware
 
 
-_ID_RE = re.compile(r"^(?P<os>[a-z]+)\.(?P<stream>[a-z0-9]+)\.(?P<method>[a-z-]+)\.(?P<firmware>bios|uefi)"
+# Under Secure Boot the network methods have no signed path: the NIC's iPXE ROM runs (OVMF executes
+# option ROMs unverified), but iPXE loads the kernel with the firmware's LoadImage, which accepts
+# only what db's keys (Microsoft's) signed, and Debian 12's iPXE cannot hand it to shim.
+NETWORK_METHODS = ("pxe", "pxe-rootfs-url", "ipxe", "ipxe-chain")
+
+
+def not_applicable(method: str, firmware: str) -> str | None:
+    """Why ``method`` cannot boot under ``firmware`` (one line), or None when it can.  Such a cell
+    is refused before boot and shown as "not applicable" in a matrix."""
+    if firmware == "uefi-secure" and method in NETWORK_METHODS:
+        return (f"{method} under uefi-secure is not applicable: iPXE loads the kernel through the firmware, "
+                f"which under Secure Boot runs only binaries signed by Microsoft's keys (a distribution's kernel "
+                f"is trusted through shim, which livelab's network boots do not use); boot the ISO instead")
+    return None
+
+
+_ID_RE = re.compile(r"^(?P<os>[a-z]+)\.(?P<stream>[a-z0-9]+)\.(?P<method>[a-z-]+)\.(?P<firmware>bios|uefi-secure|uefi)"
                     r"(?:\.(?P<scenario>[A-Za-z0-9_.-]+))?$")
 
 

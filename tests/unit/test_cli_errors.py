@@ -69,6 +69,12 @@ CASES = [
      "--extend-timeout must be a percentage"),
     ("check-butane-missing", {}, ["check", "fcos", "--via", "pxe", "--butane", "{d}/x.bu", "--cache-dir", "{d}/c"],
      "Butane file {d}/x.bu not found"),
+    ("check-network-boot-under-secure-boot", {}, ["check", "fcos", "--via", "ipxe", "--firmware", "uefi-secure",
+                                                   "--cache-dir", "{d}/c"],
+     "ipxe under uefi-secure is not applicable: iPXE loads the kernel through the firmware"),
+    ("boot-network-boot-under-secure-boot", {}, ["boot", "flatcar", "--via", "pxe", "--firmware", "uefi-secure",
+                                                  "--cache-dir", "{d}/c"],
+     "pxe under uefi-secure is not applicable"),
     # iso
     ("iso-show-dir", {"i/": None}, ["iso", "show", "{d}/i"], "{d}/i is a directory"),
     ("iso-show-empty", {"e.iso": b""}, ["iso", "show", "{d}/e.iso"], "{d}/e.iso"),

@@ -25,9 +25,15 @@ def test_ids_cover_the_product_in_order():
 
 def test_defaults_and_list_parsing():
     m = mx.build_matrix("flatcar", ["stable, beta", "stable"], "ipxe", None)
-    assert m.streams == ["stable", "beta"] and m.firmware == ["bios", "uefi"] and m.scenarios == ["base"]
+    assert m.streams == ["stable", "beta"] and m.firmware == ["bios", "uefi", "uefi-secure"]
+    assert m.scenarios == ["base"]
     assert m.ids == ["flatcar.stable.ipxe.bios.base", "flatcar.stable.ipxe.uefi.base",
-                     "flatcar.beta.ipxe.bios.base", "flatcar.beta.ipxe.uefi.base"]
+                     "flatcar.stable.ipxe.uefi-secure.base", "flatcar.beta.ipxe.bios.base",
+                     "flatcar.beta.ipxe.uefi.base", "flatcar.beta.ipxe.uefi-secure.base"]
+    # a network boot under Secure Boot is a cell of the matrix, never run: its reason is kept
+    assert m.runnable == [i for i in m.ids if "uefi-secure" not in i]
+    assert all(c.not_applicable.startswith("ipxe under uefi-secure is not applicable: ")
+               for c in m.cells if c.firmware == "uefi-secure")
     assert mx.build_matrix("fcos", "stable", "pxe-rootfs-url", "bios").cells[0].memory_mib == 2048
 
 
@@ -222,12 +228,18 @@ def test_cli_runs_and_reports(tmp_path, monkeypatch, capsys):
     rc = main(["matrix", "flatcar", "--channels", "stable", "--via", "pxe", "-o", str(tmp_path), "--workers", "2",
                "--rerun", "1", "--mirror", "/mirror", "--extend-timeout", "25", "--", "-x", "-v"])
     assert rc == 1
-    assert seen["ids"] == ["flatcar.stable.pxe.bios.base", "flatcar.stable.pxe.uefi.base"]
+    assert seen["ids"] == ["flatcar.stable.pxe.bios.base", "flatcar.stable.pxe.uefi.base",
+                           "flatcar.stable.pxe.uefi-secure.base"]
     assert seen["workers"] == 2 and seen["rerun"] == 1 and seen["extra"] == ["-x", "-v"]
     assert seen["options"]["mirror"] == "/mirror" and seen["options"]["extend_timeout"] == 25.0
     for name in ("junit.xml", "summary.json", "report.html"):
         assert (tmp_path / name).is_file()
-    assert "1 pass, 0 flaky, 1 fail" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1 pass, 0 flaky, 1 fail, 0 skip, 1 not applicable" in out
+    assert "flatcar.stable.pxe.uefi-secure.base: pxe under uefi-secure is not applicable: " in out
+    cells = {c["id"]: c for c in json.loads((tmp_path / "summary.json").read_text())["cells"]}
+    assert cells["flatcar.stable.pxe.uefi-secure.base"]["result"] == "not-applicable"
+    assert cells["flatcar.stable.pxe.uefi-secure.base"]["attempts"] == 0
     (tmp_path / "report.html").unlink()
     assert main(["matrix", "report", str(tmp_path)]) == 0
     assert "flatcar.stable.pxe.uefi.base" in (tmp_path / "report.html").read_text()
