@@ -32,7 +32,7 @@ from .ssh import SessionKey
 from .vm.accel import Accel, Timeouts, choose, qemu_binary
 from .vm.machine import Machine
 from .vm.spec import COMPLETION_PORT, COMPLETION_TOKEN, LIVEISO_SUCCESS_PORT, Disk, VMSpec
-from .vocab import check_firmware, check_method, check_stream, memory_minimum, not_applicable
+from .vocab import check_firmware, check_method, check_stream, memory_minimum, refusal
 
 log = logging.getLogger(__name__)
 CONSOLE_KARG = "console=ttyS0,115200"
@@ -144,9 +144,9 @@ class LiveBoot:
         check_stream(r.os, r.stream)
         check_method(r.os, r.method)
         check_firmware(r.firmware)
-        refused = not_applicable(r.method, r.firmware)
-        if refused:
-            raise LivelabError(refused)
+        why = refusal(r.method, r.firmware)
+        if why:
+            raise LivelabError(f"{r.test_id}: refused before boot: {why}")
         minimum = memory_minimum(r.os, r.method)
         if r.memory_mib is None:
             r.memory_mib = minimum.mib

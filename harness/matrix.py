@@ -2,8 +2,10 @@
 
 A matrix is ``<os> x streams x methods x firmware x scenarios``; each cell is one case of
 ``tests/e2e/test_scenarios.py`` (``test_scenario[<os>.<stream>.<method>.<firmware>.<scenario>]``).
-Every value is checked against :mod:`harness.vocab` before anything runs.  Cells that fail can be
-re-run (``rerun``); a cell that fails and then passes is *flaky*, never a plain pass.
+Every value is checked against :mod:`harness.vocab` before anything runs.  A cell the vocabulary
+refuses (``vocab.refusal``: a network boot under uefi-secure) is not run: it is listed with its
+reason (``Matrix.refused``) and shown as "not applicable", never counted as failed.  Cells that
+fail can be re-run (``rerun``); a cell that fails and then passes is *flaky*, never a plain pass.
 """
 from __future__ import annotations
 
@@ -22,7 +24,6 @@ from . import runtime
 from . import scenario as sc
 from .atomic import atomic_write
 from .errors import LivelabError
-from .report import NOT_APPLICABLE
 from .triage.inputs import triage_run_dir
 from .vocab import (
     CASE_ID_RE,
@@ -34,7 +35,7 @@ from .vocab import (
     check_os,
     check_stream,
     memory_minimum,
-    not_applicable,
+    refusal,
 )
 
 
@@ -49,7 +50,6 @@ class Cell:
     memory_mib: int
     scenario_file: str = ""       # the scenario's YAML (its pytest node id is <file>::<id>)
     boots: int = 1                # how many boots the scenario makes (the duration estimate scales with it)
-    not_applicable: str = ""      # why this firmware cannot boot by this method (vocab.not_applicable): never run
 
 
 @dataclass
@@ -61,6 +61,7 @@ class Matrix:
     scenarios: list[str]
     cells: list[Cell]
     dropped: list[str] = field(default_factory=list)   # requested cells no scenario applies to
+    refused: list[dict] = field(default_factory=list)  # {"id", "reason"}: requested cells that cannot boot
 
     scenario_dirs: list[str] = field(default_factory=list)
 
@@ -68,17 +69,12 @@ class Matrix:
     def ids(self) -> list[str]:
         return [c.id for c in self.cells]
 
-    @property
-    def runnable(self) -> list[str]:
-        """The ids of the cells that boot (not the "not applicable" ones)."""
-        return [c.id for c in self.cells if not c.not_applicable]
-
     def node_id(self, test_id: str) -> str:
         return node_id(next(c for c in self.cells if c.id == test_id))
 
     def meta(self) -> dict:
         return {"os": self.os, "streams": self.streams, "methods": self.methods,
-                "firmware": self.firmware, "scenarios": self.scenarios}
+                "firmware": self.firmware, "scenarios": self.scenarios, "refused": list(self.refused)}
 
 
 def split_list(text: str | Sequence[str]) -> list[str]:
@@ -124,9 +120,11 @@ def build_matrix(os_id: str, streams: str | Sequence[str] | None = None, methods
             known = ", ".join(sorted({p.stem for d in dirs for p in d.glob("*.yaml")})) or "none"
             raise LivelabError(f"unknown scenario {name!r}: expected one of {known}")
         loaded.append(sc.load(path))
-    cells, dropped = [], []
+    cells: list[Cell] = []
+    dropped: list[str] = []
+    refused: list[dict] = []
     for scen in loaded:
-        offered = {case[0] for case in scen.cases(with_not_applicable=True)}
+        offered = {case[0] for case in scen.cases(with_refused=True)}
         for stream in streams:
             for method in methods:
                 for fw in firmware:
@@ -134,13 +132,18 @@ def build_matrix(os_id: str, streams: str | Sequence[str] | None = None, methods
                     if tid not in offered:
                         dropped.append(tid)
                         continue
+                    why = refusal(method, fw)
+                    if why:
+                        refused.append({"id": tid, "reason": why})
+                        continue
                     mem = scen.memory or memory_minimum(os_id, method).mib
                     cells.append(Cell(tid, os_id, stream, method, fw, scen.name, mem, str(scen.path),
-                                      len(scen.boots), not_applicable(method, fw) or ""))
-    if not cells:
+                                      len(scen.boots)))
+    if not cells and not refused:
         raise LivelabError(f"no cell of this matrix is offered by scenario(s) {', '.join(scenarios)} "
                            f"(e.g. {dropped[0]})")
-    return Matrix(os_id, streams, methods, firmware, scenarios, cells, dropped, [str(d) for d in dirs])
+    return Matrix(os_id, streams, methods, firmware, scenarios, cells, dropped, refused=refused,
+                  scenario_dirs=[str(d) for d in dirs])
 
 
 def compute_workers(memories: Sequence[int], requested: int | str | None = None, mem_available: int | None = None,
@@ -243,14 +246,12 @@ def _seconds(text: str) -> float | None:
 
 
 def classify(attempts: Sequence[Attempt]) -> str:
-    """pass (first try), flaky (failed, then passed), skip, not applicable (never run), or fail
-    (never passed)."""
+    """pass (first try), flaky (failed, then passed), skip, or fail (never passed)."""
     results = [a.result for a in attempts]
     if "pass" in results:
         return "pass" if results.index("pass") == 0 else "flaky"
-    for kept in ("skip", NOT_APPLICABLE):
-        if results and all(r == kept for r in results):
-            return kept
+    if results and all(r == "skip" for r in results):
+        return "skip"
     return "fail"
 
 
@@ -269,18 +270,8 @@ def _artifacts(run_dir: str | None, output_dir: Path) -> dict:
     return {"run_dir": _rel(rd, output_dir), "console_log": _rel(console, output_dir) if console.is_file() else None}
 
 
-def not_applicable_cell(cell: Cell) -> dict:
-    """The summary.json record of a cell that is not run: its firmware cannot boot by its method."""
-    return {"id": cell.id, "os": cell.os, "stream": cell.stream, "method": cell.method,
-            "firmware": cell.firmware, "scenario": cell.scenario, "result": NOT_APPLICABLE,
-            "attempts": 0, "duration": 0.0, "run_dir": None, "console_log": None, "timings": None,
-            "message": cell.not_applicable, "triage": None, "history": []}
-
-
 def make_cell(cell: Cell, attempts: Sequence[Attempt], output_dir: Path) -> dict:
     """The summary.json record of one cell from its attempts (in order)."""
-    if cell.not_applicable:
-        return not_applicable_cell(cell)
     output_dir = Path(output_dir)
     result = classify(attempts)
     final = next((a for a in attempts if a.result == "pass"), attempts[-1]) if attempts else Attempt("fail")
@@ -327,12 +318,10 @@ def run_matrix(matrix: Matrix, output_dir: Path, workers: int, rerun: int = 0, o
     """
     output_dir = Path(output_dir).resolve()
     (output_dir / "attempts").mkdir(parents=True, exist_ok=True)
-    atomic_write(output_dir / "ids.txt", "".join(f"{matrix.node_id(i)}\n" for i in matrix.runnable), fsync=False)
-    attempts: dict[str, list[Attempt]] = {i: [] for i in matrix.runnable}
-    todo = list(matrix.runnable)
+    atomic_write(output_dir / "ids.txt", "".join(f"{matrix.node_id(i)}\n" for i in matrix.ids), fsync=False)
+    attempts: dict[str, list[Attempt]] = {i: [] for i in matrix.ids}
+    todo = list(matrix.ids)
     for n in range(1, max(0, rerun) + 2):
-        if not todo:
-            break
         run_root = output_dir / ("runs" if n == 1 else f"runs-rerun{n - 1}")
         junit = output_dir / "attempts" / f"junit-{n}.xml"
         w = min(workers, len(todo))
@@ -346,7 +335,7 @@ def run_matrix(matrix: Matrix, output_dir: Path, workers: int, rerun: int = 0, o
         if not todo or (not got and rc not in (0, 1)):   # pytest itself failed: a rerun would too
             break
     by_id = {c.id: c for c in matrix.cells}
-    return [make_cell(by_id[t], attempts.get(t, []), output_dir) for t in matrix.ids]
+    return [make_cell(by_id[t], attempts[t], output_dir) for t in matrix.ids]
 
 
 def attempt_files(output_dir: Path) -> list[Path]:

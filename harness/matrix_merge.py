@@ -168,13 +168,6 @@ def _history(inp: Input, cell: dict, out: Path, copied: set[str]) -> list[dict]:
 
 
 def _merge_cell(cid: str, sources: list[tuple[Input, dict]], out: Path, copied: dict[str, set[str]]) -> dict:
-    if all(cell.get("result") == report.NOT_APPLICABLE for _inp, cell in sources):
-        inp, cell = sources[-1]         # never run: no attempts, the reason as its message
-        return {"id": cid, **{k: cell.get(k) for k in _CELL_KEYS}, "result": report.NOT_APPLICABLE,
-                "attempts": 0, "duration": 0.0, "run_dir": None, "console_log": None, "timings": None,
-                "message": cell.get("message") or "", "triage": None, "history": [],
-                "host": cell.get("host") or inp.shard.get("host"), "shard": cell.get("shard") or inp.shard.get("label"),
-                "run": inp.label}
     history: list[dict] = []
     owner: list[tuple[Input, dict]] = []       # per attempt: the input and the cell it came from
     for inp, cell in sources:
@@ -292,8 +285,7 @@ def merge(out: Path, dirs: Sequence[Path], plans: Sequence[Path] = (), log: Call
                  fsync=False)
     t = report.totals(cells)
     log(f"livelab: merged {len(inputs)} shard output(s): {t['cells']} cells, {t['pass']} pass, {t['flaky']} flaky, "
-        f"{t['fail']} fail, {t['skip']} skip, {t[report.NOT_APPLICABLE]} not applicable, "
-        f"{t.get(report.MISSING, 0)} missing -> {out / 'report.html'}")
+        f"{t['fail']} fail, {t['skip']} skip, {t.get(report.MISSING, 0)} missing -> {out / 'report.html'}")
     for c in cells:
         if c["result"] == report.MISSING:
             log(f"livelab: {c['id']}: {c['message']}")
@@ -320,8 +312,10 @@ def _merged_meta(inputs: Sequence[Input], cells: Sequence[dict], started: float,
     oses = sorted(report.unique([*(inp.os for inp in inputs if inp.os), *(c["os"] for c in cells if c.get("os"))]),
                   key=_os_rank)
     generated = _stamp(ended) or max((str(inp.summary.get("generated") or "") for inp in inputs), default="")
+    refused = {r["id"]: r for inp in inputs for r in inp.summary.get("refused") or [] if isinstance(r, dict)}
     return {"os": ", ".join(oses), "streams": union("streams"), "methods": union("methods"),
-            "firmware": union("firmware"), "scenarios": union("scenarios"), "generated": generated,
+            "firmware": union("firmware"), "scenarios": union("scenarios"),
+            "refused": list(refused.values()), "generated": generated,
             "accel": next((inp.summary.get("accel") for inp in inputs if inp.summary.get("accel")), None),
             "merged": {"inputs": [{"run": inp.label, "host": inp.shard.get("host"), "shard": inp.shard.get("label"),
                                    "os": inp.os, "cells": len(inp.summary["cells"]),

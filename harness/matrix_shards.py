@@ -96,10 +96,9 @@ def load_durations(path: str | Path) -> dict[str, float]:
 
 
 def expected_seconds(cells: Sequence[Cell], recorded: dict[str, float] | None = None) -> dict[str, tuple[float, str]]:
-    """Cell id -> (seconds, "recorded" | "estimate" | "not applicable": a cell never run takes none)."""
+    """Cell id -> (seconds, "recorded" | "estimate")."""
     recorded = recorded or {}
-    return {c.id: (0.0, "not applicable") if c.not_applicable else (recorded[c.id], "recorded") if c.id in recorded
-            else (estimate(c), "estimate") for c in cells}
+    return {c.id: (recorded[c.id], "recorded") if c.id in recorded else (estimate(c), "estimate") for c in cells}
 
 
 # ---------------------------------------------------------------- the split
@@ -154,7 +153,6 @@ class Plan:
             doc["cells"].append({"id": c.id, "os": c.os, "stream": c.stream, "method": c.method,
                                  "firmware": c.firmware, "scenario": c.scenario, "memory_mib": c.memory_mib,
                                  "boots": c.boots, "expected_s": seconds, "expected_from": source,
-                                 **({"not_applicable": c.not_applicable} if c.not_applicable else {}),
                                  **({"shard": of[c.id]} if of else {})})
         doc["expected_s"] = round(sum(c["expected_s"] for c in doc["cells"]), 1)
         if self.shards is not None:

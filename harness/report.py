@@ -20,11 +20,8 @@ from .atomic import atomic_write
 from .vocab import CASE_ID_RE
 
 SCHEMA = "livelab.matrix/1"
-# a cell never run: its firmware cannot boot by its method (vocab.not_applicable), said before any boot
-NOT_APPLICABLE = "not-applicable"
-RESULTS = ("pass", "flaky", "fail", "skip", NOT_APPLICABLE)
-COLOURS = {"pass": "#2e7d32", "flaky": "#ef8f00", "fail": "#c62828", "skip": "#757575", "missing": "#6a1b9a",
-           NOT_APPLICABLE: "#90a4ae"}
+RESULTS = ("pass", "flaky", "fail", "skip")
+COLOURS = {"pass": "#2e7d32", "flaky": "#ef8f00", "fail": "#c62828", "skip": "#757575", "missing": "#6a1b9a"}
 MISSING = "missing"           # a merged matrix's cell that no shard's output has (harness.matrix_merge)
 # timeline phases: (name, label, colour, end markers in order of preference); each starts where the last ended
 PHASES = (
@@ -162,11 +159,11 @@ table.matrix th,table.matrix td{border:1px solid #bbb;padding:.35em .7em;text-al
 table.matrix thead th{background:#eee}
 td.cell{min-width:9em}td.cell a{color:inherit}
 .pass{background:#c8e6c9}.fail{background:#ffcdd2}.flaky{background:#ffe0b2}.skip{background:#e0e0e0}
-.missing{background:#e1bee7}.not-applicable{background:#eceff1;color:#546e7a}
+.missing{background:#e1bee7}.refused{background:#eceff1;color:#546e7a}
 .none{background:#fafafa;color:#aaa}
 .badge{display:inline-block;padding:0 .5em;border-radius:.6em;color:#fff;font-weight:600}
 .badge.pass{background:#2e7d32}.badge.fail{background:#c62828}.badge.flaky{background:#ef8f00}.badge.skip{background:#757575}
-.badge.missing{background:#6a1b9a}.badge.not-applicable{background:#90a4ae}
+.badge.missing{background:#6a1b9a}
 section.vm{border-left:6px solid #bbb;padding:.3em .8em;margin:1em 0;background:#fff}
 section.vm.pass{border-color:#2e7d32}section.vm.fail{border-color:#c62828}section.vm.flaky{border-color:#ef8f00}
 section.vm.missing{border-color:#6a1b9a}
@@ -193,22 +190,30 @@ def _link(output_dir: Path, rel: str | None, text: str) -> str:
     return f'<a href="{_href(rel)}">{escape(text)}</a>'
 
 
-def _result_text(result: str) -> str:
-    return "not applicable" if result == NOT_APPLICABLE else result
-
-
 def _cell_text(c: dict) -> str:
-    text = _result_text(c["result"])
+    text = c["result"]
     if c.get("attempts", 1) > 1:
         text += f" ({c['attempts']} attempts)"
     return text
 
 
+def _refused_by_key(summary: dict) -> dict[tuple, dict]:
+    """The refused cells of a summary (``refused``) by (os, stream, method, scenario, firmware)."""
+    out = {}
+    for r in summary.get("refused") or []:
+        m = CASE_ID_RE.match(str(r.get("id") or "")) if isinstance(r, dict) else None
+        if m:
+            out[(m["os"], m["stream"], m["method"], m["scenario"], m["firmware"])] = r
+    return out
+
+
 def _matrix_table(cells: Sequence[dict], summary: dict, output_dir: Path) -> str:
-    firmware = unique([*(summary.get("firmware") or []), *(c["firmware"] for c in cells)])
-    multi = len(unique(c["scenario"] for c in cells)) > 1
-    oses = unique(c["os"] for c in cells)
-    rows = unique((c["os"], c["stream"], c["method"], c["scenario"]) for c in cells)
+    refused = _refused_by_key(summary)       # cells that cannot boot: "not applicable" in their place
+    keys = [*((c["os"], c["stream"], c["method"], c["scenario"], c["firmware"]) for c in cells), *refused]
+    firmware = unique([*(summary.get("firmware") or []), *(k[4] for k in keys)])
+    multi = len(unique(k[3] for k in keys)) > 1
+    oses = unique(k[0] for k in keys)
+    rows = unique(k[:4] for k in keys)
     by_key = {(c["os"], c["stream"], c["method"], c["scenario"], c["firmware"]): c for c in cells}
     kind = "stream / channel" if len(oses) > 1 else "channel" if (oses or [summary.get("os")])[0] == "flatcar" \
         else "stream"
@@ -221,6 +226,11 @@ def _matrix_table(cells: Sequence[dict], summary: dict, output_dir: Path) -> str
                + (f"<th>{escape(scen)}</th>" if multi else "")]
         for fw in firmware:
             c = by_key.get((os_id, stream, method, scen, fw))
+            r = refused.get((os_id, stream, method, scen, fw))
+            if c is None and r is not None:
+                tds.append(f'<td class="cell refused" data-id="{escape(str(r["id"]))}" '
+                           f'title="{escape(str(r.get("reason")))}">not applicable</td>')
+                continue
             if c is None:
                 tds.append('<td class="cell none">&#8212;</td>')
                 continue
@@ -369,13 +379,24 @@ def _hosts_section(summary: dict, cells: Sequence[dict]) -> str:
     return "".join(out)
 
 
+def _refused_section(summary: dict) -> str:
+    """The cells the matrix was asked for but did not run because they cannot boot (not failures)."""
+    refused = [r for r in summary.get("refused") or [] if isinstance(r, dict)]
+    if not refused:
+        return ""
+    items = "".join(f'<li><code>{escape(str(r.get("id")))}</code>: {escape(str(r.get("reason")))}</li>'
+                    for r in refused)
+    return (f'<h2>Refused before boot</h2><p>{len(refused)} cell(s) not run, not failed: they cannot boot.</p>'
+            f'<ul class="refused" id="refused">{items}</ul>')
+
+
 def render_html(summary: dict, output_dir: Path) -> str:
     output_dir = Path(output_dir)
     cells = summary.get("cells") or []
     t = summary.get("totals") or totals(cells)
     title = f"livelab matrix: {summary.get('os') or ''}"
-    counts = " ".join(f'<span class="badge {r}">{t.get(r, 0)} {_result_text(r)}</span>'
-                      for r in (*RESULTS, MISSING) if r not in (MISSING, NOT_APPLICABLE) or t.get(r))
+    counts = " ".join(f'<span class="badge {r}">{t.get(r, 0)} {r}</span>'
+                      for r in (*RESULTS, MISSING) if r != MISSING or t.get(r))
     legend = "".join(f'<span><i style="background:{colour}"></i>{escape(label)}</span>'
                      for _, label, colour, _ in PHASES)
     scale = _max_time(cells)
@@ -389,7 +410,7 @@ def render_html(summary: dict, output_dir: Path) -> str:
         f'<p>{t.get("cells", len(cells))} cells {counts} &#183; accelerator: <b>{escape(accel)}</b> &#183; '
         f'generated {escape(str(summary.get("generated", "")))}'
         + "".join(f" &#183; {link}" for link in (junit, sjson) if link) + "</p>",
-        "<h2>Matrix</h2>", _matrix_table(cells, summary, output_dir),
+        "<h2>Matrix</h2>", _matrix_table(cells, summary, output_dir), _refused_section(summary),
         _hosts_section(summary, cells),
         f'<h2>Boot timelines</h2><p class="legend">{legend}</p>',
         "".join(_vm_section(c, output_dir, scale) for c in cells),
@@ -458,10 +479,7 @@ def write_junit(final: dict[str, ET.Element], cells: Sequence[dict], out: Path, 
             case = copy.deepcopy(found)
         else:
             case = ET.Element("testcase", classname=f'scenarios.{c.get("scenario", "")}', name=c["id"], time="0")
-            if c["result"] == NOT_APPLICABLE:    # never run, and no failure: JUnit's nearest is skipped
-                ET.SubElement(case, "skipped", type="not applicable", message=c.get("message") or "not applicable")
-            else:
-                ET.SubElement(case, "error", message=c.get("message") or "no result")
+            ET.SubElement(case, "error", message=c.get("message") or "no result")
         if c.get("run_dir") and not any(p.get("name") == "livelab_run_dir" for p in case.iter("property")):
             _set_property(case, "livelab_run_dir", c["run_dir"])
         _set_property(case, "attempts", str(c.get("attempts", 1)))

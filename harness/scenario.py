@@ -57,7 +57,7 @@ from .lab import BootRequest, LiveBoot
 from .poll import WaitTimeout
 from .triage.rules import REASONS
 from .vm.spec import Disk
-from .vocab import FIRMWARES, METHODS, OS_METHODS, OSES, STREAMS, not_applicable
+from .vocab import FIRMWARES, METHODS, OS_METHODS, OSES, STREAMS, refusal
 
 _CHECK_KEYS = {"ssh", "console", "console_cmd", "port", "wait_until", "expect", "send", "status", "output",
                "not_output", "name", "timeout", "only", "save_as"}
@@ -130,13 +130,13 @@ class Scenario:
     forwards: list[int] = field(default_factory=list, metadata=_key("ports"))
     session_key_placeholder: str | None = field(default=None, metadata=_key("placeholder"))
 
-    def cases(self, streams: dict[str, list[str]] | None = None, with_not_applicable: bool = False) -> list[tuple]:
+    def cases(self, streams: dict[str, list[str]] | None = None, with_refused: bool = False) -> list[tuple]:
         """(test id, os, stream, method, firmware) for every cell this scenario applies to.
 
         ``streams`` (os -> streams) is where a scenario that names no stream runs (pytest
-        ``--stream`` / ``--channel``); by default each OS's first.  A cell the firmware cannot boot
-        by that method (``vocab.not_applicable``: a network boot under uefi-secure) is left out,
-        unless ``with_not_applicable`` (the matrix shows it as "not applicable").
+        ``--stream`` / ``--channel``); by default each OS's first.  A cell that cannot boot
+        (``vocab.refusal``: a network boot under uefi-secure) is no case, unless ``with_refused``
+        (a matrix lists it as refused, "not applicable").
         """
         out = []
         named = [*self.applies.get("stream", []), *self.applies.get("channel", [])]
@@ -148,7 +148,7 @@ class Scenario:
                     if method not in OS_METHODS[os_id]:
                         continue
                     for fw in self.applies.get("firmware", ["bios"]):
-                        if not_applicable(method, fw) and not with_not_applicable:
+                        if refusal(method, fw) and not with_refused:
                             continue
                         out.append((f"{os_id}.{stream}.{method}.{fw}.{self.name}", os_id, stream, method, fw))
         return out
@@ -502,9 +502,9 @@ def load(path: Path) -> Scenario:
     # every configuration the scenario can run on (on any stream when it names none)
     every_case = [c[0].rsplit(".", 1)[0] for c in scenario.cases(streams={o: list(s) for o, s in STREAMS.items()})]
     if not every_case:
-        refused = [not_applicable(m, f) for _t, _o, _s, m, f in scenario.cases(with_not_applicable=True)]
+        refused = [refusal(m, f) for _t, _o, _s, m, f in scenario.cases(with_refused=True)]
         if refused:
-            raise _err(path, f"applies: no configuration it names can boot ({refused[0]})")
+            raise _err(path, f"applies: no case: {refused[0]}")
     for i, ci_id in enumerate(scenario.ci):
         if ci_id not in every_case:
             raise _err(path, f"ci[{i}]: {ci_id!r} is not a configuration this scenario applies to "

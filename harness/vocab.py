@@ -101,11 +101,11 @@ def check_firmware(firmware: str) -> str:
 NETWORK_METHODS = ("pxe", "pxe-rootfs-url", "ipxe", "ipxe-chain")
 
 
-def not_applicable(method: str, firmware: str) -> str | None:
-    """Why ``method`` cannot boot under ``firmware`` (one line), or None when it can.  Such a cell
-    is refused before boot and shown as "not applicable" in a matrix."""
+def refusal(method: str, firmware: str) -> str | None:
+    """Why a configuration cannot boot, for real images and the stand-in alike (None: it can).  It
+    is refused before boot; a matrix lists it as "not applicable", never as failed."""
     if firmware == "uefi-secure" and method in NETWORK_METHODS:
-        return (f"{method} under uefi-secure is not applicable: iPXE loads the kernel through the firmware, "
+        return (f"{method} under uefi-secure cannot boot: iPXE loads the kernel through the firmware, "
                 f"which under Secure Boot runs only binaries signed by Microsoft's keys (a distribution's kernel "
                 f"is trusted through shim, which livelab's network boots do not use); boot the ISO instead")
     return None

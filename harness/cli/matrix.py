@@ -1,6 +1,7 @@
 """``livelab matrix fcos|flatcar ...``: run a boot matrix and report it; ``livelab matrix report DIR``.
 
-    livelab matrix fcos --streams stable,testing,next --via pxe,ipxe,iso --firmware bios,uefi,uefi-secure --output DIR
+    livelab matrix fcos --streams stable,testing,next --via pxe,ipxe,iso --firmware bios,uefi --output DIR
+    livelab matrix fcos --via pxe,iso --firmware bios,uefi,uefi-secure -o DIR   # pxe under uefi-secure: refused
     livelab matrix flatcar --channels stable,beta --via pxe,ipxe --output DIR --rerun 1 -- -x
     livelab matrix fcos --streams stable,next --list [--json] [--shards 4]   # the cells (and their split)
     livelab matrix fcos --streams stable,next --shard 2/4 --output DIR       # the 2nd of 4 shards
@@ -19,6 +20,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 from .. import matrix as mx
 from .. import matrix_merge, options, report, runtime
@@ -40,6 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.list:
         print(json.dumps(plan.document(shard), indent=2) if args.json else "\n".join(plan.lines(shard)))
         print(plan.describe(), file=sys.stderr)
+        _say_refused(full)
         return 0
     if count and not shard:
         raise LivelabError("--shards N goes with --list; a run takes --shard K/N")
@@ -53,9 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise LivelabError("--rerun: expected 0 or more")
     for tid in m.dropped:
         print(f"livelab: {tid}: not offered by its scenario, left out")
-    for c in m.cells:
-        if c.not_applicable:
-            print(f"livelab: {c.id}: {c.not_applicable}")
+    _say_refused(m, sys.stdout)
     out = Path(args.output).resolve()
     options = {"mirror": args.mirror, "keyring": args.keyring, "ignition_spec_table": args.ignition_spec_table,
                "extend_timeout": args.extend_timeout,
@@ -69,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if shard.count > 1:
         print(f"livelab: shard {shard.label} on {host}: {len(m.cells)} of {len(full.cells)} cell(s)")
     # cells as they start, fail and end, with the time left from the plan's expected seconds
-    with progress.for_matrix(m.runnable, out, workers, quiet=args.quiet,
+    with progress.for_matrix(m.ids, out, workers, quiet=args.quiet,
                              expected={k: v[0] for k, v in plan.expected.items()}):
         cells = mx.run_matrix(m, out, workers, args.rerun, options, extra) if m.cells else []
     cells = shards.tag(cells, host, shard)
@@ -78,9 +79,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     paths = report.build_report(out, cells, {**full.meta(), **shards.shard_record(shard, host, plan, started,
                                                                                    time.time())})
     t = report.totals(cells)
-    print(f"livelab: matrix {m.os}: {t['pass']} pass, {t['flaky']} flaky, {t['fail']} fail, {t['skip']} skip, "
-          f"{t[report.NOT_APPLICABLE]} not applicable -> {paths['html']}")
+    print(f"livelab: matrix {m.os}: {t['pass']} pass, {t['flaky']} flaky, {t['fail']} fail, {t['skip']} skip"
+          + (f", {len(m.refused)} refused before boot" if m.refused else "") + f" -> {paths['html']}")
     return 1 if t["fail"] else 0
+
+
+def _say_refused(m: mx.Matrix, out: TextIO | None = None) -> None:
+    """Each refused cell and why, one line (stderr by default): not run, and not failed (the
+    summary and the report list them too)."""
+    for r in m.refused:
+        print(f"livelab: {r['id']}: refused before boot, not run: {r['reason']}", file=out or sys.stderr)
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -104,8 +112,8 @@ def _matrix_options(p: argparse.ArgumentParser, os_id: str) -> None:
         p.add_argument("--channels", "--streams", dest="streams",
                        help=f"comma list of {', '.join(FLATCAR_CHANNELS)} (default: all)")
     p.add_argument("--via", help=f"comma list of boot methods: {', '.join(OS_METHODS[os_id])} (default: all)")
-    p.add_argument("--firmware", help=f"comma list of {', '.join(FIRMWARES)} (default: all; a network boot "
-                                      f"under uefi-secure is a \"not applicable\" cell, never run)")
+    p.add_argument("--firmware", help=f"comma list of {', '.join(FIRMWARES)} (default: all; a network boot under "
+                                      "uefi-secure is refused, not run: \"not applicable\")")
     p.add_argument("--scenarios", help="comma list of scenario names (default: base)")
     p.add_argument("--scenario-dir", action="append", default=None, metavar="DIR",
                    help="where the scenario YAML files are (repeatable; default ./scenarios)")

@@ -71,10 +71,10 @@ CASES = [
      "Butane file {d}/x.bu not found"),
     ("check-network-boot-under-secure-boot", {}, ["check", "fcos", "--via", "ipxe", "--firmware", "uefi-secure",
                                                    "--cache-dir", "{d}/c"],
-     "ipxe under uefi-secure is not applicable: iPXE loads the kernel through the firmware"),
+     "fcos.stable.ipxe.uefi-secure: refused before boot: ipxe under uefi-secure cannot boot: iPXE loads"),
     ("boot-network-boot-under-secure-boot", {}, ["boot", "flatcar", "--via", "pxe", "--firmware", "uefi-secure",
                                                   "--cache-dir", "{d}/c"],
-     "pxe under uefi-secure is not applicable"),
+     "flatcar.stable.pxe.uefi-secure: refused before boot: pxe under uefi-secure cannot boot"),
     # iso
     ("iso-show-dir", {"i/": None}, ["iso", "show", "{d}/i"], "{d}/i is a directory"),
     ("iso-show-empty", {"e.iso": b""}, ["iso", "show", "{d}/e.iso"], "{d}/e.iso"),

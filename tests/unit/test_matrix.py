@@ -28,12 +28,15 @@ def test_defaults_and_list_parsing():
     assert m.streams == ["stable", "beta"] and m.firmware == ["bios", "uefi", "uefi-secure"]
     assert m.scenarios == ["base"]
     assert m.ids == ["flatcar.stable.ipxe.bios.base", "flatcar.stable.ipxe.uefi.base",
-                     "flatcar.stable.ipxe.uefi-secure.base", "flatcar.beta.ipxe.bios.base",
-                     "flatcar.beta.ipxe.uefi.base", "flatcar.beta.ipxe.uefi-secure.base"]
-    # a network boot under Secure Boot is a cell of the matrix, never run: its reason is kept
-    assert m.runnable == [i for i in m.ids if "uefi-secure" not in i]
-    assert all(c.not_applicable.startswith("ipxe under uefi-secure is not applicable: ")
-               for c in m.cells if c.firmware == "uefi-secure")
+                     "flatcar.beta.ipxe.bios.base", "flatcar.beta.ipxe.uefi.base"]
+    # a network boot under Secure Boot cannot boot: no cell, listed as refused with its reason
+    assert [r["id"] for r in m.refused] == ["flatcar.stable.ipxe.uefi-secure.base",
+                                           "flatcar.beta.ipxe.uefi-secure.base"]
+    assert all(r["reason"].startswith("ipxe under uefi-secure cannot boot: ") for r in m.refused)
+    assert m.meta()["refused"] == m.refused
+    # a scenario that does not apply to uefi-secure drops the cell (not offered), it does not refuse it
+    wipe = mx.build_matrix("fcos", "stable", "pxe-rootfs-url", "uefi-secure,bios", "wipe-var")
+    assert wipe.refused == [] and wipe.dropped == ["fcos.stable.pxe-rootfs-url.uefi-secure.wipe-var"]
     assert mx.build_matrix("fcos", "stable", "pxe-rootfs-url", "bios").cells[0].memory_mib == 2048
 
 
@@ -228,21 +231,26 @@ def test_cli_runs_and_reports(tmp_path, monkeypatch, capsys):
     rc = main(["matrix", "flatcar", "--channels", "stable", "--via", "pxe", "-o", str(tmp_path), "--workers", "2",
                "--rerun", "1", "--mirror", "/mirror", "--extend-timeout", "25", "--", "-x", "-v"])
     assert rc == 1
-    assert seen["ids"] == ["flatcar.stable.pxe.bios.base", "flatcar.stable.pxe.uefi.base",
-                           "flatcar.stable.pxe.uefi-secure.base"]
+    assert seen["ids"] == ["flatcar.stable.pxe.bios.base", "flatcar.stable.pxe.uefi.base"]
     assert seen["workers"] == 2 and seen["rerun"] == 1 and seen["extra"] == ["-x", "-v"]
     assert seen["options"]["mirror"] == "/mirror" and seen["options"]["extend_timeout"] == 25.0
     for name in ("junit.xml", "summary.json", "report.html"):
         assert (tmp_path / name).is_file()
     out = capsys.readouterr().out
-    assert "1 pass, 0 flaky, 1 fail, 0 skip, 1 not applicable" in out
-    assert "flatcar.stable.pxe.uefi-secure.base: pxe under uefi-secure is not applicable: " in out
-    cells = {c["id"]: c for c in json.loads((tmp_path / "summary.json").read_text())["cells"]}
-    assert cells["flatcar.stable.pxe.uefi-secure.base"]["result"] == "not-applicable"
-    assert cells["flatcar.stable.pxe.uefi-secure.base"]["attempts"] == 0
+    assert "1 pass, 0 flaky, 1 fail, 0 skip, 1 refused before boot" in out
+    assert ("flatcar.stable.pxe.uefi-secure.base: refused before boot, not run: pxe under uefi-secure cannot "
+            "boot: ") in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [c["id"] for c in summary["cells"]] == seen["ids"]
+    assert [r["id"] for r in summary["refused"]] == ["flatcar.stable.pxe.uefi-secure.base"]
     (tmp_path / "report.html").unlink()
     assert main(["matrix", "report", str(tmp_path)]) == 0
-    assert "flatcar.stable.pxe.uefi.base" in (tmp_path / "report.html").read_text()
+    html = (tmp_path / "report.html").read_text()
+    assert "flatcar.stable.pxe.uefi.base" in html
+    # the refused cell has its place in the table, "not applicable", and its reason below it
+    assert '<td class="cell refused" data-id="flatcar.stable.pxe.uefi-secure.base" title="pxe under' in html
+    assert ">not applicable</td>" in html and '<ul class="refused" id="refused">' in html
+    ET.fromstring(html.split("\n", 1)[1])
     assert main(["matrix", "report", str(tmp_path / "nope")]) == 2
 
 

@@ -246,7 +246,7 @@ def test_two_shards_merge_into_the_unsharded_matrix(tmp_path, monkeypatch, capsy
     unsharded = [line.split("\t")[0] for line in _list(capsys).splitlines()]
     out = tmp_path / "merged"
     assert main(["matrix", "merge", str(out), *map(str, dirs)]) == 0
-    assert "8 cells, 8 pass, 0 flaky, 0 fail, 0 skip, 0 not applicable, 0 missing" in capsys.readouterr().out
+    assert "8 cells, 8 pass, 0 flaky, 0 fail, 0 skip, 0 missing" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert [c["id"] for c in summary["cells"]] == unsharded
     split = {c["id"]: c["shard"] for c in json.loads(_list(capsys, "--json", "--shards", "2"))["cells"]}
@@ -309,7 +309,7 @@ def test_a_withheld_shard_is_reported_missing(tmp_path, monkeypatch, capsys):
     out = tmp_path / "merged"
     assert main(["matrix", "merge", str(out), str(dirs[0])]) == 1
     printed = capsys.readouterr().out
-    assert "8 cells, 4 pass, 0 flaky, 0 fail, 0 skip, 0 not applicable, 4 missing" in printed
+    assert "8 cells, 4 pass, 0 flaky, 0 fail, 0 skip, 4 missing" in printed
     for tid in withheld:
         assert f"livelab: {tid}: missing: no shard's output has this cell (planned for shard 2/2)" in printed
     summary = json.loads((out / "summary.json").read_text())
@@ -445,30 +445,25 @@ def test_report_of_a_summary_without_hosts_has_no_host_section(tmp_path):
     assert 'id="hosts"' not in html and "host-timeline" not in html
 
 
-def test_not_applicable_cells_are_never_run_and_survive_the_merge(tmp_path, monkeypatch, capsys):
-    """--firmware uefi-secure: the network boots are "not applicable" cells: planned at 0 s with their
-    reason, passed to no pytest, skipped (not failed) in JUnit, and kept as such by a merge."""
+def test_refused_cells_are_never_run_and_survive_the_merge(tmp_path, monkeypatch, capsys):
+    """--firmware uefi-secure: a network boot cannot boot: listed with its reason (stderr of --list,
+    every shard's summary, the merge's), run by no shard, and in the report "not applicable"."""
     request = ["fcos", "--streams", "stable", "--via", "pxe,iso", "--firmware", "uefi,uefi-secure"]
     doc = json.loads(_list(capsys, "--json", "--shards", "2", request=request))
-    na = {c["id"]: c for c in doc["cells"] if c.get("not_applicable")}
-    assert list(na) == ["fcos.stable.pxe.uefi-secure.base"]
-    assert na["fcos.stable.pxe.uefi-secure.base"]["expected_s"] == 0.0
-    assert na["fcos.stable.pxe.uefi-secure.base"]["expected_from"] == "not applicable"
+    assert [c["id"] for c in doc["cells"]] == ["fcos.stable.pxe.uefi.base", "fcos.stable.iso.uefi.base",
+                                               "fcos.stable.iso.uefi-secure.base"]
+    assert [r["id"] for r in doc["refused"]] == ["fcos.stable.pxe.uefi-secure.base"]
     ran = []
     for k, host in ((1, "host-a"), (2, "host-b")):
         rc, calls = _run_shard(monkeypatch, tmp_path / f"s{k}", f"{k}/2", host, request=request)
         assert rc == 0
         ran += [a.split("::")[-1] for cmd in calls for a in cmd if "::" in a]
-    assert sorted(ran) == sorted(c["id"] for c in doc["cells"] if c["id"] not in na)
+    assert sorted(ran) == sorted(c["id"] for c in doc["cells"])
     out = tmp_path / "merged"
     assert main(["matrix", "merge", str(out), str(tmp_path / "s1"), str(tmp_path / "s2")]) == 0
-    assert "4 cells, 3 pass, 0 flaky, 0 fail, 0 skip, 1 not applicable, 0 missing" in capsys.readouterr().out
-    cell = next(c for c in json.loads((out / "summary.json").read_text())["cells"] if c["id"] in na)
-    assert cell["result"] == "not-applicable" and cell["attempts"] == 0 and cell["history"] == []
-    assert cell["message"].startswith("pxe under uefi-secure is not applicable: ")
-    case = next(c for c in ET.parse(out / "junit.xml").getroot().iter("testcase") if c.get("name") in na)
-    assert case.find("skipped").get("message") == cell["message"] and case.find("error") is None
+    assert "3 cells, 3 pass, 0 flaky, 0 fail, 0 skip, 0 missing" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["refused"] == doc["refused"]
     html = (out / "report.html").read_text()
-    assert 'class="cell not-applicable" data-id="fcos.stable.pxe.uefi-secure.base"' in html
-    assert ">not applicable</a>" in html and "1 not applicable</span>" in html
+    assert '<td class="cell refused" data-id="fcos.stable.pxe.uefi-secure.base"' in html
     ET.fromstring(html.split("\n", 1)[1])

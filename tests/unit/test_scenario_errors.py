@@ -89,16 +89,16 @@ def test_each_mistake_is_one_line_naming_file_key_and_value(tmp_path, body, erro
 
 
 def test_secure_boot_cases_and_a_scenario_no_firmware_can_boot(tmp_path):
-    """Under uefi-secure a network boot is not applicable: no case, but the matrix still sees it; a
+    """Under uefi-secure a network boot cannot boot: no case, but a matrix still lists it as refused; a
     scenario that names only such configurations is refused when it loads."""
     (tmp_path / "s.yaml").write_text("applies: {os: [fcos], method: [pxe, iso], firmware: [uefi, uefi-secure]}\n")
     scen = sc.load(tmp_path / "s.yaml")
     assert [c[0] for c in scen.cases()] == ["fcos.stable.pxe.uefi.s", "fcos.stable.iso.uefi.s",
                                             "fcos.stable.iso.uefi-secure.s"]
-    assert "fcos.stable.pxe.uefi-secure.s" in [c[0] for c in scen.cases(with_not_applicable=True)]
+    assert "fcos.stable.pxe.uefi-secure.s" in [c[0] for c in scen.cases(with_refused=True)]
     error = load_error(tmp_path, "applies: {os: [flatcar], method: [pxe, ipxe], firmware: [uefi-secure]}\n")
-    assert error.startswith("scenario append.yaml: applies: no configuration it names can boot (pxe under "
-                            "uefi-secure is not applicable: iPXE loads the kernel through the firmware"), error
+    assert error.startswith("scenario append.yaml: applies: no case: pxe under uefi-secure cannot boot: iPXE "
+                            "loads the kernel through the firmware"), error
 
 
 def test_files_next_to_the_scenario_are_checked_when_it_loads(tmp_path):

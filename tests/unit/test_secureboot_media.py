@@ -21,7 +21,7 @@ from harness.boot.iso import LiveISO
 from harness.errors import LivelabError
 from harness.lab import BootRequest, LabOptions, LiveBoot
 from harness.selection import Selection, configuration_of
-from harness.vocab import FIRMWARES, not_applicable
+from harness.vocab import FIRMWARES, refusal
 
 FIXTURE = Path("/work/shared/reference/samples/coreos-installer/embed-areas-2021-09.iso.xz")
 KERNEL = "images/pxeboot/vmlinuz"
@@ -157,8 +157,9 @@ def test_uefi_secure_in_ids_and_selection():
 
 @pytest.mark.parametrize("method", ["pxe", "pxe-rootfs-url", "ipxe", "ipxe-chain"])
 def test_network_boots_under_secure_boot_are_refused_before_any_vm(method, tmp_path):
-    assert not_applicable("iso", "uefi-secure") is None and not_applicable(method, "uefi") is None
+    assert refusal("iso", "uefi-secure") is None and refusal(method, "uefi") is None
     with pytest.raises(LivelabError) as exc:
         LiveBoot(BootRequest("fcos", "stable", method, "uefi-secure"), LabOptions(accel="tcg"), tmp_path)
-    assert str(exc.value) == not_applicable(method, "uefi-secure")
-    assert str(exc.value).startswith(f"{method} under uefi-secure is not applicable: ") and "\n" not in str(exc.value)
+    assert str(exc.value) == f"fcos.stable.{method}.uefi-secure: refused before boot: {refusal(method, 'uefi-secure')}"
+    assert f"{method} under uefi-secure cannot boot: iPXE loads the kernel" in str(exc.value)
+    assert "\n" not in str(exc.value) and not list(tmp_path.iterdir())
