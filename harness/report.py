@@ -159,7 +159,7 @@ table.matrix th,table.matrix td{border:1px solid #bbb;padding:.35em .7em;text-al
 table.matrix thead th{background:#eee}
 td.cell{min-width:9em}td.cell a{color:inherit}
 .pass{background:#c8e6c9}.fail{background:#ffcdd2}.flaky{background:#ffe0b2}.skip{background:#e0e0e0}
-.missing{background:#e1bee7}.refused{background:#eceff1;color:#546e7a}
+.missing{background:#e1bee7}.cell.refused{background:#eceff1;color:#546e7a}
 .none{background:#fafafa;color:#aaa}
 .badge{display:inline-block;padding:0 .5em;border-radius:.6em;color:#fff;font-weight:600}
 .badge.pass{background:#2e7d32}.badge.fail{background:#c62828}.badge.flaky{background:#ef8f00}.badge.skip{background:#757575}
