@@ -8,14 +8,16 @@
         vm.machine.wait_for_ssh()
         vm.machine.succeed("test -e /run/ostree-live")
 
-Every input is checked before any VM starts (memory minimum, method for the OS, Ignition spec
-the target reads, a root-disk config the VM's disks cannot hold, ISO embed areas); the same code
+Every input is checked before any VM starts (memory minimum, method for the OS, a configuration
+that cannot boot (``vocab.refusal``), Ignition spec the target reads, a root-disk config the VM's
+disks cannot hold, ISO embed areas); the same code
 path serves real FCOS/Flatcar and the project's stand-in mirror: only data differs (``--mirror``,
 ``--keyring``, the spec table).
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -26,13 +28,24 @@ from . import artifacts as _artifacts
 from .artifacts import specs as _specs
 from .artifacts.model import LocalArtifact, Release
 from .atomic import atomic_write
+from .boot.methods import ISO_DISK
 from .errors import LivelabError, required
 from .serve import HttpServer, guest_url
 from .ssh import SessionKey
 from .vm.accel import Accel, Timeouts, choose, qemu_binary
 from .vm.machine import Machine
 from .vm.spec import COMPLETION_PORT, COMPLETION_TOKEN, LIVEISO_SUCCESS_PORT, Disk, VMSpec
-from .vocab import check_firmware, check_method, check_stream, memory_minimum, refusal
+from .vocab import (
+    DISK_SUFFIX,
+    ISO_METHODS,
+    TestId,
+    check_firmware,
+    check_method,
+    check_sector,
+    check_stream,
+    memory_minimum,
+    refusal,
+)
 
 log = logging.getLogger(__name__)
 CONSOLE_KARG = "console=ttyS0,115200"
@@ -77,14 +90,30 @@ class BootRequest:
     first_boot_only: list[str] = field(default_factory=list)  # kernel arguments of boot 1 only
     without_kargs: list[str] = field(default_factory=list)    # harness defaults to leave out (by key)
     disks: list[Disk] = field(default_factory=list)
+    sector: int = 512                  # sector size of every virtio disk: its disks, iso-as-disk's ISO (4096: .4k)
     oem_config: dict | None = None     # Flatcar: /usr/share/oem/config.ign from an extra initrd
     forwards: list[int] = field(default_factory=list)        # guest TCP ports reachable on 127.0.0.1
     ssh_key_placeholder: str | None = None   # this text of the Butane becomes the session's public key
     name: str | None = None
 
     @property
+    def config_id(self) -> str:
+        """``<os>.<stream>.<method>.<firmware>``."""
+        return str(TestId(self.os, self.stream, self.method, self.firmware))
+
+    @property
     def test_id(self) -> str:
-        return f"{self.os}.{self.stream}.{self.method}.{self.firmware}"
+        """The configuration's id, with the disk suffix of 4Kn disks (``fcos.stable.iso.uefi.4k``)."""
+        return str(TestId(self.os, self.stream, self.method, self.firmware, disk=DISK_SUFFIX.get(self.sector)))
+
+
+def artifact_kinds(os_id: str, method: str) -> list[str]:
+    """The artifacts a boot of ``os_id`` via ``method`` downloads."""
+    if os_id == "flatcar":
+        return ["kernel", "initramfs"]
+    if method in ISO_METHODS:
+        return ["iso"]
+    return ["kernel", "initramfs", "rootfs"]
 
 
 def completion_unit() -> dict:
@@ -144,9 +173,18 @@ class LiveBoot:
         check_stream(r.os, r.stream)
         check_method(r.os, r.method)
         check_firmware(r.firmware)
-        why = refusal(r.method, r.firmware)
+        check_sector(r.sector)
+        why = refusal(r.method, r.firmware, r.sector)
         if why:
             raise LivelabError(f"{r.test_id}: refused before boot: {why}")
+        for d in r.disks:
+            if d.sector not in (512, r.sector):
+                raise LivelabError(f"disk {d.name}: sector {d.sector}, but this boot's disks have {r.sector}-byte "
+                                   f"sectors: a boot's sector size is one for all its disks (BootRequest.sector, "
+                                   f"its id's disk suffix)")
+            if d.image or (r.method == "iso-as-disk" and d.name == ISO_DISK):
+                raise LivelabError(f"disk {d.name}: the live ISO's disk is the boot method's (iso-as-disk, disk "
+                                   f"{ISO_DISK!r}), not a request's")
         minimum = memory_minimum(r.os, r.method)
         if r.memory_mib is None:
             r.memory_mib = minimum.mib
@@ -203,12 +241,7 @@ class LiveBoot:
         return text.replace(ph, self.ssh_key.public)
 
     def kinds(self) -> list[str]:
-        m = self.req.method
-        if self.req.os == "flatcar":
-            return ["kernel", "initramfs"]
-        if m in ("iso", "iso-fromram"):
-            return ["iso"]
-        return ["kernel", "initramfs", "rootfs"]
+        return artifact_kinds(self.req.os, self.req.method)
 
     def render_config(self) -> dict | None:
         """Butane/Ignition of the request + harness snippet, validated for the target."""
@@ -248,11 +281,11 @@ class LiveBoot:
         self.render_config()
         self.http = HttpServer()
         spec = VMSpec(name=self.name, memory_mib=self.memory_mib, cpus=self.cpus, firmware=r.firmware,
-                      http_port=self.http.port, disks=list(r.disks),
+                      http_port=self.http.port, disks=[dataclasses.replace(d, sector=r.sector) for d in r.disks],
                       forwards=[[int(p), None] for p in r.forwards])
         if not r.completion or not self.config:
             spec.virtio_ports = []
-        if r.method in ("iso", "iso-fromram") and not self.config:
+        if r.method in ISO_METHODS and not self.config:
             spec.virtio_ports = [LIVEISO_SUCCESS_PORT]
         # artifacts are served from the verified cache under their upstream (cache-key) paths
         from .artifacts.mirror import cache_key
@@ -287,7 +320,7 @@ class LiveBoot:
         r = self.req
         args: list[str] = []
         if r.os == "fcos":
-            if r.method not in ("iso", "iso-fromram"):
+            if r.method not in ISO_METHODS:
                 args += ["ignition.firstboot", "ignition.platform.id=metal"]
                 if self.config:
                     args.append(f"ignition.config.url={guest_url('config.ign')}")

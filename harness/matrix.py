@@ -1,11 +1,12 @@
 """The nightly matrix: validate a request, build its test ids, run them under pytest-xdist, classify.
 
-A matrix is ``<os> x streams x methods x firmware x scenarios``; each cell is one case of
-``tests/e2e/test_scenarios.py`` (``test_scenario[<os>.<stream>.<method>.<firmware>.<scenario>]``).
+A matrix is ``<os> x streams x methods x firmware x disk sectors x scenarios``; each cell is one
+scenario case (``scenarios/<scenario>.yaml::<os>.<stream>.<method>.<firmware>.<scenario>[.4k]``).
 Every value is checked against :mod:`harness.vocab` before anything runs.  A cell the vocabulary
-refuses (``vocab.refusal``: a network boot under uefi-secure) is not run: it is listed with its
-reason (``Matrix.refused``) and shown as "not applicable", never counted as failed.  Cells that
-fail can be re-run (``rerun``); a cell that fails and then passes is *flaky*, never a plain pass.
+refuses (``vocab.refusal``: ``iso-as-disk`` on 4096-byte sectors, a network boot under
+``uefi-secure``) is not run: it is listed with its reason (``Matrix.refused``) and the report shows it
+"not applicable", never counted as failed.  Cells that fail can be re-run (``rerun``);
+a cell that fails and then passes is *flaky*, never a plain pass.
 """
 from __future__ import annotations
 
@@ -27,14 +28,18 @@ from .errors import LivelabError
 from .triage.inputs import triage_run_dir
 from .vocab import (
     CASE_ID_RE,
+    DISK_SUFFIX,
     FIRMWARES,
     OS_METHODS,
+    SECTORS,
     STREAMS,
+    TestId,
     check_firmware,
     check_method,
     check_os,
     check_stream,
     memory_minimum,
+    parse_sector,
     refusal,
 )
 
@@ -50,6 +55,7 @@ class Cell:
     memory_mib: int
     scenario_file: str = ""       # the scenario's YAML (its pytest node id is <file>::<id>)
     boots: int = 1                # how many boots the scenario makes (the duration estimate scales with it)
+    sector: int = 512             # the disks' sector size (4096: the id ends in .4k)
 
 
 @dataclass
@@ -62,6 +68,7 @@ class Matrix:
     cells: list[Cell]
     dropped: list[str] = field(default_factory=list)   # requested cells no scenario applies to
     refused: list[dict] = field(default_factory=list)  # {"id", "reason"}: requested cells that cannot boot
+    sectors: list[int] = field(default_factory=lambda: [512])
 
     scenario_dirs: list[str] = field(default_factory=list)
 
@@ -74,7 +81,8 @@ class Matrix:
 
     def meta(self) -> dict:
         return {"os": self.os, "streams": self.streams, "methods": self.methods,
-                "firmware": self.firmware, "scenarios": self.scenarios, "refused": list(self.refused)}
+                "firmware": self.firmware, "sectors": self.sectors, "scenarios": self.scenarios,
+                "refused": list(self.refused)}
 
 
 def split_list(text: str | Sequence[str]) -> list[str]:
@@ -95,15 +103,25 @@ def default_scenario_dirs() -> list[Path]:
     return [here] if here.is_dir() else []
 
 
+def parse_sectors(text: str | Sequence[str] | None) -> list[int] | None:
+    """``--sector 512,4096`` -> ``[512, 4096]`` (each one ``vocab.SECTORS`` has); None: not given."""
+    if not text:
+        return None
+    return [parse_sector(item) for item in split_list(text)]
+
+
 def build_matrix(os_id: str, streams: str | Sequence[str] | None = None, methods: str | Sequence[str] | None = None,
                  firmware: str | Sequence[str] | None = None, scenarios: str | Sequence[str] | None = None,
-                 scenario_dirs: Sequence[Path] | None = None) -> Matrix:
-    """Validate a request and list its cells (defaults: every stream, method and firmware; ``base``)."""
+                 scenario_dirs: Sequence[Path] | None = None, sectors: str | Sequence[str] | None = None) -> Matrix:
+    """Validate a request and list its cells (defaults: every stream, method and firmware; ``base``;
+    512-byte sectors, and 4096 where the scenario offers it: a 4Kn cell is asked for by name or
+    ``sectors``, or offered)."""
     check_os(os_id)
     streams = split_list(streams) if streams else list(STREAMS[os_id])
     methods = split_list(methods) if methods else list(OS_METHODS[os_id])
     firmware = split_list(firmware) if firmware else list(FIRMWARES)
     scenarios = split_list(scenarios) if scenarios else ["base"]
+    asked_sectors = parse_sectors(sectors)
     for s in streams:
         check_stream(os_id, s)
     for m in methods:
@@ -124,26 +142,29 @@ def build_matrix(os_id: str, streams: str | Sequence[str] | None = None, methods
     dropped: list[str] = []
     refused: list[dict] = []
     for scen in loaded:
-        offered = {case[0] for case in scen.cases(with_refused=True)}
+        offered = {case.id for case in scen.cases()}
+        offered_if_bootable = {case.id for case in scen.cases(with_refused=True)}
         for stream in streams:
             for method in methods:
                 for fw in firmware:
-                    tid = f"{os_id}.{stream}.{method}.{fw}.{scen.name}"
-                    if tid not in offered:
-                        dropped.append(tid)
-                        continue
-                    why = refusal(method, fw)
-                    if why:
-                        refused.append({"id": tid, "reason": why})
-                        continue
-                    mem = scen.memory or memory_minimum(os_id, method).mib
-                    cells.append(Cell(tid, os_id, stream, method, fw, scen.name, mem, str(scen.path),
-                                      len(scen.boots)))
+                    for sector in asked_sectors or SECTORS:
+                        tid = str(TestId(os_id, stream, method, fw, scen.name, DISK_SUFFIX.get(sector)))
+                        why = refusal(method, fw, sector)
+                        if why and (asked_sectors or tid in offered_if_bootable):
+                            refused.append({"id": tid, "reason": why})
+                            continue
+                        if tid not in offered:
+                            if asked_sectors or sector == 512:    # unasked 4Kn cells: only those offered
+                                dropped.append(tid)
+                            continue
+                        mem = scen.memory or memory_minimum(os_id, method).mib
+                        cells.append(Cell(tid, os_id, stream, method, fw, scen.name, mem, str(scen.path),
+                                          len(scen.boots), sector))
     if not cells and not refused:
         raise LivelabError(f"no cell of this matrix is offered by scenario(s) {', '.join(scenarios)} "
                            f"(e.g. {dropped[0]})")
     return Matrix(os_id, streams, methods, firmware, scenarios, cells, dropped, refused=refused,
-                  scenario_dirs=[str(d) for d in dirs])
+                  sectors=asked_sectors or list(SECTORS), scenario_dirs=[str(d) for d in dirs])
 
 
 def compute_workers(memories: Sequence[int], requested: int | str | None = None, mem_available: int | None = None,

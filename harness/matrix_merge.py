@@ -314,7 +314,7 @@ def _merged_meta(inputs: Sequence[Input], cells: Sequence[dict], started: float,
     generated = _stamp(ended) or max((str(inp.summary.get("generated") or "") for inp in inputs), default="")
     refused = {r["id"]: r for inp in inputs for r in inp.summary.get("refused") or [] if isinstance(r, dict)}
     return {"os": ", ".join(oses), "streams": union("streams"), "methods": union("methods"),
-            "firmware": union("firmware"), "scenarios": union("scenarios"),
+            "firmware": union("firmware"), "sectors": union("sectors"), "scenarios": union("scenarios"),
             "refused": list(refused.values()), "generated": generated,
             "accel": next((inp.summary.get("accel") for inp in inputs if inp.summary.get("accel")), None),
             "merged": {"inputs": [{"run": inp.label, "host": inp.shard.get("host"), "shard": inp.shard.get("label"),

@@ -31,7 +31,7 @@ DURATIONS_SCHEMA = "livelab.durations/1"     # harness.durations.SCHEMA (kept fr
 # (README, "How long": 45-70 s).  Real images under KVM are faster, and the balance only needs the
 # ratios; a recorded --durations file replaces the estimate cell by cell.
 BOOT_S = {"pxe": 60.0, "pxe-rootfs-url": 55.0, "ipxe": 60.0, "ipxe-chain": 65.0, "iso": 45.0,
-          "iso-fromram": 55.0}
+          "iso-fromram": 55.0, "iso-as-disk": 45.0}
 DEFAULT_BOOT_S = 60.0
 PER_GIB_S = 2.0          # per GiB of guest RAM: firmware and kernel clear it, a fromram boot fills it
 CHECKS_S = 10.0          # per boot: the scenario's checks and the power-off or reboot after them
@@ -151,7 +151,8 @@ class Plan:
         for c in self.cells_of(shard):
             seconds, source = self.expected[c.id]
             doc["cells"].append({"id": c.id, "os": c.os, "stream": c.stream, "method": c.method,
-                                 "firmware": c.firmware, "scenario": c.scenario, "memory_mib": c.memory_mib,
+                                 "firmware": c.firmware, "sector": c.sector, "scenario": c.scenario,
+                                 "memory_mib": c.memory_mib,
                                  "boots": c.boots, "expected_s": seconds, "expected_from": source,
                                  **({"shard": of[c.id]} if of else {})})
         doc["expected_s"] = round(sum(c["expected_s"] for c in doc["cells"]), 1)

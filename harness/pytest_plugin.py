@@ -59,6 +59,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="collect the scenario YAML files of DIR (besides ini livelab_scenarios)")
     options.add_options(g.addoption, options.ARTIFACT_OPTIONS + options.VM_OPTIONS + options.CONFIG_OPTIONS
                         + ("vm_cpus",))
+    g.addoption("--release", default=None, metavar="VERSION",
+                help="boot this release (an FCOS or Flatcar version of the case's stream or channel) instead of "
+                     "the current one: a case re-run on an older release, as `livelab bisect` does; a test whose "
+                     "BootRequest pins a version keeps its own")
     g.addoption("--keep-vms", action="store_true", help="leave VMs running after their test (for debugging)")
     g.addoption("--real", action="store_true",
                 help="run tests marked `real` against the real FCOS/Flatcar servers (needs the internet)")
@@ -137,7 +141,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFi
 
 
 class ScenarioFile(pytest.File):
-    """One scenario YAML file: a case per configuration it applies to (``fcos.stable.pxe.bios.<name>``)."""
+    """One scenario YAML file: a case per configuration it applies to (``fcos.stable.pxe.bios.<name>[.4k]``)."""
 
     def collect(self) -> Iterator[ScenarioItem]:
         try:
@@ -145,11 +149,12 @@ class ScenarioFile(pytest.File):
         except LivelabError as exc:
             raise self.CollectError(f"livelab {exc.one_line()}") from None   # "livelab scenario x.yaml: ..."
         chosen = self.config.stash[SELECTION]
-        for tid, os_id, stream, method, fw in scen.cases(streams=chosen.streams_for_unpinned()):
-            item = ScenarioItem.from_parent(self, name=tid, scenario=scen, case=(os_id, stream, method, fw))
+        for case in scen.cases(streams=chosen.streams_for_unpinned()):
+            item = ScenarioItem.from_parent(self, name=case.id, scenario=scen, case=case)
             item.add_marker(pytest.mark.e2e)
-            item.add_marker(pytest.mark.livelab(os=os_id, stream=stream, method=method, firmware=fw))
-            if tid.rsplit(".", 1)[0] in scen.ci:
+            item.add_marker(pytest.mark.livelab(os=case.os, stream=case.stream, method=case.method,
+                                                firmware=case.firmware))
+            if case.config in scen.ci:
                 item.add_marker(pytest.mark.ci)
             if scen.slow:
                 item.add_marker(pytest.mark.slow)
@@ -159,16 +164,15 @@ class ScenarioFile(pytest.File):
 class ScenarioItem(pytest.Item):
     """One scenario on one configuration: boots, checks, the evidence in ``checks.log``."""
 
-    def __init__(self, *, scenario: sc.Scenario, case: tuple[str, str, str, str], **kwargs):
+    def __init__(self, *, scenario: sc.Scenario, case: sc.Case, **kwargs):
         super().__init__(**kwargs)
         self.scenario = scenario
-        self.case = case      # os, stream, method, firmware
+        self.case = case
 
     def runtest(self) -> None:
         factory = VMFactory(livelab_session(self.config), self)
         try:
-            os_id, stream, method, firmware = self.case
-            for line in sc.run_case(self.scenario, os_id, stream, method, firmware, factory):
+            for line in sc.run_case(self.scenario, self.case, factory):
                 print(line)
         finally:
             factory.close()
@@ -252,6 +256,7 @@ class LivelabSession:
         self.run_root = Path(root)
         self.run_root.mkdir(parents=True, exist_ok=True)
         self.keep_vms = opt("--keep-vms")
+        self.release: str | None = opt("--release")
         self._key: SessionKey | None = None
         self._accel: Accel | None = None
 
@@ -301,6 +306,8 @@ class VMFactory:
         name = name or f"vm{len(self.boots) + 1}"
         run_dir = self.session.run_dir_for(self.node.nodeid, name if self.boots or name != "vm1" else "")
         options = dataclasses.replace(self.session.options, **option_changes)
+        if self.session.release and boot.version is None:
+            boot = dataclasses.replace(boot, version=self.session.release)
         lb = LiveBoot(boot, options, run_dir, ssh_key=self.session.ssh_key,
                       accel=self.session.accel)
         self.boots.append(lb)

@@ -197,24 +197,25 @@ def _cell_text(c: dict) -> str:
     return text
 
 
-def _refused_by_key(summary: dict) -> dict[tuple, dict]:
-    """The refused cells of a summary (``refused``) by (os, stream, method, scenario, firmware)."""
-    out = {}
-    for r in summary.get("refused") or []:
-        m = CASE_ID_RE.match(str(r.get("id") or "")) if isinstance(r, dict) else None
-        if m:
-            out[(m["os"], m["stream"], m["method"], m["scenario"], m["firmware"])] = r
-    return out
+def _place(cell_id: str, cell: dict | None = None) -> tuple:
+    """Where a cell goes in the table: (os, stream, method, scenario with its disk suffix, firmware)."""
+    m = CASE_ID_RE.match(cell_id)
+    if m:
+        return (m["os"], m["stream"], m["method"], m["scenario"] + (f".{m['disk']}" if m["disk"] else ""),
+                m["firmware"])
+    c = cell or {}
+    return (c.get("os"), c.get("stream"), c.get("method"), c.get("scenario"), c.get("firmware"))
 
 
 def _matrix_table(cells: Sequence[dict], summary: dict, output_dir: Path) -> str:
-    refused = _refused_by_key(summary)       # cells that cannot boot: "not applicable" in their place
-    keys = [*((c["os"], c["stream"], c["method"], c["scenario"], c["firmware"]) for c in cells), *refused]
+    by_key = {_place(c["id"], c): c for c in cells}
+    # cells that cannot boot (summary "refused"): "not applicable" in their place
+    refused = {_place(str(r.get("id"))): r for r in summary.get("refused") or [] if isinstance(r, dict)}
+    keys = [*by_key, *refused]
     firmware = unique([*(summary.get("firmware") or []), *(k[4] for k in keys)])
     multi = len(unique(k[3] for k in keys)) > 1
     oses = unique(k[0] for k in keys)
     rows = unique(k[:4] for k in keys)
-    by_key = {(c["os"], c["stream"], c["method"], c["scenario"], c["firmware"]): c for c in cells}
     kind = "stream / channel" if len(oses) > 1 else "channel" if (oses or [summary.get("os")])[0] == "flatcar" \
         else "stream"
     head = ("<th>OS</th>" if len(oses) > 1 else "") + f"<th>{kind}</th><th>method</th>"

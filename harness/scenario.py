@@ -9,11 +9,14 @@ A scenario (``scenarios/<name>.yaml``)::
       method: [pxe, ipxe, iso]          # each OS takes the methods valid for it (vocab.OS_METHODS)
       firmware: [bios]
       stream: [stable]                  # FCOS streams / Flatcar channels; default: the first
+      sector: [512, 4096]               # the disks' sector size; 4096 (4Kn) ids end in .4k; default 512
+    # or a list of such mappings: the union of their cases, e.g. one more on 4Kn disks alone:
+    # applies: [{method: [iso], firmware: [bios, uefi]}, {method: [iso], firmware: [uefi], sector: [4096]}]
     memory: 2048                        # optional (default: the documented minimum)
     disks: [{name: var, size: 2G, serial: var}]   # blank qcow2 disks (keys: name, size, serial)
     forwards: [80]                      # guest TCP ports forwarded to 127.0.0.1 (for port checks)
     session_key_placeholder: "ssh-rsa AAAA..."  # this text of the Butane files becomes the session's SSH key
-    ci: [fcos.stable.pxe.bios]          # ids (without the scenario) run in CI
+    ci: [fcos.stable.pxe.bios]          # ids without the scenario (with .4k on 4Kn disks) run in CI
     boots:
       - checks:
           - ssh: test -e /run/ostree-live           # exit status 0 expected unless `status:`
@@ -31,7 +34,10 @@ A scenario (``scenarios/<name>.yaml``)::
         add_kargs: []
         checks: [...]
 
-Test ids: ``<os>.<stream>.<method>.<firmware>.<scenario>``.
+Test ids: ``<os>.<stream>.<method>.<firmware>.<scenario>[.4k]`` (``vocab.CASE_ID_RE``); the scenario's
+name is its file's, letters, digits, ``-`` and ``_``, and never contains ``4k``.  A combination that
+cannot apply is no case: a method the OS lacks, a configuration ``vocab.refusal`` refuses
+(``iso-as-disk`` on 4096-byte sectors).  ``only: 4k`` runs a check on 4Kn cases alone.
 
 Everything is checked when the file loads (``load``), names against the vocabulary (``vocab.py``):
 a mistake is one line naming the file, the key and the value, e.g.
@@ -49,7 +55,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from . import safeload
 from .errors import BootFailure, LivelabError
@@ -57,7 +63,18 @@ from .lab import BootRequest, LiveBoot
 from .poll import WaitTimeout
 from .triage.rules import REASONS
 from .vm.spec import Disk
-from .vocab import FIRMWARES, METHODS, OS_METHODS, OSES, STREAMS, refusal
+from .vocab import (
+    DISK_SUFFIX,
+    FIRMWARES,
+    METHODS,
+    OS_METHODS,
+    OSES,
+    SCENARIO_PATTERN,
+    SECTORS,
+    STREAMS,
+    TestId,
+    refusal,
+)
 
 _CHECK_KEYS = {"ssh", "console", "console_cmd", "port", "wait_until", "expect", "send", "status", "output",
                "not_output", "name", "timeout", "only", "save_as"}
@@ -81,11 +98,11 @@ class Check:
     not_output: str | None = None
     name: str | None = None
     timeout: float | None = None
-    only: str | None = None    # run only on this OS / method (e.g. fcos, iso)
+    only: str | None = None    # run only on this OS / method / firmware / disk (e.g. fcos, iso, 4k)
     save_as: str | None = None # keep the stdout under this name for {{name}} in later checks
 
     def applies_to(self, req: BootRequest) -> bool:
-        return self.only is None or self.only in (req.os, req.method, req.firmware)
+        return self.only is None or self.only in (req.os, req.method, req.firmware, DISK_SUFFIX.get(req.sector))
 
     def describe(self) -> str:
         return self.name or f"{self.kind}: {self.text}"
@@ -98,6 +115,21 @@ class Boot:
     add_kargs: list[str] = field(default_factory=list)
     remove_kargs: list[str] = field(default_factory=list)
     expect_failure: str | None = None   # this boot must fail fast with this reason (e.g. "Ignition failed")
+
+
+class Case(NamedTuple):
+    """One cell a scenario applies to; ``id`` is its test id."""
+    id: str
+    os: str
+    stream: str
+    method: str
+    firmware: str
+    sector: int = 512
+
+    @property
+    def config(self) -> str:
+        """The id without the scenario: ``<os>.<stream>.<method>.<firmware>[.4k]`` (as ``ci:`` names it)."""
+        return str(TestId(self.os, self.stream, self.method, self.firmware, disk=DISK_SUFFIX.get(self.sector)))
 
 
 def _key(kind: str) -> dict:
@@ -114,7 +146,7 @@ class Scenario:
     description: str = field(default="", metadata=_key("text"))
     butane: dict[str, str | None] = field(default_factory=lambda: {"fcos": None, "flatcar": None},
                                           metadata=_key("butane"))
-    applies: dict[str, list[str]] = field(default_factory=dict, metadata=_key("applies"))
+    applies: list[dict[str, list]] = field(default_factory=lambda: [{}], metadata=_key("applies"))
     boots: list[Boot] = field(default_factory=lambda: [Boot()], metadata=_key("boots"))
     memory: int | None = field(default=None, metadata=_key("MiB"))
     cpus: int | None = field(default=None, metadata=_key("count"))
@@ -130,30 +162,20 @@ class Scenario:
     forwards: list[int] = field(default_factory=list, metadata=_key("ports"))
     session_key_placeholder: str | None = field(default=None, metadata=_key("placeholder"))
 
-    def cases(self, streams: dict[str, list[str]] | None = None, with_refused: bool = False) -> list[tuple]:
-        """(test id, os, stream, method, firmware) for every cell this scenario applies to.
+    def cases(self, streams: dict[str, list[str]] | None = None, with_refused: bool = False) -> list[Case]:
+        """Every cell this scenario applies to (each ``applies`` mapping's, in order, once each).
 
         ``streams`` (os -> streams) is where a scenario that names no stream runs (pytest
-        ``--stream`` / ``--channel``); by default each OS's first.  A cell that cannot boot
-        (``vocab.refusal``: a network boot under uefi-secure) is no case, unless ``with_refused``
-        (a matrix lists it as refused, "not applicable").
+        ``--stream`` / ``--channel``); by default each OS's first.  ``with_refused``: the cells
+        ``vocab.refusal`` refuses too (a matrix lists them, "not applicable").
         """
-        out = []
-        named = [*self.applies.get("stream", []), *self.applies.get("channel", [])]
-        for os_id in self.applies.get("os", ["fcos"]):
-            chosen = named or (streams or {}).get(os_id) or [STREAMS[os_id][0]]
-            streams_of_os = [s for s in chosen if s in STREAMS[os_id]] or [STREAMS[os_id][0]]
-            for stream in streams_of_os:
-                for method in self.applies.get("method", ["pxe"]):
-                    if method not in OS_METHODS[os_id]:
-                        continue
-                    for fw in self.applies.get("firmware", ["bios"]):
-                        if refusal(method, fw) and not with_refused:
-                            continue
-                        out.append((f"{os_id}.{stream}.{method}.{fw}.{self.name}", os_id, stream, method, fw))
-        return out
+        out: dict[str, Case] = {}
+        for applies in self.applies:
+            for case in _cells(self.name, applies, streams, with_refused):
+                out.setdefault(case.id, case)
+        return list(out.values())
 
-    def request(self, os_id: str, stream: str, method: str, firmware: str) -> BootRequest:
+    def request(self, os_id: str, stream: str, method: str, firmware: str, sector: int = 512) -> BootRequest:
         butane_file = self.butane.get(os_id)
         text = None
         if butane_file:
@@ -164,8 +186,30 @@ class Scenario:
                            butane=text, butane_dir=str(self.path.parent), user_config=self.user_config,
                            completion=self.completion and self.user_config, kargs=list(self.kargs),
                            first_boot_only=list(self.first_boot_kargs),
-                           disks=[Disk(**d) for d in self.disks], oem_config=oem, forwards=list(self.forwards),
-                           ssh_key_placeholder=self.session_key_placeholder)
+                           disks=[Disk(**d) for d in self.disks], sector=sector, oem_config=oem,
+                           forwards=list(self.forwards), ssh_key_placeholder=self.session_key_placeholder)
+
+
+def _cells(name: str, applies: dict[str, list], streams: dict[str, list[str]] | None,
+           with_refused: bool = False) -> list[Case]:
+    """The cells of one ``applies`` mapping: its cross product, less what cannot apply (and what
+    cannot boot, unless ``with_refused``)."""
+    out = []
+    named = [*applies.get("stream", []), *applies.get("channel", [])]
+    for os_id in applies.get("os", ["fcos"]):
+        chosen = named or (streams or {}).get(os_id) or [STREAMS[os_id][0]]
+        streams_of_os = [s for s in chosen if s in STREAMS[os_id]] or [STREAMS[os_id][0]]
+        for stream in streams_of_os:
+            for method in applies.get("method", ["pxe"]):
+                if method not in OS_METHODS[os_id]:
+                    continue
+                for fw in applies.get("firmware", ["bios"]):
+                    for sector in applies.get("sector", [512]):
+                        if refusal(method, fw, sector) and not with_refused:
+                            continue
+                        tid = TestId(os_id, stream, method, fw, name, DISK_SUFFIX.get(sector))
+                        out.append(Case(str(tid), os_id, stream, method, fw, sector))
+    return out
 
 
 def _err(path: Path, msg: str) -> LivelabError:
@@ -223,8 +267,8 @@ def _regex(path: Path, key: str, value: object) -> str:
     return value
 
 
-# what `only:` may name: an OS, a boot method or a firmware (see Check.applies_to)
-_ONLY_VALUES = (*OSES, *METHODS, *FIRMWARES)
+# what `only:` may name: an OS, a boot method, a firmware or a disk suffix (see Check.applies_to)
+_ONLY_VALUES = (*OSES, *METHODS, *FIRMWARES, *DISK_SUFFIX.values())
 
 
 def _check(path: Path, where: str, raw: object) -> Check:
@@ -254,7 +298,7 @@ def _check(path: Path, where: str, raw: object) -> Check:
         raise _bad(path, f"{where}.status", "an exit status (a number, or null for any)", raw["status"])
     only = raw.get("only")
     if only is not None and only not in _ONLY_VALUES:
-        raise _unknown(path, f"{where}.only", "OS, method or firmware", only, _ONLY_VALUES)
+        raise _unknown(path, f"{where}.only", "OS, method, firmware or disk", only, _ONLY_VALUES)
     if kind == "port":
         if not _is_int(raw["port"]) or not 0 < raw["port"] < 65536:
             raise _bad(path, f"{where}.port", "a guest TCP port number", raw["port"])
@@ -324,15 +368,28 @@ def _ordered_union(groups: Iterable[Iterable[str]]) -> list[str]:
     return out
 
 
-def _applies(path: Path, key: str, value: object) -> dict[str, list[str]]:
-    """The matrix a scenario runs on; every name is checked against the vocabulary (vocab.py), and
-    every OS and method named must give at least one case."""
+def _applies(path: Path, key: str, value: object) -> list[dict[str, list]]:
+    """The matrix a scenario runs on: one mapping, or a list of them (the union of their cases)."""
+    if isinstance(value, list) and value:
+        return [_one_applies(path, f"{key}[{i}]", v) for i, v in enumerate(value)]
+    return [_one_applies(path, key, value)]
+
+
+def _one_applies(path: Path, key: str, value: object) -> dict[str, list]:
+    """One matrix; every name is checked against the vocabulary (vocab.py), and every OS and
+    method named must give at least one case."""
     if not isinstance(value, dict):
-        raise _bad(path, key, "a mapping of os, method, firmware, stream, channel to lists", value)
+        raise _bad(path, key, "a mapping of os, method, firmware, stream, channel, sector to lists "
+                              "(or a list of such mappings)", value)
     for k, names in value.items():
         if k not in _APPLIES_KEYS:
             raise _err(path, f"{key}.{_as_name(k)}: unknown key (expected one of {', '.join(_APPLIES_KEYS)})")
-        _strings(path, f"{key}.{k}", names, "a list of names")
+        if k == "sector":
+            if not isinstance(names, list) or not all(_is_int(n) and n in SECTORS for n in names):
+                raise _bad(path, f"{key}.sector", f"a list of disk sector sizes ({', '.join(map(str, SECTORS))})",
+                           names)
+        else:
+            _strings(path, f"{key}.{k}", names, "a list of names")
         if not names:
             raise _err(path, f"{key}.{k}: an empty list gives no cases (leave the key out for the default)")
     oses = value.get("os", ["fcos"])
@@ -359,6 +416,10 @@ def _applies(path: Path, key: str, value: object) -> dict[str, list[str]]:
         for name in value.get(k, []):
             if name not in known:
                 raise _unknown(path, f"{key}.{k}", kind, name, known)
+    refused = [refusal(m, f, sector) for m in methods for f in value.get("firmware", ["bios"])
+               for sector in value.get("sector", [512])]
+    if all(refused):
+        raise _err(path, f"{key}: no case: {refused[0]}")
     return {k: list(v) for k, v in value.items()}
 
 
@@ -467,7 +528,7 @@ _KINDS: dict[str, Callable[[Path, str, object], Any]] = {
     "boots": _boots,
 }
 _KEY_FIELDS = {f.name: f for f in fields(Scenario) if "yaml" in f.metadata}
-_APPLIES_KEYS = ("os", "method", "firmware", "stream", "channel")
+_APPLIES_KEYS = ("os", "method", "firmware", "stream", "channel", "sector")
 
 
 def load(path: Path) -> Scenario:
@@ -484,6 +545,10 @@ def load(path: Path) -> Scenario:
     if unknown:
         raise _err(path, f"{_as_name(sorted(unknown, key=str)[0])}: unknown key "
                          f"(expected one of {', '.join(_KEY_FIELDS)})")
+    if not re.fullmatch(SCENARIO_PATTERN, path.stem):
+        raise _err(path, f"the name {_as_name(path.stem)} (the file's) makes no test id: letters, digits, '-' and '_' "
+                         f"only, and no {' or '.join(map(repr, DISK_SUFFIX.values()))} in it (ids of 4096-byte-sector "
+                         f"disks end in .{DISK_SUFFIX[4096]}, and pytest -k {DISK_SUFFIX[4096]} selects them by it)")
     values = {name: _KINDS[f.metadata["yaml"]](path, name, data[name])
               for name, f in _KEY_FIELDS.items() if name in data and data[name] is not None}
     scenario = Scenario(name=path.stem, path=path, **values)
@@ -500,15 +565,11 @@ def load(path: Path) -> Scenario:
             if check.save_as:
                 saved.add(check.save_as)
     # every configuration the scenario can run on (on any stream when it names none)
-    every_case = [c[0].rsplit(".", 1)[0] for c in scenario.cases(streams={o: list(s) for o, s in STREAMS.items()})]
-    if not every_case:
-        refused = [refusal(m, f) for _t, _o, _s, m, f in scenario.cases(with_refused=True)]
-        if refused:
-            raise _err(path, f"applies: no case: {refused[0]}")
+    every_case = [c.config for c in scenario.cases(streams={o: list(s) for o, s in STREAMS.items()})]
     for i, ci_id in enumerate(scenario.ci):
         if ci_id not in every_case:
             raise _err(path, f"ci[{i}]: {ci_id!r} is not a configuration this scenario applies to "
-                             f"(<os>.<stream>.<method>.<firmware> of its applies, e.g. {every_case[0]})")
+                             f"(<os>.<stream>.<method>.<firmware>[.4k] of its applies, e.g. {every_case[0]})")
     return scenario
 
 
@@ -588,11 +649,10 @@ def wait_ready(lb: LiveBoot) -> None:
         m.wait_for_port_token()
 
 
-def run_case(scenario: Scenario, os_id: str, stream: str, method: str, firmware: str,
-             boot_vm: Callable[..., LiveBoot]) -> list[str]:
+def run_case(scenario: Scenario, case: Case, boot_vm: Callable[..., LiveBoot]) -> list[str]:
     """One case of a scenario, as pytest runs it: boot with ``boot_vm`` (the ``live_vm`` factory),
     run every boot and check, and check the guest has the memory asked for; returns the evidence."""
-    req = scenario.request(os_id, stream, method, firmware)
+    req = scenario.request(case.os, case.stream, case.method, case.firmware, case.sector)
     lb = boot_vm(req, start=False, below_minimum=scenario.below_minimum)
     log = run_scenario(scenario, lb)
     # the evidence is kept with the VM's artifacts (every scenario has checks)

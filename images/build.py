@@ -27,6 +27,7 @@ import contextlib
 import datetime as _dt
 import gzip
 import hashlib
+import html
 import importlib.util
 import json
 import os
@@ -66,15 +67,35 @@ ignition_src = _load_ignition_src()
 FCOS_STREAMS = {
     # stream: [versions oldest -> newest]; the newest is the stream's current release.
     "stable": ["41.20250315.3.0", "42.20250901.3.0"],
-    "testing": ["42.20250915.2.0"],
+    # testing has a history to bisect (`livelab bisect`): six releases, the planted regression in three
+    "testing": ["42.20250707.2.0", "42.20250721.2.0", "42.20250804.2.0", "42.20250818.2.0", "42.20250901.2.0",
+                "42.20250915.2.0"],
     "next": ["43.20250920.1.0"],
 }
 FLATCAR_CHANNELS = {
+    # channel: its current release
     "stable": "4081.2.1",
     "beta": "4152.1.0",
     "alpha": "4186.0.0",
     "lts": "3815.2.5",
 }
+# channel: its older releases, oldest first (alpha has a history to bisect, with the planted regression)
+FLATCAR_HISTORY = {
+    "alpha": ["4012.0.0", "4054.0.0", "4081.0.0", "4116.0.0", "4152.0.0"],
+}
+# The planted regression (images/README.md, "Release history"): the root filesystem of these releases
+# lacks /etc/sudoers.d/coreos, so user core has no passwordless sudo and the `base` scenario's check
+# "core has passwordless sudo" fails.  Introduced by the first of each list, fixed by the current release.
+REGRESSION_FILE = "etc/sudoers.d/coreos"
+REGRESSED = {
+    "fcos": ["42.20250804.2.0", "42.20250818.2.0", "42.20250901.2.0"],
+    "flatcar": ["4081.0.0", "4116.0.0", "4152.0.0"],
+}
+
+
+def flatcar_releases(channel: str) -> list[str]:
+    """Every release of a Flatcar channel, oldest first; the last is its current one."""
+    return [*FLATCAR_HISTORY.get(channel, []), FLATCAR_CHANNELS[channel]]
 # Ignition config spec versions this image's Ignition (upstream v2.23.0, built from source) reads:
 # 3.0.0-3.5.0 and 3.6.0-experimental.  The "newest stable" spec is what the harness should generate;
 # each mirror version gets the lower of this and what the real release of that version reads.
@@ -86,8 +107,11 @@ IGNITION_SPECS_ACCEPTED = ["3.0.0", "3.1.0", "3.2.0", "3.3.0", "3.4.0", "3.5.0",
 # lower of this and IGNITION_SPEC, so tests see the same refusals as with real images.
 REAL_MAX_SPEC = {
     "fcos": {"41.20250315.3.0": "3.4.0", "42.20250901.3.0": "3.5.0", "42.20250915.2.0": "3.5.0",
-             "43.20250920.1.0": "3.5.0"},
-    "flatcar": {"4081.2.1": "3.4.0", "4152.1.0": "3.4.0", "4186.0.0": "3.4.0", "3815.2.5": "3.4.0"},
+             "43.20250920.1.0": "3.5.0", "42.20250707.2.0": "3.5.0", "42.20250721.2.0": "3.5.0",
+             "42.20250804.2.0": "3.5.0", "42.20250818.2.0": "3.5.0", "42.20250901.2.0": "3.5.0"},
+    "flatcar": {"4081.2.1": "3.4.0", "4152.1.0": "3.4.0", "4186.0.0": "3.4.0", "3815.2.5": "3.4.0",
+                "4012.0.0": "3.4.0", "4054.0.0": "3.4.0", "4081.0.0": "3.4.0", "4116.0.0": "3.4.0",
+                "4152.0.0": "3.4.0"},
 }
 
 
@@ -509,6 +533,15 @@ def check_host_tools() -> None:
                          "ownership-preserving unpack); run it as root")
 
 
+def directory_page(path: str, dirs: list[str]) -> str:
+    """A web server's page of a directory that holds ``dirs``: links ``./<name>/``, as the Flatcar
+    release server's board directories link to their releases."""
+    links = "".join(f'<a href="./{html.escape(d)}/">{html.escape(d)}/</a>\n' for d in dirs)
+    return (f"<html>\n<head><title>Index of {html.escape(path)}</title></head>\n<body>\n"
+            f"<h1>Index of {html.escape(path)}</h1><hr><pre><a href=\"../\">../</a>\n{links}</pre><hr>"
+            "</body>\n</html>\n")
+
+
 # --------------------------------------------------------------------------- cpio (newc)
 
 def _newc_header(name: str, mode: int, size: int, ino: int, mtime: int = 0, nlink: int = 1) -> bytes:
@@ -767,11 +800,22 @@ class Builder:
             if f.is_file():
                 f.unlink()
         sq = self.work / "root.squashfs"
-        self.sh(["mksquashfs", str(r), str(sq), "-comp", "zstd", "-Xcompression-level", "15",
-                 "-noappend", "-quiet", "-wildcards", "-e", "proc/*", "sys/*", "dev/*",
-                 "run/*", "tmp/*"], on_line=self.progress.watch(SquashfsStatus()))
+        self.mksquashfs(sq)
         self.info.setdefault("sizes", {})["root.squashfs"] = sq.stat().st_size
+        # the releases with the planted regression: the same root without one file (images/README.md,
+        # "Release history"); only this squashfs is packed again, everything else is derived from it
+        if not (r / REGRESSION_FILE).is_file():
+            raise BuildError(f"the planted regression removes /{REGRESSION_FILE}, which the root does not have")
+        # (zstd level 3: about 1 s instead of 10 s for 15% more bytes, to keep the build short)
+        (self.work / "regressed").mkdir()
+        self.mksquashfs(self.work / "regressed/root.squashfs", exclude=[REGRESSION_FILE], level=3)
+        self.info["sizes"]["regressed/root.squashfs"] = (self.work / "regressed/root.squashfs").stat().st_size
         self.progress.end(f"({sq.stat().st_size >> 20} MiB)")
+
+    def mksquashfs(self, sq: Path, exclude: list[str] | None = None, level: int = 15) -> None:
+        self.sh(["mksquashfs", str(self.root), str(sq), "-comp", "zstd", "-Xcompression-level", str(level),
+                 "-noappend", "-quiet", "-wildcards", "-e", "proc/*", "sys/*", "dev/*",
+                 "run/*", "tmp/*", *(exclude or [])], on_line=self.progress.watch(SquashfsStatus()))
 
     # What the real root's systemd reads first: its own binaries up to sshd, their libraries and
     # the unit files.  livelab-live-rootfs reads them in the background once the squashfs is
@@ -784,7 +828,11 @@ class Builder:
         "usr/lib/systemd/systemd-network-generator", "usr/lib/systemd/systemd-user-sessions",
         "usr/bin/systemd-tmpfiles", "usr/bin/journalctl", "usr/bin/udevadm", "usr/bin/kmod", "usr/bin/systemctl",
         "usr/bin/dbus-daemon", "usr/sbin/sshd", "usr/bin/ssh-keygen", "usr/sbin/agetty", "usr/bin/dash",
-        "usr/bin/bash", "usr/bin/login")
+        "usr/bin/bash", "usr/bin/login", "usr/bin/cat")
+    # and the first SSH login's path: the PAM modules of sshd's and systemd-user's stacks, the user
+    # manager's units and generators (`systemd --user` is the binary above)
+    PREFETCH_LOGIN_DIRS = ("usr/lib/x86_64-linux-gnu/security", "usr/lib/systemd/user",
+                           "usr/lib/systemd/user-generators", "etc/pam.d")
 
     def prefetch_list(self) -> None:
         r = self.root
@@ -794,6 +842,9 @@ class Builder:
         binaries = [b for b in self.PREFETCH_BINARIES if (r / b).exists()]
         binaries += [str(g.relative_to(r)) for g in sorted(gens.iterdir())
                      if g.is_file() and not (masked / g.name).is_symlink()] if gens.is_dir() else []
+        for d in self.PREFETCH_LOGIN_DIRS:
+            binaries += [str(f.relative_to(r)) for f in sorted((r / d).rglob("*"))
+                         if f.is_file() and not f.is_symlink()] if (r / d).is_dir() else []
         for b in binaries:
             files.add(b)
             with open(r / b, "rb") as f:
@@ -815,30 +866,48 @@ class Builder:
     def pxe(self) -> None:
         self.progress.start("pxe: rootfs.img, initramfs (fcos, flatcar)")
         w = self.work
+        # FCOS initramfs: lzo(dracut cpio) + plain cpio with the flavour files. The kernel
+        # unpacks lzop -9 in 1.5 s under TCG against 4.6 s for zstd (92 MB cpio). lz4 would be
+        # as fast, but the kernel's legacy-lz4 reader has no end marker: it fails on any cpio
+        # appended after it ("Initramfs unpacking failed: Decoding failed").
+        lzo = w / "initrd.cpio.lzo"
+        self.sh(["lzop", "-q", "-f", "-9", "-o", str(lzo), str(w / "initrd.cpio")])
+        # Flatcar PXE image: its first gzip member, the dracut cpio, compressed once for every variant
+        member = w / "initrd.cpio.gz"
+        with open(member, "wb") as f, open(w / "initrd.cpio", "rb") as src, \
+                gzip.GzipFile(fileobj=f, mode="wb", compresslevel=4, mtime=0) as gz:
+            shutil.copyfileobj(src, gz, 1 << 20)
+        # the build's artifacts, then the same around the regressed root (the planted regression's releases)
+        for d in (w, w / "regressed"):
+            self.live_artifacts(d, lzo, member)
+        for f in (lzo, member, w / "initrd.cpio"):
+            f.unlink()
+        sizes = self.info.setdefault("sizes", {})
+        for n in ["vmlinuz", "initramfs-fcos.img", "rootfs.img", "flatcar_production_pxe_image.cpio.gz"]:
+            sizes[n] = (w / n).stat().st_size
+        self.progress.end()
+
+    def live_artifacts(self, d: Path, lzo: Path, flatcar_member: Path) -> None:
+        """rootfs.img, initramfs-fcos.img and the Flatcar PXE image around ``d/root.squashfs``."""
         # FCOS rootfs.img: newc cpio, root.squashfs first (mountable at offset 124), then the stamp
-        with open(w / "rootfs.img", "wb") as f:
+        with open(d / "rootfs.img", "wb") as f:
             c = NewcWriter(f)
-            c.add_file("root.squashfs", w / "root.squashfs")
+            c.add_file("root.squashfs", d / "root.squashfs")
             c.add_dir("etc")
             c.add_bytes("etc/coreos-live-rootfs", (self.build_id + "\n").encode())
             c.close()
-        with open(w / "rootfs.img", "rb") as f:
+        with open(d / "rootfs.img", "rb") as f:
             assert f.read(124)[110:123] == b"root.squashfs"
         lines = ["stream-hash sha256 2097152"]
-        with open(w / "rootfs.img", "rb") as f:
+        with open(d / "rootfs.img", "rb") as f:
             for chunk in iter(lambda: f.read(STREAM_HASH_CHUNK), b""):
                 lines.append(hashlib.sha256(chunk).hexdigest())
         want = ("\n".join(lines) + "\n").encode()
         fcos_ver = FCOS_STREAMS["stable"][-1]
         flatcar_ver = FLATCAR_CHANNELS["stable"]
-        # FCOS initramfs: lzo(dracut cpio) + plain cpio with the flavour files. The kernel
-        # unpacks lzop -9 in 1.5 s under TCG against 4.6 s for zstd (92 MB cpio). lz4 would be
-        # as fast, but the kernel's legacy-lz4 reader has no end marker: it fails on any cpio
-        # appended after it ("Initramfs unpacking failed: Decoding failed").
-        zst = w / "initrd.cpio.lzo"
-        self.sh(["lzop", "-q", "-f", "-9", "-o", str(zst), str(w / "initrd.cpio")])
-        with open(w / "initramfs-fcos.img", "wb") as f:
-            with open(zst, "rb") as src:
+        # the FCOS initramfs: the lzo'd dracut cpio, then the flavour files (the rootfs's stream hash among them)
+        with open(d / "initramfs-fcos.img", "wb") as f:
+            with open(lzo, "rb") as src:
                 shutil.copyfileobj(src, f, 1 << 20)
             # the kernel only takes an uncompressed cpio that starts 4-byte aligned
             if f.tell() % 4:
@@ -850,13 +919,11 @@ class Builder:
             c.add_bytes("etc/coreos-live-initramfs", (self.build_id + "\n").encode())
             c.add_bytes("etc/coreos-live-want-rootfs", want)
             c.close()
-        zst.unlink()
         # Flatcar PXE image: gzip members: the dracut cpio, then flavour files + root squashfs
         # (stored, not deflated: the squashfs is already compressed) -- usable as the only initrd.
-        with open(w / "flatcar_production_pxe_image.cpio.gz", "wb") as f:
-            with open(w / "initrd.cpio", "rb") as src, gzip.GzipFile(fileobj=f, mode="wb", compresslevel=4,
-                                                                     mtime=0) as gz:
-                shutil.copyfileobj(src, gz, 1 << 20)
+        with open(d / "flatcar_production_pxe_image.cpio.gz", "wb") as f:
+            with open(flatcar_member, "rb") as src:
+                shutil.copyfileobj(src, f, 1 << 20)
             with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=0, mtime=0) as gz:
                 c = NewcWriter(gz)
                 # NewcWriter needs tell(); GzipFile.tell() gives the uncompressed offset
@@ -872,13 +939,8 @@ class Builder:
                 c.add_dir("usr")
                 c.add_dir("usr/share")
                 c.add_dir("usr/share/oem")
-                c.add_file("root.squashfs", w / "root.squashfs")
+                c.add_file("root.squashfs", d / "root.squashfs")
                 c.close()
-        (w / "initrd.cpio").unlink()
-        sizes = self.info.setdefault("sizes", {})
-        for n in ["vmlinuz", "initramfs-fcos.img", "rootfs.img", "flatcar_production_pxe_image.cpio.gz"]:
-            sizes[n] = (w / n).stat().st_size
-        self.progress.end()
 
     # ---- ISO
     def efi_boot(self) -> Path:
@@ -902,8 +964,13 @@ class Builder:
                                  for dest, (host, _pkg) in EFI_BOOT_FILES.items()}
         return img
 
+    def artifacts_of(self, os_id: str, version: str) -> Path:
+        """Where the live artifacts of a release are: the build's, or the planted regression's."""
+        return self.work / "regressed" if version in REGRESSED[os_id] else self.work
+
     def iso(self, version: str) -> Path:
         w = self.work
+        src = self.artifacts_of("fcos", version)
         self.efi_boot()
         volid = f"fedora-coreos-{version}"[:32]
         kargs = f"coreos.liveiso={volid} ignition.firstboot ignition.platform.id=metal"
@@ -911,8 +978,8 @@ class Builder:
         for d in ["images/pxeboot", "coreos", "isolinux", "EFI/fedora", "EFI/BOOT", "EFI/debian"]:
             (tree / d).mkdir(parents=True, exist_ok=True)
         os.link(w / "vmlinuz", tree / "images/pxeboot/vmlinuz")
-        os.link(w / "initramfs-fcos.img", tree / "images/pxeboot/initrd.img")
-        os.link(w / "rootfs.img", tree / "images/pxeboot/rootfs.img")
+        os.link(src / "initramfs-fcos.img", tree / "images/pxeboot/initrd.img")
+        os.link(src / "rootfs.img", tree / "images/pxeboot/rootfs.img")
         (tree / "images/ignition.img").write_bytes(b"\0" * IGNITION_AREA)
         os.link(w / "efiboot.img", tree / "images/efiboot.img")
         for dest, (host, _pkg) in EFI_BOOT_FILES.items():       # the same chain in the ISO's own tree
@@ -1019,7 +1086,9 @@ class Builder:
         shutil.copy2(self.ign_dir / "ignition-validate", st / "bin/ignition-validate")
         self.link(isos[FCOS_STREAMS["stable"][-1]], live / "live.iso")
         mirror = st / "mirror"
-        sha = {n: sha256_file(w / n) for n in ["vmlinuz", "initramfs-fcos.img", "rootfs.img"]}
+        sha = {d: {n: sha256_file(d / n) for n in ["initramfs-fcos.img", "rootfs.img"]}
+               for d in (w, w / "regressed")}
+        sha_kernel = sha256_file(w / "vmlinuz")
         iso_sha = {v: sha256_file(p) for v, p in isos.items()}
         now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
         stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -1037,10 +1106,11 @@ class Builder:
                     "rootfs": f"fedora-coreos-{v}-live-rootfs.x86_64.img",
                     "iso": f"fedora-coreos-{v}-live.x86_64.iso" if old else f"fedora-coreos-{v}-live-iso.x86_64.iso",
                 }
-                src = {"kernel": w / "vmlinuz", "initramfs": w / "initramfs-fcos.img", "rootfs": w / "rootfs.img",
+                a = self.artifacts_of("fcos", v)
+                src = {"kernel": w / "vmlinuz", "initramfs": a / "initramfs-fcos.img", "rootfs": a / "rootfs.img",
                        "iso": isos[v]}
-                sums = {"kernel": sha["vmlinuz"], "initramfs": sha["initramfs-fcos.img"],
-                        "rootfs": sha["rootfs.img"], "iso": iso_sha[v]}
+                sums = {"kernel": sha_kernel, "initramfs": sha[a]["initramfs-fcos.img"],
+                        "rootfs": sha[a]["rootfs.img"], "iso": iso_sha[v]}
                 rel = f"prod/streams/{stream}/builds/{v}/x86_64"
                 arts = {}
                 for kind, name in names.items():
@@ -1074,39 +1144,46 @@ class Builder:
             (mirror / "fcos/streams").mkdir(parents=True, exist_ok=True)
             (mirror / "fcos/streams" / f"{stream}.json").write_text(json.dumps(stream_json, indent=2) + "\n")
         # ---------------- Flatcar
-        digests = {}
-        for n in ["flatcar_production_pxe.vmlinuz", "flatcar_production_pxe_image.cpio.gz"]:
-            src = w / ("vmlinuz" if n.endswith("vmlinuz") else n)
-            text = ""
-            for algo in ("md5", "sha1", "sha512"):
-                h = hashlib.new(algo)
-                with open(src, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        h.update(block)
-                text += f"# {algo.upper()} HASH\n{h.hexdigest()}  {n}\n"
-            d = w / f"{n}.DIGESTS"
-            d.write_text(text)
-            digests[n] = (src, d)
-        for ch, v in FLATCAR_CHANNELS.items():
-            b, br, pa = v.split(".")
-            vt = (f"FLATCAR_BUILD={b}\nFLATCAR_BRANCH={br}\nFLATCAR_PATCH={pa}\nFLATCAR_VERSION={v}\n"
-                  f"FLATCAR_VERSION_ID={v}\nFLATCAR_BUILD_ID=\"{now.strftime('%Y-%m-%d-%H%M')}\"\n"
-                  f"FLATCAR_SDK_VERSION={b}.0.0\n")
-            d = mirror / "flatcar" / ch / "amd64-usr" / v
-            d.mkdir(parents=True)
-            (d / "version.txt").write_text(vt)
-            self.sign(d / "version.txt")
-            for n, (src, dg) in digests.items():
-                f = self.link(src, d / n)
-                self.sign(f)
-                g = self.link(dg, d / f"{n}.DIGESTS")
-                self.sign(g)
-                self.sign(g, ".asc", clearsign=True)
-            cur = mirror / "flatcar" / ch / "amd64-usr" / "current"
+        digests: dict[Path, dict[str, tuple[Path, Path]]] = {}
+        for a in (w, w / "regressed"):
+            digests[a] = {}
+            for n in ["flatcar_production_pxe.vmlinuz", "flatcar_production_pxe_image.cpio.gz"]:
+                src = w / "vmlinuz" if n.endswith("vmlinuz") else a / n
+                text = ""
+                for algo in ("md5", "sha1", "sha512"):
+                    h = hashlib.new(algo)
+                    with open(src, "rb") as f:
+                        for block in iter(lambda: f.read(1 << 20), b""):
+                            h.update(block)
+                    text += f"# {algo.upper()} HASH\n{h.hexdigest()}  {n}\n"
+                d = a / f"{n}.DIGESTS"
+                d.write_text(text)
+                digests[a][n] = (src, d)
+        for ch in FLATCAR_CHANNELS:
+            board = mirror / "flatcar" / ch / "amd64-usr"
+            for v in flatcar_releases(ch):
+                b, br, pa = v.split(".")
+                vt = (f"FLATCAR_BUILD={b}\nFLATCAR_BRANCH={br}\nFLATCAR_PATCH={pa}\nFLATCAR_VERSION={v}\n"
+                      f"FLATCAR_VERSION_ID={v}\nFLATCAR_BUILD_ID=\"{now.strftime('%Y-%m-%d-%H%M')}\"\n"
+                      f"FLATCAR_SDK_VERSION={b}.0.0\n")
+                d = board / v
+                d.mkdir(parents=True)
+                (d / "version.txt").write_text(vt)
+                self.sign(d / "version.txt")
+                for n, (src, dg) in digests[self.artifacts_of("flatcar", v)].items():
+                    f = self.link(src, d / n)
+                    self.sign(f)
+                    g = self.link(dg, d / f"{n}.DIGESTS")
+                    self.sign(g)
+                    self.sign(g, ".asc", clearsign=True)
+                specs["flatcar"][v] = standin_spec("flatcar", v)
+            # `current`: a copy of the newest release (the release server's own layout)
+            cur = board / "current"
             cur.mkdir()
-            for f in d.iterdir():
+            for f in (board / FLATCAR_CHANNELS[ch]).iterdir():
                 os.link(f, cur / f.name)
-            specs["flatcar"][v] = standin_spec("flatcar", v)
+            # the board directory's page: what the server answers for .../amd64-usr/ (the channel's releases)
+            (board / "index.html").write_text(directory_page("/amd64-usr/", [*flatcar_releases(ch), "current"]))
         (st / "ignition-specs.json").write_text(json.dumps(
             {"_comment": "Ignition config spec version each published OS version reads (newest stable): the "
                          f"lower of {IGNITION_SPEC} and what the real release reads; this image's Ignition "
@@ -1126,6 +1203,8 @@ class Builder:
         self.info["built_at"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.info["fcos_streams"] = FCOS_STREAMS
         self.info["flatcar_channels"] = FLATCAR_CHANNELS
+        self.info["flatcar_history"] = FLATCAR_HISTORY
+        self.info["regressed"] = {"file": REGRESSION_FILE, **REGRESSED}
         prev = self.out / "build-info.json"
         if prev.exists():
             try:

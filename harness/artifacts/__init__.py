@@ -24,9 +24,9 @@ from .mirror import cache_key, normalize_mirror
 from .model import Artifact, LocalArtifact, Release
 from .pipeline import Fetcher
 from .store import Store
-from .transport import DEFAULT_DEADLINE, DEFAULT_STALL_TIMEOUT, Policy
+from .transport import DEFAULT_DEADLINE, DEFAULT_STALL_TIMEOUT, NetError, Policy, open_url
 
-__all__ = ["Artifact", "LocalArtifact", "Release", "fetch", "resolve"]
+__all__ = ["Artifact", "LocalArtifact", "Release", "fetch", "missing", "releases", "resolve"]
 
 _warned_insecure: set[tuple[str, str, str]] = set()
 
@@ -63,14 +63,56 @@ def resolve(os_id: str, stream: str, arch: str = "x86_64", version: str | None =
     ``metadata``: path or URL of a stream JSON (fcos) / version.txt (flatcar) to use instead of
     downloading it.  ``offline``: use only metadata already in the cache.
     """
-    check_os(os_id)
-    check_stream(os_id, stream)
-    mirror = normalize_mirror(mirror)
-    fetcher = Fetcher(store=Store.for_writing(cache_dir), mirror=mirror,
-                      policy=network_policy(timeout, deadline, mirror), offline=offline)
+    fetcher = _metadata_fetcher(os_id, stream, mirror, cache_dir, offline, timeout, deadline)
     if os_id == "fcos":
         return _fcos.resolve(stream, fetcher, arch=arch, version=version, metadata=metadata)
     return _flatcar.resolve(stream, fetcher, arch=arch, version=version, metadata=metadata)
+
+
+def releases(os_id: str, stream: str, arch: str = "x86_64", mirror: str | None = None, *,
+             cache_dir: str | Path | None = None, offline: bool = False, timeout: float | None = None,
+             deadline: float | None = None) -> list[str]:
+    """Every release of ``stream``, oldest first: the FCOS stream's release index
+    (``prod/streams/<stream>/releases.json``), the Flatcar channel's board directory page."""
+    fetcher = _metadata_fetcher(os_id, stream, mirror, cache_dir, offline, timeout, deadline)
+    if os_id == "fcos":
+        return _fcos.list_releases(stream, fetcher)
+    return _flatcar.list_releases(stream, fetcher, arch=arch)
+
+
+def _metadata_fetcher(os_id: str, stream: str, mirror: str | None, cache_dir: str | Path | None, offline: bool,
+                      timeout: float | None, deadline: float | None) -> Fetcher:
+    check_os(os_id)
+    check_stream(os_id, stream)
+    mirror = normalize_mirror(mirror)
+    return Fetcher(store=Store.for_writing(cache_dir), mirror=mirror,
+                   policy=network_policy(timeout, deadline, mirror), offline=offline)
+
+
+def missing(rel: Release, kinds: Iterable[str], *, cache_dir: str | Path | None = None, offline: bool = False,
+            timeout: float | None = None, deadline: float | None = None) -> list[str]:
+    """The artifacts of ``kinds`` that ``rel`` does not publish: a kind its metadata lacks, or a file
+    its server answers with 404 (opened and closed again: nothing is downloaded).  Offline, a file not
+    in the cache counts as missing.  Other failures (a refused connection, a stall) raise."""
+    out = []
+    store = Store.for_writing(cache_dir) if offline else None
+    policy = network_policy(timeout, deadline, rel.mirror)
+    for kind in kinds:
+        art = rel.artifacts.get(kind)
+        if art is None:
+            out.append(f"{kind} (not in {rel.metadata_source or 'the metadata'})")
+            continue
+        if store is not None:
+            if not store.path_for(art.upstream_url).exists():
+                out.append(f"{kind} (not in the cache {store.root})")
+            continue
+        try:
+            open_url(art.url, policy=policy).close()
+        except NetError as exc:
+            if exc.status not in (404, 410):
+                raise
+            out.append(f"{kind} ({exc.one_line()})")
+    return out
 
 
 def fetch(rel: Release, kinds: Iterable[str] | None = None, keyring: str | Path | None = None,

@@ -126,6 +126,27 @@ def parse_release(doc: dict, arch: str, source: str = "release.json") -> tuple[s
     return release, _entries(metal.get("artifacts"), release, source)
 
 
+def index_versions(doc: dict, source: str = "releases.json") -> list[str]:
+    """Every release of a release index, in the index's order (oldest first)."""
+    rels = doc.get("releases")
+    if not isinstance(rels, list):
+        raise LivelabError(f"{source} has no 'releases' list")
+    out: list[str] = []
+    for i, r in enumerate(rels):
+        version = _release_id(r.get("version") if isinstance(r, dict) else None, f"{source}: releases[{i}]")
+        if version in out:
+            raise LivelabError(f"{source}: release {version} is listed twice")
+        out.append(version)
+    return out
+
+
+def list_releases(stream: str, fetcher: Fetcher) -> list[str]:
+    """The releases of ``stream``, oldest first, from its release index."""
+    check_stream("fcos", stream)
+    return fetcher.metadata(releases_index_url(stream),
+                            lambda data, src: index_versions(_load_json(data, src), src))
+
+
 def find_in_index(doc: dict, version: str, stream: str, source: str = "releases.json") -> str:
     """The release.json URL of ``version`` in a release index."""
     rels = doc.get("releases")

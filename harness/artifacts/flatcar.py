@@ -6,6 +6,7 @@ is downloaded, so cache entries and reports always name a real version.
 """
 from __future__ import annotations
 
+import html
 import re
 
 from ..errors import LivelabError
@@ -25,6 +26,48 @@ def base_url(channel: str, arch: str = "x86_64") -> str:
     if arch not in BOARDS:
         raise LivelabError(f"unknown Flatcar architecture {arch!r}: expected one of {', '.join(BOARDS)}")
     return f"https://{channel}.release.flatcar-linux.net/{BOARDS[arch]}/"
+
+
+def version_key(version: str) -> tuple:
+    """Release order of Flatcar versions: build, branch, patch as numbers (a suffix after them last)."""
+    m = re.match(r"(\d+)\.(\d+)\.(\d+)(.*)", version)
+    if not m:
+        raise LivelabError(f"bad Flatcar version {shown(version, quote=True)}: expected e.g. 3510.2.2")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4)
+
+
+# a link in a directory page: href="..." or href='...'
+_HREF_RE = re.compile(r"""href\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+
+
+def parse_listing(page: str, board_path: str = "/amd64-usr/",
+                  source: str = "the channel's directory page") -> list[str]:
+    """The release versions a board directory's page links to (``./4186.0.0/``, ``4186.0.0/`` or
+    ``<board_path>4186.0.0/``), in release order; ``current`` and ``current-<year>`` are not releases."""
+    found: set[str] = set()
+    for double, single in _HREF_RE.findall(page):
+        href = html.unescape(double or single).split("?", 1)[0].split("#", 1)[0]
+        if not href.endswith("/"):
+            continue                    # a file, not a release directory
+        if href.startswith(board_path):
+            href = href[len(board_path):]
+        elif href.startswith("./"):
+            href = href[2:]
+        name = href[:-1]
+        if _VERSION_RE.fullmatch(name):
+            found.add(name)
+    if not found:
+        raise LivelabError(f"{source} links to no release directory (expected links like ./4186.0.0/)")
+    return sorted(found, key=version_key)
+
+
+def list_releases(channel: str, fetcher: Fetcher, arch: str = "x86_64") -> list[str]:
+    """The releases of ``channel``, oldest first, from the page of its board directory (the release
+    server lists a directory per version, and ``current``)."""
+    check_stream("flatcar", channel)
+    url = base_url(channel, arch)
+    board = "/" + BOARDS[arch] + "/"
+    return fetcher.metadata(url, lambda data, src: parse_listing(data.decode("utf-8", errors="replace"), board, src))
 
 
 def check_version(version: str, source: str = "--version") -> str:

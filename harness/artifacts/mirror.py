@@ -6,7 +6,10 @@ Fixed rules (a mirror is a plain static tree):
 * ``https://<channel>.release.flatcar-linux.net/<path>``   -> ``<mirror>/flatcar/<channel>/<path>``
 
 The same relative path (``fcos/<path>``, ``flatcar/<channel>/<path>``) is the cache key, so a
-mirror and upstream share cache entries.  With a mirror set, a URL matching neither rule is an
+mirror and upstream share cache entries.  A directory URL (``…/amd64-usr/``: a Flatcar channel's
+listing of its versions) keeps its trailing slash on the mirror, where the web server answers with
+the directory's page, and is cached as ``<path>/index.html``, the name a static tree (``wget
+--mirror``, the stand-in) keeps that page under.  With a mirror set, a URL matching neither rule is an
 error: nothing is ever fetched upstream behind the user's back.
 """
 from __future__ import annotations
@@ -23,8 +26,12 @@ FCOS_BASE = "https://builds.coreos.fedoraproject.org/"
 _FLATCAR_RE = re.compile(r"^https://(?P<channel>[a-z0-9-]+)\.release\.flatcar-linux\.net/(?P<path>.*)$")
 
 
+DIRECTORY_PAGE = "index.html"
+
+
 def cache_key(upstream_url: str) -> str:
-    """The mirror/cache-relative path of an upstream URL (``fcos/...`` or ``flatcar/<ch>/...``)."""
+    """The mirror/cache-relative path of an upstream URL (``fcos/...`` or ``flatcar/<ch>/...``); a
+    directory's page (a URL ending in ``/``) is its ``index.html``."""
     if upstream_url.startswith(FCOS_BASE):
         path = upstream_url[len(FCOS_BASE):]
         key = "fcos/" + path
@@ -36,6 +43,8 @@ def cache_key(upstream_url: str) -> str:
                 f"https://<{'|'.join(FLATCAR_CHANNELS)}>.release.flatcar-linux.net/...)")
         key = f"flatcar/{m.group('channel')}/{m.group('path')}"
     key = key.split("?", 1)[0].split("#", 1)[0]
+    if key.endswith("/"):
+        key += DIRECTORY_PAGE
     parts = key.split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise LivelabError(f"URL {upstream_url} has an unsafe path for the cache/mirror")
@@ -61,4 +70,12 @@ def map_url(url: str, mirror: str | None) -> str:
         return url
     if url.startswith(mirror + "/"):
         return url          # already on the mirror
-    return f"{mirror}/{cache_key(url)}"
+    key = cache_key(url)
+    if is_directory(url):   # the server answers a directory URL with its page
+        key = key[:-len(DIRECTORY_PAGE)]
+    return f"{mirror}/{key}"
+
+
+def is_directory(url: str) -> bool:
+    """Whether ``url`` names a directory (its path ends in ``/``)."""
+    return urllib.parse.urlsplit(url).path.endswith("/")

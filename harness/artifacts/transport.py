@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ..errors import LivelabError
+from .mirror import DIRECTORY_PAGE
 
 USER_AGENT = "livelab-artifacts/0.1"
 DEFAULT_STALL_TIMEOUT = 30.0     # seconds in which STALL_BYTES must arrive
@@ -189,6 +190,9 @@ def open_url(url: str, offset: int = 0, policy: Policy | None = None, started: f
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "file":
         path = urllib.request.url2pathname(parts.path)
+        if os.path.isdir(path) and parts.path.endswith("/"):
+            # a directory URL of a static tree: its page, as a web server serves it
+            path = os.path.join(path, DIRECTORY_PAGE)
         if os.path.isdir(path):
             raise NetError(f"{url}: is a directory, not a file")
         try:

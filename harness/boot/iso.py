@@ -55,6 +55,7 @@ _MAX_LEGACY_KARG_AREAS = 6
 DEFAULT_PAD = "#"
 DEFAULT_END = "\n"
 KARG_EMBED_MARKER = " COREOS_KARG_EMBED_AREA"
+EL_TORITO_ID = b"EL TORITO SPECIFICATION"     # a boot record volume descriptor's system identifier
 
 IgnitionInput = Union[dict, bytes, str, None]
 
@@ -106,12 +107,15 @@ class ISO9660:
         self.block_size = SECTOR
         self.volume_id = ""
         self.volume_size = 0
+        self.el_torito_id: int | None = None    # offset of the El Torito boot record's system identifier
         root = None
         sector = 16
         while True:
             desc = self._read(sector * SECTOR, SECTOR)
             if len(desc) < SECTOR or desc[1:6] != b"CD001":
                 break
+            if desc[0] == 0 and desc[7:7 + len(EL_TORITO_ID)] == EL_TORITO_ID and self.el_torito_id is None:
+                self.el_torito_id = sector * SECTOR + 7
             if desc[0] == 1 and root is None:
                 self.block_size = struct.unpack_from("<H", desc, 128)[0] or SECTOR
                 self.volume_id = desc[40:72].decode("ascii", "replace").strip()
@@ -995,6 +999,24 @@ def _image_size(path: Path) -> int:
     except OSError as exc:
         raise LivelabError(f"cannot read ISO image {path}: {exc.strerror or exc}") from None
     return st.st_size
+
+
+def disable_el_torito(path: str | Path) -> bool:
+    """Make firmware boot ``path`` as a disk through its MBR (BIOS) or its GPT's ESP (UEFI), as most
+    PC firmware boots a USB stick, not through El Torito: the boot record's system identifier
+    becomes ``NO TORITO SPECIFICATION`` (what kola does to the ISO of its iso-as-disk tests; OVMF
+    would boot El Torito from a disk too).  In place: meant for a run's own customized copy.
+    Returns whether the ISO had an El Torito boot record."""
+    offset = ISO9660(path).el_torito_id
+    if offset is None:
+        return False
+    try:
+        with open(path, "r+b") as f:
+            f.seek(offset)
+            f.write(b"NO")
+    except OSError as exc:
+        raise LivelabError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return True
 
 
 def ignition_wrap(config: bytes | str | dict | Sequence, out: str | Path | None = None) -> bytes:

@@ -14,6 +14,10 @@ method             what the VM does
 ``ipxe-chain``     no bootfile: Ctrl-B at iPXE's prompt, ``dhcp``, ``chain http://.../boot.ipxe``
 ``iso``            the live ISO, customized (``iso customize``) with the config and kargs, as CD
 ``iso-fromram``    as ``iso`` with ``coreos.liveiso.fromram``
+``iso-as-disk``    the same customized ISO as a virtio disk and no CD drive at all (a USB stick):
+                   its El Torito record disabled, as kola does, so the firmware boots the
+                   isohybrid's MBR (BIOS) or its GPT's ESP (UEFI); the disk has the request's
+                   sector size, in a PCIe slot of its own (it can be unplugged: QMP device_del)
 =================  ==========================================================================
 """
 from __future__ import annotations
@@ -26,6 +30,8 @@ from typing import TYPE_CHECKING
 from ..atomic import atomic_write
 from ..errors import BootFailure, LivelabError, required
 from ..serve import HttpServer, guest_url
+from ..vm.spec import Disk
+from ..vocab import ISO_METHODS
 from . import ipxe as _ipxe
 from . import pxe as _pxe
 
@@ -33,15 +39,17 @@ if TYPE_CHECKING:
     from ..lab import LiveBoot
 
 BOOT_SCRIPT = "boot.ipxe"
+ISO_DISK = "iso"            # the name of the live ISO's disk (iso-as-disk)
 
 
 @dataclass(frozen=True)
 class BootMedia:
     """What the next boot starts from (the machine applies it to its spec: ``Machine.use_media``)."""
-    boot: str                        # network | cdrom
+    boot: str                        # network | cdrom | disk
     tftp_dir: str | None = None      # network: QEMU's TFTP root
     bootfile: str | None = None      # network: the DHCP bootfile (None: none offered, as for ipxe-chain)
     cdrom: str | None = None         # cdrom: the customized live ISO
+    disk: Disk | None = None         # disk: the customized live ISO as a disk (booted first)
 
 
 def _http(lab: LiveBoot) -> HttpServer:
@@ -69,7 +77,7 @@ def prepare(lab: LiveBoot, kargs: list[str]) -> BootMedia:
     """Write the boot media for the next boot of ``lab``'s VM with kernel arguments ``kargs``."""
     method, fw = lab.req.method, lab.req.firmware
     atomic_write(lab.run_dir / "kargs.txt", " ".join(kargs) + "\n", fsync=False)
-    if method in ("iso", "iso-fromram"):
+    if method in ISO_METHODS:
         return _prepare_iso(lab, kargs)
     tftp = lab.run_dir / "tftp"
     oem = _oem_initrd(lab)
@@ -122,9 +130,12 @@ def boot_script(lab: LiveBoot, kargs: list[str], oem: list[str]) -> str:
 
 
 def _prepare_iso(lab: LiveBoot, kargs: list[str]) -> BootMedia:
-    from .iso import LiveISO
+    from .iso import LiveISO, disable_el_torito
     out = lab.run_dir / "live.iso"
     LiveISO.customize(Path(lab.files["iso"].path), out, ignition=lab.config, karg_append=kargs, force=True)
+    if lab.req.method == "iso-as-disk":
+        disable_el_torito(out)
+        return BootMedia("disk", disk=Disk(ISO_DISK, image=str(out), sector=lab.req.sector))
     return BootMedia("cdrom", cdrom=str(out))
 
 

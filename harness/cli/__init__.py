@@ -25,6 +25,7 @@ _VERB_MODULES = (
     "harness.cli.run",         # boot, check, down, repro, accel
     "harness.cli.minram",      # min-ram
     "harness.cli.matrix",      # matrix, matrix report
+    "harness.cli.bisect",      # bisect
     "harness.cli.doctor",      # doctor
     "harness.cli.triage",      # triage
     "harness.cli.timings",     # timings

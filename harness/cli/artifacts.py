@@ -1,4 +1,4 @@
-"""``livelab artifacts resolve|fetch|ls|prune``."""
+"""``livelab artifacts resolve|fetch|releases|ls|prune``."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +44,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                                             "(fcos: kernel,initramfs,rootfs,iso; flatcar: kernel,initramfs)")
             sp.add_argument("--no-progress", action="store_true")
         sp.set_defaults(func=func)
+
+    sp = sub.add_parser("releases", help="list the releases of a stream or channel, oldest first (what "
+                                         "`livelab bisect` searches)")
+    sp.add_argument("os", choices=OSES)
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--stream", help=f"FCOS stream: {', '.join(FCOS_STREAMS)} (default stable)")
+    g.add_argument("--channel", help=f"Flatcar channel: {', '.join(FLATCAR_CHANNELS)} (default stable)")
+    sp.add_argument("--arch", default="x86_64")
+    sp.add_argument("--json", action="store_true", help="print a JSON list")
+    options.add_options(sp.add_argument, ("mirror", "offline", "cache_dir"))
+    sp.set_defaults(func=cmd_releases)
 
     sp = sub.add_parser("ls", help="list cached releases")
     options.add_options(sp.add_argument, ("cache_dir",))
@@ -113,6 +124,16 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         how = "INSECURE (signature not checked)" if f.insecure else "signed by " + ",".join(f.verified_with)
         digests = " ".join(f"{a}:{h}" for a, h in sorted(f.digests.items()))
         print(f"{k:10} {f.path}\n{'':10} {digests}  {how}")
+    return 0
+
+
+def cmd_releases(args: argparse.Namespace) -> int:
+    from ..artifacts import releases
+    options.check_values(lambda name: getattr(args, name, None))
+    mirror = None if args.mirror == "none" else args.mirror
+    got = releases(args.os, _stream(args), arch=args.arch, mirror=mirror, cache_dir=args.cache_dir,
+                   offline=args.offline)
+    print(json.dumps(got) if args.json else "\n".join(got))
     return 0
 
 

@@ -2,6 +2,7 @@
 
     livelab matrix fcos --streams stable,testing,next --via pxe,ipxe,iso --firmware bios,uefi --output DIR
     livelab matrix fcos --via pxe,iso --firmware bios,uefi,uefi-secure -o DIR   # pxe under uefi-secure: refused
+    livelab matrix fcos --via iso,iso-as-disk --sector 512,4096 --scenarios base,persist-var --list   # 4Kn cells too
     livelab matrix flatcar --channels stable,beta --via pxe,ipxe --output DIR --rerun 1 -- -x
     livelab matrix fcos --streams stable,next --list [--json] [--shards 4]   # the cells (and their split)
     livelab matrix fcos --streams stable,next --shard 2/4 --output DIR       # the 2nd of 4 shards
@@ -31,7 +32,8 @@ from ..vocab import FCOS_STREAMS, FIRMWARES, FLATCAR_CHANNELS, OS_METHODS
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    full = mx.build_matrix(args.os, args.streams, args.via, args.firmware, args.scenarios, args.scenario_dir)
+    full = mx.build_matrix(args.os, args.streams, args.via, args.firmware, args.scenarios, args.scenario_dir,
+                           args.sector)
     shard = shards.parse_shard(args.shard) if args.shard else None
     count = shards.parse_count(args.shards) if args.shards is not None else None
     if shard and count and count != shard.count:
@@ -114,6 +116,8 @@ def _matrix_options(p: argparse.ArgumentParser, os_id: str) -> None:
     p.add_argument("--via", help=f"comma list of boot methods: {', '.join(OS_METHODS[os_id])} (default: all)")
     p.add_argument("--firmware", help=f"comma list of {', '.join(FIRMWARES)} (default: all; a network boot under "
                                       "uefi-secure is refused, not run: \"not applicable\")")
+    p.add_argument("--sector", help="comma list of disk sector sizes, 512, 4096 (default: 512, and the 4096-byte "
+                                    "(.4k) cells the scenarios offer); a cell that cannot boot is listed as refused")
     p.add_argument("--scenarios", help="comma list of scenario names (default: base)")
     p.add_argument("--scenario-dir", action="append", default=None, metavar="DIR",
                    help="where the scenario YAML files are (repeatable; default ./scenarios)")

@@ -26,7 +26,7 @@ from ..errors import LivelabError
 from ..lab import BootRequest, LabOptions, LiveBoot
 from ..progress.boot import BootProgress, choose_mode
 from ..ssh import SessionKey
-from ..vocab import FIRMWARES, METHODS, OSES, TestId
+from ..vocab import FIRMWARES, METHODS, OSES, TestId, parse_sector
 
 
 def add_boot_options(p: argparse.ArgumentParser, positional_os: bool = True) -> None:
@@ -37,6 +37,9 @@ def add_boot_options(p: argparse.ArgumentParser, positional_os: bool = True) -> 
     p.add_argument("--version", help="pin a release version")
     p.add_argument("--via", required=True, choices=list(METHODS), help="boot method")
     p.add_argument("--firmware", default="bios", choices=FIRMWARES)
+    p.add_argument("--sector", default="512", metavar="512|4096",
+                   help="logical = physical sector size of the VM's disks, the ISO's of --via iso-as-disk "
+                        "included (4096: a 4Kn disk, the id's .4k; default 512)")
     p.add_argument("--memory", type=int, help="MiB (default: the documented minimum)")
     p.add_argument("--cpus", type=int, default=None, help="vCPUs (default 2)")
     p.add_argument("--butane", help="Butane config for the boot")
@@ -69,7 +72,8 @@ def request_of(args: argparse.Namespace) -> BootRequest:
             raise LivelabError(f"Butane file {args.butane} not found")
         butane, butane_dir = path.read_text(), str(path.parent)
     return BootRequest(args.os, stream_of(args), args.via, args.firmware, memory_mib=args.memory, cpus=args.cpus,
-                       version=args.version, butane=butane, butane_dir=butane_dir, kargs=list(args.karg))
+                       version=args.version, butane=butane, butane_dir=butane_dir, kargs=list(args.karg),
+                       sector=parse_sector(args.sector))
 
 
 def _run_dir(args: argparse.Namespace, name: str) -> Path:

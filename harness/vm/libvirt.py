@@ -14,13 +14,15 @@ What is the same as the QEMU backend
     HTTP reached through ``guestfwd=...-cmd:`` relaying to the harness on 127.0.0.1.
   - The serial console is a unix socket in bind mode at ``run_dir/console.sock`` with a
     ``<log>`` to ``run_dir/console.log`` (written by virtlogd), so ``harness.console`` is unchanged.
-  - Disks are the qcow2 overlays ``Machine`` creates; virtio-serial ports write to files in the
-    run dir; the CD is a SATA ``ide-cd`` as with QEMU.
+  - Disks are the qcow2 overlays ``Machine`` creates, or an image as it is (the ISO of
+    ``iso-as-disk``: raw, ``<readonly/>``); a disk's sector size is its ``<blockio>``; virtio-serial
+    ports write to files in the run dir; the CD is a SATA ``ide-cd`` as with QEMU.
   - QMP: libvirt owns the monitor; ``LibvirtQMP`` sends QMP commands through
     ``virDomainQemuMonitorCommand`` (``cmd``/``cmd_raw``/``close`` as ``qemu.qmp``'s legacy
     client).  libvirt marks such domains "tainted: custom-monitor"; that is expected.  Device
     ids seen by QMP are libvirt aliases: the CD is ``ua-cd0dev`` (``eject``/``change_media``
-    use it).
+    use it), disk i ``ua-disk<i>dev`` (``unplug_disk``; libvirt gives a q35 virtio disk a PCIe
+    root port of its own, so it can be unplugged as with QEMU).
 
 What differs
   - libvirtd, not the test, is QEMU's parent, so ``PR_SET_PDEATHSIG`` cannot tie QEMU to the test.
@@ -67,11 +69,12 @@ from ..errors import LivelabError
 from ..ssh import SessionKey
 from .accel import TCG_CPU, Accel, Timeouts, qemu_binary
 from .machine import Machine
-from .spec import UEFI_FIRMWARE, VARS_FILE, VMSpec, netdev_arg, nic_arg
+from .spec import DISK_ID, UEFI_FIRMWARE, VARS_FILE, VMSpec, booted_disk, netdev_arg, nic_arg
 
 DEFAULT_URI = "qemu:///system"
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 CD_ALIAS = "ua-cd0dev"          # the QMP device id of the CD (libvirt user alias)
+DISK_ALIAS = "ua-" + DISK_ID    # the QMP device id of spec.disks[i]
 COMBINED_INITRD = "initrd-combined.img"
 NIC_PCI_SLOT = "0x10"           # the pass-through NIC's slot on the root bus, clear of libvirt's
 LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
@@ -186,15 +189,24 @@ def domain_xml(spec: VMSpec, run_dir: Path, accel: Accel, name: str | None = Non
         _sub(cd, "readonly")
         _sub(cd, "boot", order=1 if spec.boot == "cdrom" else next(order))
         _sub(cd, "alias", name=CD_ALIAS)
+    boot_disk = booted_disk(spec)
     for i, disk in enumerate(spec.disks):
         d = _sub(dev, "disk", type="file", device="disk")
-        _sub(d, "driver", name="qemu", type="qcow2", discard="unmap")
-        _sub(d, "source", file=rd / f"disk-{disk.name}.qcow2")
+        if disk.image:   # as it is, read-only (libvirt gives a q35 virtio disk a hot-pluggable root port)
+            _sub(d, "driver", name="qemu", type="raw")
+            _sub(d, "source", file=disk.image)
+        else:
+            _sub(d, "driver", name="qemu", type="qcow2", discard="unmap")
+            _sub(d, "source", file=rd / f"disk-{disk.name}.qcow2")
         _sub(d, "target", dev=f"vd{chr(ord('a') + i)}", bus="virtio")
+        if disk.image:
+            _sub(d, "readonly")
         if disk.serial:
             _sub(d, "serial", disk.serial)
-        _sub(d, "boot", order=1 if spec.boot == "disk" and i == 0 else next(order))
-        _sub(d, "alias", name=f"ua-disk{i}dev")
+        if disk.sector != 512:
+            _sub(d, "blockio", logical_block_size=disk.sector, physical_block_size=disk.sector)
+        _sub(d, "boot", order=1 if disk is boot_disk else next(order))
+        _sub(d, "alias", name=DISK_ALIAS.format(i))
     _sub(dev, "controller", type="usb", model="none")
     # serial console: a socket for pexpect, every byte also logged (by virtlogd)
     ser = _sub(dev, "serial", type="unix")
@@ -534,3 +546,4 @@ class LibvirtMachine(Machine):
 
     # ------------------------------------------------------------------ media
     CD_ID = CD_ALIAS   # Machine.eject / change_media / tray_open use the libvirt alias
+    DISK_ID = DISK_ALIAS   # Machine.unplug_disk

@@ -36,7 +36,7 @@ from ..progress.boot import BootLog
 from ..ssh import SSH, SessionKey
 from . import record
 from .accel import Accel, Timeouts, qemu_binary
-from .spec import COMPLETION_PORT, COMPLETION_TOKEN, UEFI_FIRMWARE, VARS_FILE, VMSpec, build_command
+from .spec import COMPLETION_PORT, COMPLETION_TOKEN, DISK_ID, UEFI_FIRMWARE, VARS_FILE, VMSpec, build_command
 
 if TYPE_CHECKING:
     from ..boot.methods import BootMedia
@@ -107,6 +107,10 @@ class Machine:
     # ------------------------------------------------------------------ lifecycle
     def _prepare_disks(self) -> None:
         for disk in self.spec.disks:
+            if disk.image:
+                if not os.path.isfile(disk.image):
+                    raise LivelabError(f"{self.spec.name}: disk {disk.name}: {disk.image} is not there")
+                continue
             path = self.run_dir / f"disk-{disk.name}.qcow2"
             if path.exists():
                 continue
@@ -143,9 +147,14 @@ class Machine:
         self._prepare_disks()
 
     def use_media(self, media: BootMedia) -> None:
-        """Boot from ``media`` (a ``boot.methods.BootMedia``) from the next start on."""
+        """Boot from ``media`` (a ``boot.methods.BootMedia``) from the next start on: its disk (the
+        live ISO as a disk) replaces the disk of that name, after the others."""
+        disks = [d for d in self.spec.disks if media.disk is None or d.name != media.disk.name]
+        if media.disk is not None:
+            disks.append(media.disk)
         self.spec = dataclasses.replace(self.spec, boot=media.boot, tftp_dir=media.tftp_dir, bootfile=media.bootfile,
-                                        cdrom=media.cdrom)
+                                        cdrom=media.cdrom, disks=disks,
+                                        boot_disk=media.disk.name if media.disk is not None else None)
 
     def command(self) -> list[str]:
         return build_command(self.spec, self.run_dir, self.accel, qemu_binary())
@@ -555,6 +564,37 @@ class Machine:
         with contextlib.suppress(poll.WaitTimeout):   # a guest that keeps the media: ask once more anyway
             poll.until(lambda: bool(self.tray_open()), wait, what="the CD tray to open", interval=0.25)
         return self._live_qmp().cmd_raw("eject", {"id": self.CD_ID, "force": False})
+
+    DISK_ID = DISK_ID     # "disk{}dev": the QMP device id of spec.disks[i]
+
+    def disk_id(self, name: str) -> str:
+        """The QMP device id of the disk ``name``."""
+        for i, disk in enumerate(self.spec.disks):
+            if disk.name == name:
+                return self.DISK_ID.format(i)
+        raise LivelabError(f"{self.spec.name}: no disk {name!r} (disks: "
+                           f"{', '.join(d.name for d in self.spec.disks) or 'none'})")
+
+    def device_present(self, device_id: str) -> bool:
+        """Whether QEMU still has the device ``device_id`` (QMP ``qom-list /machine/peripheral``)."""
+        found = self._live_qmp().cmd("qom-list", path="/machine/peripheral")
+        return isinstance(found, list) and any(isinstance(p, dict) and p.get("name") == device_id for p in found)
+
+    def unplug_disk(self, name: str, wait: float = 30.0) -> dict:
+        """QMP ``device_del`` of the disk ``name``, as pulling a USB stick out: QEMU asks the guest
+        to let the device go (PCIe hot-unplug) and removes it when the guest has.  Waits up to
+        ``wait`` s for the device to leave QEMU's device tree; returns QMP's answer, whether it is
+        gone (``"unplugged"``) and after how many seconds."""
+        device = self.disk_id(name)
+        t0 = time.monotonic()
+        reply = self._live_qmp().cmd_raw("device_del", {"id": device})
+        gone = False
+        if "error" not in reply:
+            with contextlib.suppress(poll.WaitTimeout):
+                poll.until(lambda: not self.device_present(device), wait,
+                           what=f"{self.spec.name}: {device} to be unplugged", interval=0.25)
+                gone = True
+        return {"reply": reply, "unplugged": gone, "seconds": round(time.monotonic() - t0, 2)}
 
     def change_media(self, path: str) -> dict:
         return self._live_qmp().cmd_raw("blockdev-change-medium",

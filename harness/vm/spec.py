@@ -37,13 +37,15 @@ LIVEISO_SUCCESS_PORT = "coreos.liveiso-success"
 
 @dataclass
 class Disk:
-    """A virtual disk: a qcow2 overlay on ``backing`` (never a copy), or a blank one of ``size``."""
+    """A virtio disk: a qcow2 overlay on ``backing`` (never a copy), a blank one of ``size``, or an
+    ``image`` attached as it is (raw, read-only: the live ISO of ``iso-as-disk``, as a USB stick)."""
     name: str
     size: str | None = None           # e.g. "8G" for a blank disk
     backing: str | None = None        # base image the overlay sits on
     backing_format: str = "raw"
     serial: str | None = None         # appears as /dev/disk/by-id/virtio-<serial>
-    interface: str = "virtio"            # virtio | cdrom-disk (ISO attached as a disk)
+    sector: int = 512                 # logical = physical sector size: 512, or 4096 (a 4Kn disk)
+    image: str | None = None          # raw and read-only, no overlay; in a PCIe slot of its own (device_del)
 
 
 @dataclass
@@ -68,6 +70,7 @@ class VMSpec:
     forwards: list[list[int | None]] = field(default_factory=list)  # [guest port, host port]: more hostfwds
     cdrom: str | None = None
     disks: list[Disk] = field(default_factory=list)
+    boot_disk: str | None = None       # boot "disk": the disk booted first (by name; None: the first)
     virtio_ports: list[str] = field(default_factory=lambda: [COMPLETION_PORT])
     fw_cfg: dict[str, str] = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)
@@ -78,8 +81,25 @@ class VMSpec:
     @classmethod
     def from_dict(cls, data: dict) -> VMSpec:
         data = dict(data)
-        data["disks"] = [Disk(**d) for d in data.get("disks", [])]
+        # (a vm.json of before 4Kn disks has an ``interface`` key, always "virtio": dropped)
+        data["disks"] = [Disk(**{k: v for k, v in d.items() if k in Disk.__dataclass_fields__})
+                         for d in data.get("disks", [])]
         return cls(**data)
+
+
+DISK_ID = "disk{}dev"       # the QMP device id of spec.disks[i] (the libvirt backend: ua-disk{}dev)
+
+
+def booted_disk(spec: VMSpec) -> Disk | None:
+    """The disk a ``boot: disk`` VM starts from: ``boot_disk`` by name, else the first."""
+    if spec.boot != "disk" or not spec.disks:
+        return None
+    if spec.boot_disk is None:
+        return spec.disks[0]
+    found = next((d for d in spec.disks if d.name == spec.boot_disk), None)
+    if found is None:
+        raise LivelabError(f"{spec.name}: boot disk {spec.boot_disk!r} is not one of its disks")
+    return found
 
 
 def netdev_arg(spec: VMSpec) -> str:
@@ -151,17 +171,25 @@ def build_command(spec: VMSpec, run_dir: Path, accel: Accel, qemu: str = "qemu-s
     if spec.cdrom:
         cmd += ["-drive", f"if=none,id=cd0,media=cdrom,format=raw,readonly=on,file={spec.cdrom}",
                 "-device", "ide-cd,drive=cd0,id=cd0dev,bus=ide.0" + (",bootindex=1" if spec.boot == "cdrom" else "")]
+    boot_disk = booted_disk(spec)
     for i, disk in enumerate(spec.disks):
-        path = rd / f"disk-{disk.name}.qcow2"
-        if disk.interface == "cdrom-disk":
-            dev = f"virtio-blk-pci,drive=disk{i},id=disk{i}dev"
+        dev = f"virtio-blk-pci,drive=disk{i},id={DISK_ID.format(i)}"
+        if disk.image:
+            # an image (the live ISO) is a device that can be pulled, as a USB stick: on q35 a
+            # device on the root bus cannot be unplugged, so it gets a PCIe root port of its own
+            if spec.machine.startswith("q35"):
+                cmd += ["-device", f"pcie-root-port,id=rp-disk{i},bus=pcie.0,chassis={i + 1}"]
+                dev += f",bus=rp-disk{i}"
+            drive = f"if=none,id=disk{i},format=raw,readonly=on,file={disk.image}"
         else:
-            dev = f"virtio-blk-pci,drive=disk{i},id=disk{i}dev"
+            drive = f"if=none,id=disk{i},format=qcow2,file={rd / f'disk-{disk.name}.qcow2'},discard=unmap"
         if disk.serial:
             dev += f",serial={disk.serial}"
-        if spec.boot == "disk" and i == 0:
+        if disk.sector != 512:
+            dev += f",logical_block_size={disk.sector},physical_block_size={disk.sector}"
+        if disk is boot_disk:
             dev += ",bootindex=1"
-        cmd += ["-drive", f"if=none,id=disk{i},format=qcow2,file={path},discard=unmap", "-device", dev]
+        cmd += ["-drive", drive, "-device", dev]
     if spec.boot == "kernel" or spec.kernel:
         if not spec.kernel:
             raise LivelabError("direct kernel boot needs a kernel")

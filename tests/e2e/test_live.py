@@ -1,10 +1,15 @@
-"""Across reboots and media: fromram, live login without a config, Flatcar root modes, sshkey,
-autologin, OEM config, RAM minimums.  Runbook style over harness classes; ids carry the config."""
+"""Across reboots and media: fromram (the CD's tray, the ISO as a disk), the ISO on 4Kn disks,
+live login without a config, Flatcar root modes, sshkey, autologin, OEM config, RAM minimums.
+Runbook style over harness classes; ids carry the config."""
 import re
 import time
+from pathlib import Path
 
 import pytest
 
+from harness import matrix
+from harness import scenario as sc
+from harness.boot.methods import ISO_DISK
 from harness.errors import BootFailure, LivelabError
 from harness.lab import BootRequest
 from harness.vm.qemu import LIVEISO_SUCCESS_PORT, Disk
@@ -62,6 +67,94 @@ def test_iso_without_fromram_keeps_the_media(live_vm):
     err = _eject_error(m.eject(force=False))   # asks the guest, waits for the tray, asks again
     assert err and "locked" in err.lower(), err
     assert m.tray_open() is False
+
+
+# The live ISO's disk in the guest: the disk under the partition coreos.liveiso= names (by its label)
+ISO_DISK_NAME = ("lsblk -ndo PKNAME \"/dev/disk/by-label/$(sed -n 's/.*coreos\\.liveiso=\\([^ ]*\\).*/\\1/p' "
+                 "/proc/cmdline)\"")
+# after the disk is gone, what a live root needs of it: drop the page cache, read every program again
+READ_EVERYTHING = ("sudo sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches; "
+                   "find /usr/bin /usr/lib -type f -exec cat {} + > /dev/null'")
+
+
+def _pull_iso_disk(lb):
+    """The ISO as a disk (a USB stick) pulled out of a running live system, as the CD's tray
+    contrast does it for a CD (``_eject_error``): is it held (mounted, the root's loop file on it;
+    the kernel's own word: re-reading its partition table is refused while a partition is in use),
+    then QMP ``device_del`` (QEMU removes the device once the guest let it go: Linux never refuses
+    a PCIe unplug), and whether the live system still reads every program it has."""
+    m = lb.machine
+    disk = m.succeed(ISO_DISK_NAME).strip()
+    assert re.fullmatch(r"vd[a-z]", disk), disk
+    seen = {"disk": disk, "mounts": m.succeed("findmnt -rn -o SOURCE,FSTYPE,TARGET"),
+            "loops": m.succeed("sudo losetup -a; true"),
+            "reread": m.execute(f"sudo blockdev --rereadpt /dev/{disk}")}
+    iso = str(lb.run_dir / "live.iso")
+    assert any(b.get("inserted", {}).get("file") == iso for b in m.qmp.cmd("query-block")), "no ISO drive"
+    seen["unplug"] = m.unplug_disk(ISO_DISK)
+    seen["drives"] = [b.get("inserted", {}).get("file") for b in m.qmp.cmd("query-block")]
+    seen["after"] = m.execute(f"test ! -e /sys/block/{disk} && {READ_EVERYTHING} && echo still-alive", timeout=300)
+    return seen
+
+
+@pytest.mark.livelab(os="fcos", stream="stable", method="iso-as-disk")
+@pytest.mark.parametrize("firmware, fromram", [
+    pytest.param("bios", True, id="fcos.stable.iso-as-disk.bios.fromram", marks=pytest.mark.ci),
+    pytest.param("uefi", False, id="fcos.stable.iso-as-disk.uefi.kept", marks=pytest.mark.ci)])
+def test_iso_disk_fromram_contrast(live_vm, firmware, fromram):
+    """fcos.stable.iso-as-disk.<fw>.fromram|kept: the ISO as a disk has no tray; with
+    coreos.liveiso.fromram the guest holds nothing of it, device_del takes it out of QEMU and of
+    the guest, and the system keeps reading all it has; without fromram the guest holds it (its
+    ISO9660 mounted, the root squashfs's loop file on it, the kernel refuses to re-read it: busy),
+    and once pulled the live root loses what it had not read yet (I/O errors).  Each side on its
+    own firmware: CI's two boots of the ISO as a disk cover the MBR (BIOS) and the GPT's ESP (UEFI)."""
+    name = f"fcos.stable.iso-as-disk.{firmware}.{'fromram' if fromram else 'kept'}"
+    lb = live_vm(BootRequest("fcos", "stable", "iso-as-disk", firmware, ignition=EMPTY, name=name,
+                             kargs=["coreos.liveiso.fromram"] if fromram else []))
+    m = lb.machine
+    m.wait_for_ssh()
+    assert m.spec.cdrom is None and "ide-cd" not in " ".join(m.command()), "a CD drive"
+    assert m.succeed("test -e /run/ostree-live && ls /sys/class/block | grep -c '^sr' || true").strip() == "0"
+    seen = _pull_iso_disk(lb)
+    iso = str(lb.run_dir / "live.iso")
+    assert seen["unplug"]["unplugged"] and "error" not in seen["unplug"]["reply"], seen["unplug"]
+    assert iso not in seen["drives"], seen["drives"]
+    if fromram:
+        assert "iso9660" not in seen["mounts"] and f"/dev/{seen['disk']}" not in seen["mounts"], seen["mounts"]
+        assert "/run/media/iso" not in seen["loops"], seen["loops"]
+        assert seen["reread"][0] == 0, seen["reread"]
+        assert seen["after"][0] == 0 and "still-alive" in seen["after"][1], seen["after"]
+    else:
+        assert re.search(rf"^/dev/{seen['disk']}\d* iso9660 /run/media/iso$", seen["mounts"], re.M), seen["mounts"]
+        assert "/run/media/iso/images/pxeboot/rootfs.img" in seen["loops"], seen["loops"]
+        assert seen["reread"][0] != 0 and "busy" in seen["reread"][2].lower(), seen["reread"]
+        status, out, err = seen["after"]
+        assert status != 0 and "still-alive" not in out, seen["after"]
+        assert re.search(r"Input/output error|Bus error", err), seen["after"]
+
+
+@pytest.mark.livelab(os="fcos", stream="stable", method="iso-as-disk")
+@pytest.mark.ci
+@pytest.mark.parametrize("firmware", ["bios", "uefi"], ids=lambda fw: f"fcos.stable.iso-as-disk.{fw}.base.4k")
+def test_iso_as_disk_on_4kn_is_refused_before_boot(live_vm, firmware):
+    """fcos.stable.iso-as-disk.<fw>.base.4k (kola's iso-as-disk.4k.uefi): the live ISO on a disk of
+    4096-byte sectors cannot boot (OVMF finds no ESP, Linux's isofs mounts no ISO9660 on it;
+    images/README.md): refused in one line before any VM, download or probe, and the matrix lists
+    the cell as refused, not as failed."""
+    scenarios = Path(__file__).resolve().parents[2] / "scenarios"
+    base = sc.load(scenarios / "base.yaml")
+    req = base.request("fcos", "stable", "iso-as-disk", firmware, sector=4096)
+    assert req.test_id == f"fcos.stable.iso-as-disk.{firmware}.4k"
+    with pytest.raises(LivelabError) as exc:
+        live_vm(req, start=False)
+    msg = str(exc.value)
+    assert msg.startswith(f"fcos.stable.iso-as-disk.{firmware}.4k: refused before boot: iso-as-disk on a "
+                          "4096-byte-sector disk cannot boot") and "isofs" in msg and "\n" not in msg, msg
+    assert ("UEFI finds no ESP" in msg) == (firmware == "uefi"), msg
+    assert not live_vm.boots, "a VM was made"
+    m = matrix.build_matrix("fcos", "stable", "iso-as-disk", firmware, "base", [scenarios], sectors="4096")
+    assert m.cells == [] and m.refused == [{"id": f"fcos.stable.iso-as-disk.{firmware}.base.4k",
+                                             "reason": msg.split(": refused before boot: ", 1)[1]}]
 
 
 @pytest.mark.livelab(os="fcos", stream="stable", method="iso", firmware="bios")

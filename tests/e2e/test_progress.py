@@ -5,15 +5,10 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from procs import OUT, REPO, STANDIN
 
-REPO = Path(__file__).resolve().parents[2]
-OUT = REPO / "images" / "out"
-STANDIN = ["--mirror", str(OUT / "mirror"), "--keyring", str(OUT / "keyring.gpg"),
-           "--ignition-spec-table", str(OUT / "ignition-specs.json"),
-           "--ignition-validate", str(OUT / "bin" / "ignition-validate")]
 VM = "fcos.stable.iso.bios"
 PHASE_LINE = re.compile(rf"^livelab: {re.escape(VM)}: +(?P<t>\d+\.\d) s +(?P<phase>[a-z_]+) ")
 # what every boot of the stand-in's live ISO shows, in this order (sshd_started too, but its console

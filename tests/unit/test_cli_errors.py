@@ -75,6 +75,13 @@ CASES = [
     ("boot-network-boot-under-secure-boot", {}, ["boot", "flatcar", "--via", "pxe", "--firmware", "uefi-secure",
                                                   "--cache-dir", "{d}/c"],
      "flatcar.stable.pxe.uefi-secure: refused before boot: pxe under uefi-secure cannot boot"),
+    # the live ISO as a disk of 4096-byte sectors cannot boot: refused before the probe (images/README.md)
+    ("boot-iso-as-disk-sector-4096", {}, ["boot", "fcos", "--via", "iso-as-disk", "--firmware", "uefi", "--sector",
+                                          "4096", "--cache-dir", "{d}/c"],
+     "fcos.stable.iso-as-disk.uefi.4k: refused before boot: iso-as-disk on a 4096-byte-sector disk cannot boot: "
+     "UEFI finds no ESP"),
+    ("check-sector-1024", {}, ["check", "fcos", "--via", "iso-as-disk", "--sector", "1024", "--cache-dir", "{d}/c"],
+     "--sector '1024': expected one of 512, 4096 (bytes: the disks' logical = physical sector size)"),
     # iso
     ("iso-show-dir", {"i/": None}, ["iso", "show", "{d}/i"], "{d}/i is a directory"),
     ("iso-show-empty", {"e.iso": b""}, ["iso", "show", "{d}/e.iso"], "{d}/e.iso"),

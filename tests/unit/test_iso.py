@@ -399,3 +399,51 @@ def test_writes_cover_exactly_the_areas(pristine):
     for off, data in writes:
         if off in KARGS_OFFSETS:
             assert data == (DEFAULT + " console=ttyS0\n").encode().ljust(KARGS_SIZE, b"#")
+
+
+def test_el_torito_disabled_for_a_boot_as_disk(pristine, tmp_path):
+    """iso-as-disk (as kola does): the El Torito boot record's identifier alone changes, so firmware
+    boots the disk through its MBR or GPT; the customization stays readable; xorriso (an independent
+    reader) finds no El Torito boot any more."""
+    from harness.boot.iso import ISO9660, disable_el_torito
+    out = LiveISO.customize(pristine, tmp_path / "disk.iso", karg_append=["quiet"])
+    before = out.read_bytes()
+    offset = ISO9660(out).el_torito_id
+    assert offset == 17 * 2048 + 7 and before[offset:offset + 23] == b"EL TORITO SPECIFICATION"
+    assert disable_el_torito(out) is True
+    after = out.read_bytes()
+    assert len(after) == len(before) and after[offset:offset + 23] == b"NO TORITO SPECIFICATION"
+    assert after[:offset] == before[:offset] and after[offset + 2:] == before[offset + 2:]
+    assert LiveISO(out).current_kargs().endswith(" quiet")
+    assert ISO9660(out).el_torito_id is None and disable_el_torito(out) is False
+    if shutil.which("xorriso"):
+        def report(iso):
+            return subprocess.run(["xorriso", "-indev", str(iso), "-report_el_torito", "plain"],
+                                  capture_output=True, text=True).stdout
+        assert "El Torito boot img" in report(pristine) and "El Torito boot img" not in report(out)
+
+
+def test_the_iso_methods_media(pristine, tmp_path):
+    """The customized ISO of iso/iso-fromram is a CD; iso-as-disk's is the same ISO (Ignition and
+    kargs embedded), El Torito disabled, as a disk of the request's sector size booted first."""
+    from types import SimpleNamespace
+
+    from harness.boot import methods
+    from harness.boot.iso import ISO9660
+    from harness.lab import BootRequest
+    from harness.vm.spec import Disk
+    config = {"ignition": {"version": "3.3.0"}}
+    for method in ("iso", "iso-as-disk"):
+        run_dir = tmp_path / method
+        run_dir.mkdir()
+        lab = SimpleNamespace(req=BootRequest("fcos", "stable", method, "uefi"), run_dir=run_dir, config=config,
+                              files={"iso": SimpleNamespace(path=str(pristine))})
+        media = methods.prepare(lab, ["console=ttyS0,115200"])
+        out = run_dir / "live.iso"
+        assert LiveISO(out).current_kargs().endswith(" console=ttyS0,115200")
+        assert json.loads(LiveISO(out).embedded_ignition_bytes()) == config
+        if method == "iso":
+            assert media == methods.BootMedia("cdrom", cdrom=str(out)) and ISO9660(out).el_torito_id
+        else:
+            assert media == methods.BootMedia("disk", disk=Disk("iso", image=str(out), sector=512))
+            assert ISO9660(out).el_torito_id is None

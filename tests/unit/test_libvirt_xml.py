@@ -122,6 +122,26 @@ def test_disks_are_the_overlays(tmp_path):
     assert first.find("devices/disk/boot").get("order") == "1"
 
 
+def test_sector_4096_disks_have_blockio(tmp_path):
+    root = dom(tmp_path, disks=[Disk("var", size="2G", sector=4096), Disk("two", size="1G")])
+    var, two = root.findall("devices/disk[@device='disk']")
+    assert var.find("blockio").attrib == {"logical_block_size": "4096", "physical_block_size": "4096"}
+    assert two.find("blockio") is None
+
+
+def test_the_iso_as_a_disk_is_raw_read_only_and_booted_first(tmp_path):
+    root = dom(tmp_path, boot="disk", boot_disk="iso",
+               disks=[Disk("var", size="2G"), Disk("iso", image="/r/live.iso", sector=4096)])
+    var, iso = root.findall("devices/disk[@device='disk']")
+    assert iso.find("source").get("file") == "/r/live.iso" and iso.find("driver").get("type") == "raw"
+    assert iso.find("readonly") is not None and var.find("readonly") is None
+    assert iso.find("blockio").get("logical_block_size") == "4096"
+    assert iso.find("target").attrib == {"dev": "vdb", "bus": "virtio"}
+    assert (iso.find("boot").get("order"), var.find("boot").get("order")) == ("1", "2")
+    assert iso.find("alias").get("name") == "ua-disk1dev"
+    assert root.find("devices/disk[@device='cdrom']") is None
+
+
 def test_network_is_passthrough_user_mode_only(tmp_path):
     s = spec(boot="network", tftp_dir="/t/tftp", bootfile="pxelinux.0", http_port=8123, ssh_port=2222)
     root = ET.fromstring(domain_xml(s, tmp_path, TCG))

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness import matrix as mx
-from harness import report
+from harness import report, vocab
 from harness.cli import main
 from harness.errors import LivelabError
 
@@ -259,3 +259,48 @@ def test_no_rerun_when_pytest_itself_failed(tmp_path):
     m = mx.build_matrix("fcos", "stable", "pxe", "bios")
     cells = mx.run_matrix(m, tmp_path, 1, rerun=3, runner=lambda cmd: calls.append(cmd) or 2, log=lambda _: None)
     assert len(calls) == 1 and cells[0]["attempts"] == 1 and cells[0]["result"] == "fail"
+
+
+def test_sector_cells_offered_asked_and_refused():
+    """Default: 512-byte cells, and the 4096-byte ones a scenario offers (persist-var on iso.uefi);
+    asked for by --sector, a cell that cannot boot is listed as refused with its reason: not a cell."""
+    k = vocab.DISK_SUFFIX[4096]
+    m = mx.build_matrix("fcos", "stable", "iso,iso-as-disk", "uefi", "persist-var,base")
+    assert m.ids == ["fcos.stable.iso.uefi.persist-var", f"fcos.stable.iso.uefi.persist-var.{k}",
+                     "fcos.stable.iso.uefi.base", "fcos.stable.iso-as-disk.uefi.base"]
+    assert [c.sector for c in m.cells] == [512, 4096, 512, 512]
+    assert m.dropped == ["fcos.stable.iso-as-disk.uefi.persist-var"] and m.refused == []
+    assert m.meta()["sectors"] == [512, 4096]
+    m = mx.build_matrix("fcos", "stable", "iso,iso-as-disk", "uefi", "persist-var,base", sectors="4096")
+    assert m.ids == [f"fcos.stable.iso.uefi.persist-var.{k}"] and m.meta()["sectors"] == [4096]
+    why = vocab.refusal("iso-as-disk", "uefi", 4096)
+    assert m.refused == [{"id": f"fcos.stable.iso-as-disk.uefi.persist-var.{k}", "reason": why},
+                         {"id": f"fcos.stable.iso-as-disk.uefi.base.{k}", "reason": why}]
+    assert m.dropped == [f"fcos.stable.iso.uefi.base.{k}"] and m.meta()["refused"] == m.refused
+    for bad in ("1024", "4k", "x"):
+        with pytest.raises(LivelabError, match=rf"--sector '{bad}': expected one of 512, 4096"):
+            mx.build_matrix("fcos", "stable", "iso", "uefi", sectors=bad)
+
+
+def test_cli_lists_a_refused_cell_and_does_not_fail_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(mx, "run_matrix", lambda *a, **k: pytest.fail("a refused cell ran"))
+    k = vocab.DISK_SUFFIX[4096]
+    rc = main(["matrix", "fcos", "--streams", "stable", "--via", "iso-as-disk", "--firmware", "uefi",
+               "--sector", "4096", "-o", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert f"livelab: fcos.stable.iso-as-disk.uefi.base.{k}: refused before boot, not run: iso-as-disk on a " in out
+    assert "0 pass, 0 flaky, 0 fail, 0 skip, 1 refused before boot" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["cells"] == [] and summary["totals"]["fail"] == 0
+    assert summary["refused"] == [{"id": f"fcos.stable.iso-as-disk.uefi.base.{k}",
+                                   "reason": vocab.refusal("iso-as-disk", "uefi", 4096)}]
+    html = (tmp_path / "report.html").read_text()
+    ET.fromstring(html.split("\n", 1)[1])
+    assert "<h2>Refused before boot</h2>" in html and f"fcos.stable.iso-as-disk.uefi.base.{k}</code>" in html
+    assert main(["matrix", "fcos", "--streams", "stable", "--via", "iso-as-disk", "--sector", "4096,512",
+                 "--list"]) == 0
+    listed = capsys.readouterr()
+    assert listed.out.split()[::3] == ["fcos.stable.iso-as-disk.bios.base", "fcos.stable.iso-as-disk.uefi.base",
+                                       "fcos.stable.iso-as-disk.uefi-secure.base"]
+    assert listed.err.count("refused before boot, not run") == 3     # the 4Kn cell under each firmware

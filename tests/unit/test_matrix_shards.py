@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import pytest
 
 from harness import matrix as mx
-from harness import matrix_merge, report
+from harness import matrix_merge, report, vocab
 from harness import matrix_shards as shards
 from harness.cli import main
 from harness.errors import LivelabError
@@ -467,3 +467,23 @@ def test_refused_cells_are_never_run_and_survive_the_merge(tmp_path, monkeypatch
     html = (out / "report.html").read_text()
     assert '<td class="cell refused" data-id="fcos.stable.pxe.uefi-secure.base"' in html
     ET.fromstring(html.split("\n", 1)[1])
+
+
+def test_refused_cells_go_through_shards_and_their_merge(tmp_path, monkeypatch, capsys):
+    """Cells that cannot boot (the ISO as a disk of 4096-byte sectors) are in no shard, and every
+    shard's summary and the merge list them once, with their reason, as refused: not failed."""
+    k = vocab.DISK_SUFFIX[4096]
+    request = ["fcos", "--streams", "stable", "--via", "iso,iso-as-disk", "--firmware", "uefi", "--sector", "512,4096"]
+    for n in (1, 2):
+        rc, _calls = _run_shard(monkeypatch, tmp_path / f"s{n}", f"{n}/2", f"host-{n}", request=request)
+        assert rc == 0
+    doc = json.loads(_list(capsys, "--json", "--shards", "2", request=request))
+    assert [c["id"] for c in doc["cells"]] == ["fcos.stable.iso.uefi.base", "fcos.stable.iso-as-disk.uefi.base"]
+    assert [c["sector"] for c in doc["cells"]] == [512, 512]
+    refused = [{"id": f"fcos.stable.iso-as-disk.uefi.base.{k}", "reason": vocab.refusal("iso-as-disk", "uefi", 4096)}]
+    assert doc["refused"] == refused
+    out = tmp_path / "merged"
+    assert main(["matrix", "merge", str(out), str(tmp_path / "s1"), str(tmp_path / "s2")]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["refused"] == refused and summary["totals"]["fail"] == 0 and len(summary["cells"]) == 2
+    assert f"fcos.stable.iso-as-disk.uefi.base.{k}</code>" in (out / "report.html").read_text()

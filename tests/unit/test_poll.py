@@ -296,3 +296,49 @@ def test_boot_media_is_a_record_the_machine_applies(machine):
     assert before.boot == "disk" and machine.spec is not before and machine.spec.ssh_port == before.ssh_port
     machine.use_media(BootMedia("cdrom", cdrom="/live.iso"))
     assert (machine.spec.boot, machine.spec.cdrom, machine.spec.tftp_dir) == ("cdrom", "/live.iso", None)
+    # the ISO as a disk: it joins the disks (after the request's), booted first; the next boot's replaces it
+    from harness.vm.spec import Disk
+    machine.spec.disks = [Disk("var", size="2G")]
+    machine.use_media(BootMedia("disk", disk=Disk("iso", image="/live.iso", sector=4096)))
+    assert (machine.spec.boot, machine.spec.boot_disk, machine.spec.cdrom) == ("disk", "iso", None)
+    assert [d.name for d in machine.spec.disks] == ["var", "iso"] and machine.spec.disks[1].sector == 4096
+    machine.use_media(BootMedia("disk", disk=Disk("iso", image="/live-2.iso")))       # the next boot's ISO
+    assert [d.image for d in machine.spec.disks] == [None, "/live-2.iso"]
+
+
+class FakeUnplugQMP(FakeQMP):
+    """device_del as QEMU answers it: at once; the device leaves qom-list when the guest let it go."""
+
+    def __init__(self, guest_lets_go: bool):
+        super().__init__()
+        self.devices = ["disk0dev", "disk1dev", "nic0"]
+        self.guest_lets_go = guest_lets_go
+
+    def cmd(self, name, **args):
+        self.sent.append(name)
+        assert (name, args) == ("qom-list", {"path": "/machine/peripheral"})
+        return [{"name": d, "type": "child<virtio-blk-pci>"} for d in self.devices]
+
+    def cmd_raw(self, name, args=None):
+        self.sent.append(name)
+        if args["id"] not in self.devices:
+            return {"error": {"class": "DeviceNotFound", "desc": f"Device '{args['id']}' not found"}}
+        if self.guest_lets_go:
+            self.devices.remove(args["id"])
+        return {"return": {}}
+
+
+def test_unplugging_a_disk_waits_for_it_to_leave_qemu(machine):
+    from harness.vm.spec import Disk
+    machine.spec.disks = [Disk("var", size="2G"), Disk("iso", image="/live.iso")]
+    machine.qmp = qmp = FakeUnplugQMP(guest_lets_go=True)
+    assert machine.disk_id("iso") == "disk1dev" and machine.device_present("disk1dev")
+    got = machine.unplug_disk("iso", wait=1)
+    assert got["unplugged"] and got["reply"] == {"return": {}} and qmp.devices == ["disk0dev", "nic0"]
+    assert not machine.unplug_disk("iso", wait=1)["unplugged"]          # gone already: QEMU's error, not a wait
+    machine.qmp = FakeUnplugQMP(guest_lets_go=False)
+    t0 = time.monotonic()
+    kept = machine.unplug_disk("iso", wait=0.5)
+    assert not kept["unplugged"] and "error" not in kept["reply"] and time.monotonic() - t0 >= 0.5
+    with pytest.raises(LivelabError, match=r"fake: no disk 'usb' \(disks: var, iso\)"):
+        machine.disk_id("usb")

@@ -29,7 +29,8 @@ def load_error(tmp_path: Path, body: str, name: str = "append.yaml") -> str:
     # the vocabulary (harness/vocab.py)
     ("applies: {os: [fcoss]}\n", "applies.os: unknown OS 'fcoss' (expected one of fcos, flatcar)"),
     ("applies: {method: [pxee]}\n",
-     "applies.method: unknown method 'pxee' (expected one of pxe, pxe-rootfs-url, ipxe, ipxe-chain, iso, iso-fromram)"),
+     "applies.method: unknown method 'pxee' (expected one of pxe, pxe-rootfs-url, ipxe, ipxe-chain, iso, iso-fromram, "
+     "iso-as-disk)"),
     ("applies: {os: [flatcar], method: [iso]}\n",
      "applies.method: method 'iso' does not apply to flatcar (expected one of pxe, ipxe, ipxe-chain)"),
     ("applies: {os: [fcos, flatcar], method: [iso]}\n",
@@ -45,12 +46,7 @@ def load_error(tmp_path: Path, body: str, name: str = "append.yaml") -> str:
      "applies.firmware: unknown firmware 'efi' (expected one of bios, uefi, uefi-secure)"),
     ("applies: {os: []}\n", "applies.os: an empty list gives no cases (leave the key out for the default)"),
     ("applies: {arch: [x86_64]}\n",
-     "applies.arch: unknown key (expected one of os, method, firmware, stream, channel)"),
-    ("boots:\n  - checks:\n      - ssh: 'true'\n        only: fcoss\n",
-     "boots[0].checks[0].only: unknown OS, method or firmware 'fcoss' (expected one of fcos, flatcar, pxe, "
-     "pxe-rootfs-url, ipxe, ipxe-chain, iso, iso-fromram, bios, uefi, uefi-secure)"),
-    ("ci: [fcos.stable.pxe.bois]\n", "ci[0]: 'fcos.stable.pxe.bois' is not a configuration this scenario applies to "
-                                     "(<os>.<stream>.<method>.<firmware> of its applies, e.g. fcos.stable.pxe.bios)"),
+     "applies.arch: unknown key (expected one of os, method, firmware, stream, channel, sector)"),
     # disks: what a VM is built from
     ("disks: [{siz: 2G}]\n", "disks[0].siz: unknown key (expected one of name, size, serial)"),
     ("disks: [{name: var, siz: 2G}]\n", "disks[0].siz: unknown key (expected one of name, size, serial)"),
@@ -61,7 +57,8 @@ def load_error(tmp_path: Path, body: str, name: str = "append.yaml") -> str:
     # container types
     ("kargs: console=ttyS0\n", "kargs: a list of strings (got 'console=ttyS0')"),
     ("kargs: [quiet, 3]\n", "kargs[1]: a string (got 3)"),
-    ("applies: [fcos]\n", "applies: a mapping of os, method, firmware, stream, channel to lists (got a list)"),
+    ("applies: [fcos]\n", "applies[0]: a mapping of os, method, firmware, stream, channel, sector to lists "
+                          "(or a list of such mappings) (got 'fcos')"),
     ("applies: {os: fcos}\n", "applies.os: a list of names (got 'fcos')"),
     ("disks: {name: var}\n", "disks: a list of disks ({name: ..., size: ..., serial: ...}) (got a mapping)"),
     ("butane: [a.bu]\n", "butane: a file name, or {fcos: FILE, flatcar: FILE} (got a list)"),
@@ -93,12 +90,52 @@ def test_secure_boot_cases_and_a_scenario_no_firmware_can_boot(tmp_path):
     scenario that names only such configurations is refused when it loads."""
     (tmp_path / "s.yaml").write_text("applies: {os: [fcos], method: [pxe, iso], firmware: [uefi, uefi-secure]}\n")
     scen = sc.load(tmp_path / "s.yaml")
-    assert [c[0] for c in scen.cases()] == ["fcos.stable.pxe.uefi.s", "fcos.stable.iso.uefi.s",
+    assert [c.id for c in scen.cases()] == ["fcos.stable.pxe.uefi.s", "fcos.stable.iso.uefi.s",
                                             "fcos.stable.iso.uefi-secure.s"]
-    assert "fcos.stable.pxe.uefi-secure.s" in [c[0] for c in scen.cases(with_refused=True)]
+    assert "fcos.stable.pxe.uefi-secure.s" in [c.id for c in scen.cases(with_refused=True)]
     error = load_error(tmp_path, "applies: {os: [flatcar], method: [pxe, ipxe], firmware: [uefi-secure]}\n")
     assert error.startswith("scenario append.yaml: applies: no case: pxe under uefi-secure cannot boot: iPXE "
                             "loads the kernel through the firmware"), error
+
+
+# (not parametrized: pytest -k matches the text of parameter ids, and these name the disk suffix,
+# which -k selects 4096-byte-sector cases by: test_selection's count would see them)
+DISK_MISTAKES = [
+    ("boots:\n  - checks:\n      - ssh: 'true'\n        only: fcoss\n",
+     "boots[0].checks[0].only: unknown OS, method, firmware or disk 'fcoss' (expected one of fcos, flatcar, pxe, "
+     "pxe-rootfs-url, ipxe, ipxe-chain, iso, iso-fromram, iso-as-disk, bios, uefi, uefi-secure, 4k)"),
+    ("ci: [fcos.stable.pxe.bois]\n", "ci[0]: 'fcos.stable.pxe.bois' is not a configuration this scenario applies "
+                                     "to (<os>.<stream>.<method>.<firmware>[.4k] of its applies, e.g. "
+                                     "fcos.stable.pxe.bios)"),
+    ("applies: {sector: [1024]}\n", "applies.sector: a list of disk sector sizes (512, 4096) (got a list)"),
+    ("applies: {sector: ['4096']}\n", "applies.sector: a list of disk sector sizes (512, 4096) (got a list)"),
+    ("applies: [{method: [iso]}, {method: [iso-as-disk], sector: [4096]}]\n",
+     "applies[1]: no case: iso-as-disk on a 4096-byte-sector disk cannot boot: Linux's isofs mounts no ISO9660 on a "
+     "device with blocks over 2048 bytes (images/README.md, 4Kn)"),
+    ("applies: {method: [iso-as-disk], firmware: [uefi], sector: [4096]}\n",
+     "applies: no case: iso-as-disk on a 4096-byte-sector disk cannot boot: UEFI finds no ESP (the isohybrid's GPT "
+     "and MBR count 512-byte sectors), and Linux's isofs mounts no ISO9660 on a device with blocks over 2048 bytes "
+     "(images/README.md, 4Kn)"),
+    ("ci: [fcos.stable.iso.bios.4k]\n" + GOOD,
+     "ci[0]: 'fcos.stable.iso.bios.4k' is not a configuration this scenario applies to "
+     "(<os>.<stream>.<method>.<firmware>[.4k] of its applies, e.g. fcos.stable.iso.bios)"),
+]
+
+
+def test_disk_sector_mistakes_are_one_line_too(tmp_path):
+    for body, error in DISK_MISTAKES:
+        assert load_error(tmp_path, body) == f"scenario append.yaml: {error}", body
+
+
+def test_a_scenario_name_makes_a_test_id(tmp_path):
+    """No dot (``persist-var.4k`` is persist-var on 4096-byte sectors) and no disk suffix anywhere
+    in it (pytest -k matches substrings, and selects the 4Kn cases by theirs)."""
+    for name in ("persist.var", "raid4k", "4k"):
+        assert load_error(tmp_path, GOOD, f"{name}.yaml") == (
+            f"scenario {name}.yaml: the name {name} (the file's) makes no test id: letters, digits, '-' and '_' "
+            "only, and no '4k' in it (ids of 4096-byte-sector disks end in .4k, and pytest -k 4k selects them by it)")
+    (tmp_path / "raid-4096.yaml").write_text(GOOD)
+    assert sc.load(tmp_path / "raid-4096.yaml").name == "raid-4096"
 
 
 def test_files_next_to_the_scenario_are_checked_when_it_loads(tmp_path):

@@ -34,10 +34,10 @@ def test_scenario_loads_and_butane_validates(s):
         validate_or_raise(t.config)
         # every stream the scenario applies to reads its spec (the stand-in: the lower of 3.5.0 and
         # what the real release reads)
-        for _id, case_os, stream, _method, _fw in s.cases():
-            if case_os == os_id:
-                check_target(t.config, standin_max_spec(os_id, stream), target=f"{os_id} {stream}")
-    ids = {c[0].rsplit(".", 1)[0] for c in s.cases()}
+        for case in s.cases():
+            if case.os == os_id:
+                check_target(t.config, standin_max_spec(os_id, case.stream), target=f"{os_id} {case.stream}")
+    ids = {c.config for c in s.cases()}
     assert set(s.ci) <= ids, f"ci ids not in the scenario's matrix: {set(s.ci) - ids}"
 
 
@@ -54,13 +54,14 @@ def test_bad_scenario_is_one_clear_error(tmp_path):
 
 
 def test_selection_by_keyword():
-    ids = [c[0] for s in SCENARIOS for c in s.cases()]
+    ids = [c.id for s in SCENARIOS for c in s.cases()]
     assert any(".pxe." in i for i in ids) and any(i.startswith("flatcar.") for i in ids)
     assert all(i.split(".")[3] in ("bios", "uefi", "uefi-secure") for i in ids)
     # under Secure Boot only the ISO methods are collected (a network boot is not applicable)
     secure = [i for i in ids if i.split(".")[3] == "uefi-secure"]
-    assert secure and all(i.split(".")[2] in ("iso", "iso-fromram") for i in secure)
+    assert secure and all(i.split(".")[2] in ("iso", "iso-fromram", "iso-as-disk") for i in secure)
     assert any(i.endswith(".persist-var") and ".iso-fromram." in i for i in ids)
+    assert "fcos.stable.iso.uefi.persist-var.4k" in ids and "fcos.stable.iso-as-disk.uefi.base" in ids
 
 
 @pytest.mark.parametrize("body, error", [
@@ -160,7 +161,8 @@ def test_save_as_carries_a_value_to_later_checks_across_boots(tmp_path):
     ("kargs: console=ttyS0\n", r"kargs: a list of strings"),
     ("disks: [var]\n", r"disks: a list of disks"),
     ("butane: [a, b]\n", r"butane: a file name, or \{fcos: FILE, flatcar: FILE\}"),
-    ("applies: [fcos]\n", r"applies: a mapping"),
+    ("applies: [fcos]\n", r"applies\[0\]: a mapping"),
+    ("applies: []\n", r"applies: a mapping"),
     ("applies: {os: fcos}\n", r"applies\.os: a list of names"),
     ("boots: {checks: []}\n", r"boots: a list of boots"),
     ("boots: [ssh]\n", r"boots\[0\]: a mapping"),

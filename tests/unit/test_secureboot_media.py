@@ -157,9 +157,10 @@ def test_uefi_secure_in_ids_and_selection():
 
 @pytest.mark.parametrize("method", ["pxe", "pxe-rootfs-url", "ipxe", "ipxe-chain"])
 def test_network_boots_under_secure_boot_are_refused_before_any_vm(method, tmp_path):
-    assert refusal("iso", "uefi-secure") is None and refusal(method, "uefi") is None
+    assert refusal("iso", "uefi-secure", 512) is None and refusal(method, "uefi", 512) is None
     with pytest.raises(LivelabError) as exc:
         LiveBoot(BootRequest("fcos", "stable", method, "uefi-secure"), LabOptions(accel="tcg"), tmp_path)
-    assert str(exc.value) == f"fcos.stable.{method}.uefi-secure: refused before boot: {refusal(method, 'uefi-secure')}"
+    why = refusal(method, "uefi-secure", 512)
+    assert str(exc.value) == f"fcos.stable.{method}.uefi-secure: refused before boot: {why}"
     assert f"{method} under uefi-secure cannot boot: iPXE loads the kernel" in str(exc.value)
     assert "\n" not in str(exc.value) and not list(tmp_path.iterdir())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import vocab
 from harness.errors import LivelabError
 from harness.selection import Selection, configuration_of
 
@@ -196,3 +197,44 @@ def test_checkout_without_the_entry_point_still_loads_the_plugin():
                            "-k", "fromram"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "scenarios/persist-var.yaml::fcos.stable.iso-fromram.bios.persist-var" in proc.stdout
+
+
+# ---------------------------------------------------------------- -k of the disk suffix: the 4Kn ids, exactly
+
+def _disk_of(node_id: str) -> str | None:
+    """The disk suffix of the test id a node carries: a scenario case's name, or a test's parameter id."""
+    name = node_id.split("::")[-1]
+    text = name[name.index("[") + 1:-1] if name.endswith("]") else name
+    try:
+        return vocab.TestId.parse(text).disk
+    except LivelabError:
+        return None
+
+
+def test_k_of_the_disk_suffix_selects_exactly_the_big_sector_ids():
+    """`pytest -k 4k` at this repository's root (the suffix of 4096-byte-sector ids, as kola's
+    variants): every case whose id ends in it, and nothing else (no unit test, no other case)."""
+    k = vocab.DISK_SUFFIX[4096]
+    proc, every = _collect(REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc, chosen = _collect(REPO, "-k", k)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert set(chosen) == {n for n in every if _disk_of(n) == k}
+    assert f"scenarios/persist-var.yaml::fcos.stable.iso.uefi.persist-var.{k}" in chosen
+    assert any(n.endswith(f"[fcos.stable.iso-as-disk.uefi.base.{k}]") for n in chosen), chosen
+
+
+def test_k_of_the_disk_suffix_in_a_user_repo(user_repo):
+    """A scenario's 4Kn cases are selected by the suffix; a scenario whose name holds it is refused
+    (it would be selected too): one collection error naming the rule, the rest still collect."""
+    k = vocab.DISK_SUFFIX[4096]
+    (user_repo / "checks" / "big.yaml").write_text(
+        "applies: [{os: [fcos], method: [pxe]}, {os: [fcos], method: [iso], sector: [512, 4096]}]\n")
+    proc, ids = _collect(user_repo, "-k", k)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ids == [f"checks/big.yaml::fcos.stable.iso.bios.big.{k}"]
+    (user_repo / "checks" / f"raid{k}.yaml").write_text("applies: {os: [fcos], method: [iso]}\n")
+    proc, ids = _collect(user_repo, "-k", k, "--continue-on-collection-errors")
+    out = proc.stdout + proc.stderr
+    assert f"ERROR checks/raid{k}.yaml" in out and f"no '{k}' in it" in out and "Traceback" not in out
+    assert ids == [f"checks/big.yaml::fcos.stable.iso.bios.big.{k}"]

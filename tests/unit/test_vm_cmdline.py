@@ -111,6 +111,45 @@ def test_cdrom_and_disks(tmp_path):
     assert any(f"file={tmp_path}/disk-root.qcow2" in d for d in drives)
 
 
+def test_sector_4096_disks_have_4096_byte_blocks(tmp_path):
+    """A Disk's sector is its logical and physical block size (QEMU's default, 512, is left unsaid)."""
+    c = cmd(tmp_path, disks=[Disk("var", size="2G", serial="var", sector=4096), Disk("two", size="1G")])
+    var, two = (d for d in opt_values(c, "-device") if d.startswith("virtio-blk-pci"))
+    assert "logical_block_size=4096,physical_block_size=4096" in var and "serial=var" in var
+    assert "block_size" not in two
+
+
+def test_the_iso_as_a_disk_is_raw_read_only_booted_and_unpluggable(tmp_path):
+    """iso-as-disk: the image as it is (no overlay), read-only, booted first whatever its place,
+    behind a PCIe root port of its own (a root-bus device of q35 cannot be unplugged), no CD drive."""
+    c = cmd(tmp_path, boot="disk", boot_disk="iso",
+            disks=[Disk("var", size="2G"), Disk("iso", image="/r/live.iso", sector=4096)])
+    drives, devs = opt_values(c, "-drive"), opt_values(c, "-device")
+    assert "if=none,id=disk1,format=raw,readonly=on,file=/r/live.iso" in drives
+    assert not (tmp_path / "disk-iso.qcow2").exists() and not any("disk-iso" in d for d in drives)
+    assert "pcie-root-port,id=rp-disk1,bus=pcie.0,chassis=2" in devs
+    iso = next(d for d in devs if "id=disk1dev" in d)
+    assert iso == ("virtio-blk-pci,drive=disk1,id=disk1dev,bus=rp-disk1,"
+                   "logical_block_size=4096,physical_block_size=4096,bootindex=1")
+    var = next(d for d in devs if "id=disk0dev" in d)
+    assert "bootindex" not in var and "bus=" not in var
+    assert not any(d.startswith("ide-cd") for d in devs) and not any("media=cdrom" in d for d in drives)
+    with pytest.raises(LivelabError, match="boot disk 'usb' is not one of its disks"):
+        cmd(tmp_path, boot="disk", boot_disk="usb", disks=[Disk("var", size="2G")])
+
+
+def test_disks_round_trip_vm_json_and_an_older_one_loads(tmp_path):
+    spec = VMSpec(name="t", memory_mib=1024, boot="disk", boot_disk="iso",
+                  disks=[Disk("iso", image="/r/live.iso", sector=4096)])
+    assert VMSpec.from_dict(spec.to_dict()) == spec
+    old = VMSpec(name="t", memory_mib=1024, disks=[Disk("var", size="2G")]).to_dict()
+    old.pop("boot_disk")
+    for d in old["disks"]:     # a vm.json of before: an always-"virtio" interface, no sector, no image
+        d.pop("sector"), d.pop("image")
+        d["interface"] = "virtio"
+    assert VMSpec.from_dict(old).disks == [Disk("var", size="2G")]
+
+
 def test_direct_kernel_boot(tmp_path):
     c = cmd(tmp_path, boot="kernel", kernel="/k", initrds=["/a", "/b"], append="console=ttyS0 x=1")
     assert opt_values(c, "-kernel") == ["/k"]
