@@ -19,7 +19,7 @@ from typing import Callable
 from .boot.pxe import LDLINUX, PXELINUX
 from .errors import LivelabError
 from .vm import accel
-from .vm.spec import IPXE_ROM_DIR, OVMF_CODE, OVMF_VARS
+from .vm.spec import IPXE_ROM_DIR, OVMF_CODE, OVMF_SECURE_CODE, OVMF_SECURE_VARS, OVMF_VARS
 
 OS_RELEASE = "/etc/os-release"
 # QEMU's default ROM for the harness's NIC (virtio-net-pci); Debian's QEMU finds it in IPXE_ROM_DIR
@@ -44,6 +44,8 @@ def _table() -> list:
         ("qemu-img", "command", "qemu-utils", "qemu-img", True),
         (OVMF_CODE, "file", "ovmf", "edk2-ovmf", True),
         (OVMF_VARS, "file", "ovmf", "edk2-ovmf", True),
+        (OVMF_SECURE_CODE, "file", "ovmf", "edk2-ovmf", True),     # --firmware uefi-secure
+        (OVMF_SECURE_VARS, "file", "ovmf", "edk2-ovmf", True),
         (IPXE_ROM, "file", "ipxe-qemu", "ipxe-roms-qemu", True),
         (PXELINUX, "file", "pxelinux", "syslinux-tftpboot", True),
         (LDLINUX, "file", "syslinux-common", "syslinux-tftpboot", True),

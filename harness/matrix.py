@@ -3,8 +3,9 @@
 A matrix is ``<os> x streams x methods x firmware x disk sectors x scenarios``; each cell is one
 scenario case (``scenarios/<scenario>.yaml::<os>.<stream>.<method>.<firmware>.<scenario>[.4k]``).
 Every value is checked against :mod:`harness.vocab` before anything runs.  A cell the vocabulary
-refuses (``vocab.refusal``: ``iso-as-disk`` on 4096-byte sectors) is not run: it is listed with its
-reason (``Matrix.refused``), never counted as failed.  Cells that fail can be re-run (``rerun``);
+refuses (``vocab.refusal``: ``iso-as-disk`` on 4096-byte sectors, a network boot under
+``uefi-secure``) is not run: it is listed with its reason (``Matrix.refused``) and the report shows it
+"not applicable", never counted as failed.  Cells that fail can be re-run (``rerun``);
 a cell that fails and then passes is *flaky*, never a plain pass.
 """
 from __future__ import annotations
@@ -144,13 +145,14 @@ def build_matrix(os_id: str, streams: str | Sequence[str] | None = None, methods
     refused: list[dict] = []
     for scen in loaded:
         offered = {case.id for case in scen.cases()}
+        offered_if_bootable = {case.id for case in scen.cases(with_refused=True)}
         for stream in streams:
             for method in methods:
                 for fw in firmware:
                     for sector in asked_sectors or SECTORS:
                         tid = str(TestId(os_id, stream, method, fw, scen.name, DISK_SUFFIX.get(sector)))
                         why = refusal(method, fw, sector)
-                        if why and asked_sectors:
+                        if why and (asked_sectors or tid in offered_if_bootable):
                             refused.append({"id": tid, "reason": why})
                             continue
                         if tid not in offered:

@@ -63,7 +63,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="keep only Flatcar cases of these channels (stable, beta, alpha, lts), and run scenarios "
                      "that name no channel on them; without --stream, FCOS cases are left out")
     g.addoption("--firmware", action="append", default=None, metavar="FW",
-                help="keep only cases of this firmware (bios, uefi)")
+                help="keep only cases of this firmware (bios, uefi, uefi-secure)")
     g.addoption("--scenario-dir", action="append", default=None, metavar="DIR",
                 help="collect the scenario YAML files of DIR (besides ini livelab_scenarios)")
     options.add_options(g.addoption, options.ARTIFACT_OPTIONS + options.VM_OPTIONS + options.CONFIG_OPTIONS

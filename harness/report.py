@@ -159,7 +159,7 @@ table.matrix th,table.matrix td{border:1px solid #bbb;padding:.35em .7em;text-al
 table.matrix thead th{background:#eee}
 td.cell{min-width:9em}td.cell a{color:inherit}
 .pass{background:#c8e6c9}.fail{background:#ffcdd2}.flaky{background:#ffe0b2}.skip{background:#e0e0e0}
-.missing{background:#e1bee7}
+.missing{background:#e1bee7}.cell.refused{background:#eceff1;color:#546e7a}
 .none{background:#fafafa;color:#aaa}
 .badge{display:inline-block;padding:0 .5em;border-radius:.6em;color:#fff;font-weight:600}
 .badge.pass{background:#2e7d32}.badge.fail{background:#c62828}.badge.flaky{background:#ef8f00}.badge.skip{background:#757575}
@@ -197,12 +197,25 @@ def _cell_text(c: dict) -> str:
     return text
 
 
+def _place(cell_id: str, cell: dict | None = None) -> tuple:
+    """Where a cell goes in the table: (os, stream, method, scenario with its disk suffix, firmware)."""
+    m = CASE_ID_RE.match(cell_id)
+    if m:
+        return (m["os"], m["stream"], m["method"], m["scenario"] + (f".{m['disk']}" if m["disk"] else ""),
+                m["firmware"])
+    c = cell or {}
+    return (c.get("os"), c.get("stream"), c.get("method"), c.get("scenario"), c.get("firmware"))
+
+
 def _matrix_table(cells: Sequence[dict], summary: dict, output_dir: Path) -> str:
-    firmware = unique([*(summary.get("firmware") or []), *(c["firmware"] for c in cells)])
-    multi = len(unique(c["scenario"] for c in cells)) > 1
-    oses = unique(c["os"] for c in cells)
-    rows = unique((c["os"], c["stream"], c["method"], c["scenario"]) for c in cells)
-    by_key = {(c["os"], c["stream"], c["method"], c["scenario"], c["firmware"]): c for c in cells}
+    by_key = {_place(c["id"], c): c for c in cells}
+    # cells that cannot boot (summary "refused"): "not applicable" in their place
+    refused = {_place(str(r.get("id"))): r for r in summary.get("refused") or [] if isinstance(r, dict)}
+    keys = [*by_key, *refused]
+    firmware = unique([*(summary.get("firmware") or []), *(k[4] for k in keys)])
+    multi = len(unique(k[3] for k in keys)) > 1
+    oses = unique(k[0] for k in keys)
+    rows = unique(k[:4] for k in keys)
     kind = "stream / channel" if len(oses) > 1 else "channel" if (oses or [summary.get("os")])[0] == "flatcar" \
         else "stream"
     head = ("<th>OS</th>" if len(oses) > 1 else "") + f"<th>{kind}</th><th>method</th>"
@@ -214,6 +227,11 @@ def _matrix_table(cells: Sequence[dict], summary: dict, output_dir: Path) -> str
                + (f"<th>{escape(scen)}</th>" if multi else "")]
         for fw in firmware:
             c = by_key.get((os_id, stream, method, scen, fw))
+            r = refused.get((os_id, stream, method, scen, fw))
+            if c is None and r is not None:
+                tds.append(f'<td class="cell refused" data-id="{escape(str(r["id"]))}" '
+                           f'title="{escape(str(r.get("reason")))}">not applicable</td>')
+                continue
             if c is None:
                 tds.append('<td class="cell none">&#8212;</td>')
                 continue

@@ -162,15 +162,16 @@ class Scenario:
     forwards: list[int] = field(default_factory=list, metadata=_key("ports"))
     session_key_placeholder: str | None = field(default=None, metadata=_key("placeholder"))
 
-    def cases(self, streams: dict[str, list[str]] | None = None) -> list[Case]:
+    def cases(self, streams: dict[str, list[str]] | None = None, with_refused: bool = False) -> list[Case]:
         """Every cell this scenario applies to (each ``applies`` mapping's, in order, once each).
 
         ``streams`` (os -> streams) is where a scenario that names no stream runs (pytest
-        ``--stream`` / ``--channel``); by default each OS's first.
+        ``--stream`` / ``--channel``); by default each OS's first.  ``with_refused``: the cells
+        ``vocab.refusal`` refuses too (a matrix lists them, "not applicable").
         """
         out: dict[str, Case] = {}
         for applies in self.applies:
-            for case in _cells(self.name, applies, streams):
+            for case in _cells(self.name, applies, streams, with_refused):
                 out.setdefault(case.id, case)
         return list(out.values())
 
@@ -189,8 +190,10 @@ class Scenario:
                            forwards=list(self.forwards), ssh_key_placeholder=self.session_key_placeholder)
 
 
-def _cells(name: str, applies: dict[str, list], streams: dict[str, list[str]] | None) -> list[Case]:
-    """The cells of one ``applies`` mapping: its cross product, less what cannot apply."""
+def _cells(name: str, applies: dict[str, list], streams: dict[str, list[str]] | None,
+           with_refused: bool = False) -> list[Case]:
+    """The cells of one ``applies`` mapping: its cross product, less what cannot apply (and what
+    cannot boot, unless ``with_refused``)."""
     out = []
     named = [*applies.get("stream", []), *applies.get("channel", [])]
     for os_id in applies.get("os", ["fcos"]):
@@ -202,7 +205,7 @@ def _cells(name: str, applies: dict[str, list], streams: dict[str, list[str]] | 
                     continue
                 for fw in applies.get("firmware", ["bios"]):
                     for sector in applies.get("sector", [512]):
-                        if refusal(method, fw, sector):
+                        if refusal(method, fw, sector) and not with_refused:
                             continue
                         tid = TestId(os_id, stream, method, fw, name, DISK_SUFFIX.get(sector))
                         out.append(Case(str(tid), os_id, stream, method, fw, sector))

@@ -37,12 +37,12 @@ OS_METHODS = {
 }
 # the methods that boot the live ISO (its kernel arguments and Ignition embedded in it)
 ISO_METHODS = ("iso", "iso-fromram", "iso-as-disk")
-FIRMWARES = ("bios", "uefi")
+FIRMWARES = ("bios", "uefi", "uefi-secure")
 # logical = physical sector size of a VM's virtio disks, and the suffix it gives an id (kola's "4k")
 SECTORS = (512, 4096)
 DISK_SUFFIX = {4096: "4k"}
 # a configuration in an id: <os>.<stream>.<method>.<firmware>
-CONFIG_PATTERN = r"(?P<os>fcos|flatcar)\.(?P<stream>[a-z]+)\.(?P<method>[a-z-]+)\.(?P<firmware>bios|uefi)"
+CONFIG_PATTERN = r"(?P<os>fcos|flatcar)\.(?P<stream>[a-z]+)\.(?P<method>[a-z-]+)\.(?P<firmware>bios|uefi-secure|uefi)"
 # a scenario name: no dot, and no disk suffix anywhere in it (pytest's -k matches substrings)
 _NOT_A_SUFFIX = "".join(f"(?!{s})" for s in DISK_SUFFIX.values())
 SCENARIO_PATTERN = rf"(?:{_NOT_A_SUFFIX}[A-Za-z0-9_-])+"
@@ -126,22 +126,34 @@ def parse_sector(text: object, flag: str = "--sector") -> int:
                            "(bytes: the disks' logical = physical sector size)") from None
 
 
-def refusal(method: str, firmware: str, sector: int) -> str | None:
-    """Why a configuration cannot boot, for real images and the stand-in alike (None: it can).
+# Under Secure Boot the network methods have no signed path: the NIC's iPXE ROM runs (OVMF executes
+# option ROMs unverified), but iPXE loads the kernel with the firmware's LoadImage, which accepts
+# only what db's keys (Microsoft's) signed, and Debian 12's iPXE cannot hand it to shim.
+NETWORK_METHODS = ("pxe", "pxe-rootfs-url", "ipxe", "ipxe-chain")
 
+
+def refusal(method: str, firmware: str, sector: int) -> str | None:
+    """Why a configuration cannot boot, for real images and the stand-in alike (None: it can).  It
+    is refused before boot; a matrix lists it and shows it "not applicable", never as failed.
+
+    A network boot under Secure Boot (``uefi-secure``): see ``NETWORK_METHODS``.
     The live ISO on a disk of 4096-byte sectors (kola's ``iso-as-disk.4k.uefi``): the live
     initramfs mounts the ISO9660 filesystem, and Linux's isofs refuses a device whose logical
     block size is larger than its 2048-byte sectors; under UEFI the firmware does not even get
     that far, since the isohybrid GPT and MBR count 512-byte sectors (images/README.md)."""
+    if firmware == "uefi-secure" and method in NETWORK_METHODS:
+        return (f"{method} under uefi-secure cannot boot: iPXE loads the kernel through the firmware, "
+                f"which under Secure Boot runs only binaries signed by Microsoft's keys (a distribution's kernel "
+                f"is trusted through shim, which livelab's network boots do not use); boot the ISO instead")
     if method == "iso-as-disk" and check_sector(sector) > 2048:
         uefi = ("UEFI finds no ESP (the isohybrid's GPT and MBR count 512-byte sectors), and "
-                if firmware == "uefi" else "")
+                if firmware in ("uefi", "uefi-secure") else "")
         return (f"iso-as-disk on a {sector}-byte-sector disk cannot boot: {uefi}Linux's isofs mounts no ISO9660 "
                 f"on a device with blocks over 2048 bytes (images/README.md, 4Kn)")
     return None
 
 
-_ID_RE = re.compile(r"^(?P<os>[a-z]+)\.(?P<stream>[a-z0-9]+)\.(?P<method>[a-z-]+)\.(?P<firmware>bios|uefi)"
+_ID_RE = re.compile(r"^(?P<os>[a-z]+)\.(?P<stream>[a-z0-9]+)\.(?P<method>[a-z-]+)\.(?P<firmware>bios|uefi-secure|uefi)"
                     rf"(?:\.(?P<scenario>{SCENARIO_PATTERN}))?(?:\.(?P<disk>{DISK_PATTERN}))?$")
 
 

@@ -12,7 +12,7 @@ Stages (see images/README.md):
   rootfs   unpack, apply images/overlay/rootfs, run images/customize.sh in a chroot, trim;
   initrd   dracut (inside the chroot) with the project's own modules (overlay/dracut/);
   squashfs mksquashfs + rootfs.img (newc cpio, root.squashfs first);
-  iso      isolinux + GRUB EFI live ISO with Ignition and kargs embed areas;
+  iso      isolinux + signed shim/GRUB EFI live ISO with Ignition and kargs embed areas;
   publish  mirror tree in upstream layouts, OpenPGP-signed, plus metadata files.
 
 The finished output directory carries ``build-info.json`` with the recipe key; an unchanged
@@ -140,7 +140,6 @@ HOST_TOOLS = {
     "mformat": "mtools",
     "mcopy": "mtools",
     "mkfs.vfat": "dosfstools",
-    "grub-mkimage": "grub-common",
     "chroot": "coreutils",
     "tar": "tar",
 }
@@ -148,8 +147,22 @@ HOST_FILES = {
     "/usr/lib/ISOLINUX/isolinux.bin": "isolinux",
     "/usr/lib/ISOLINUX/isohdpfx.bin": "isolinux",
     "/usr/lib/syslinux/modules/bios/ldlinux.c32": "syslinux-common",
-    "/usr/lib/grub/x86_64-efi/moddep.lst": "grub-efi-amd64-bin",
 }
+# The ISO's UEFI boot chain, Debian 12's signed binaries (images/README.md, "Secure Boot"): shim
+# signed by Microsoft's UEFI CA, and GRUB signed by Debian's key (which shim trusts).  ISO path ->
+# (host file, Debian package).  Their bytes are part of the recipe key.
+EFI_BOOT_FILES = {
+    "EFI/BOOT/BOOTX64.EFI": ("/usr/lib/shim/shimx64.efi.signed", "shim-signed"),
+    "EFI/BOOT/grubx64.efi": ("/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed", "grub-efi-amd64-signed"),
+    "EFI/BOOT/mmx64.efi": ("/usr/lib/shim/mmx64.efi.signed", "shim-helpers-amd64-signed"),
+}
+HOST_FILES.update({host: pkg for host, pkg in EFI_BOOT_FILES.values()})
+# Debian's signed GRUB reads its configuration from its built-in prefix, /EFI/debian on the device it
+# was loaded from (the El Torito image); this stub there chains to EFI/fedora/grub.cfg on the ISO,
+# the file that carries the kernel arguments (coreos/kargs.json names it).
+GRUB_STUB_CFG = ("search --no-floppy --set=root --file /coreos/igninfo.json\n"
+                 "set prefix=($root)/EFI/fedora\n"
+                 "configfile ($root)/EFI/fedora/grub.cfg\n")
 
 ISO_KARGS_AREA = 1139  # bytes, as in real FCOS ISOs
 IGNITION_AREA = 256 * 1024
@@ -497,6 +510,9 @@ def recipe_key() -> str:
         h.update(b"\0")
     h.update(json.dumps([FCOS_STREAMS, FLATCAR_CHANNELS, IGNITION_SPEC, base_key(), ignition_src.pin()],
                         sort_keys=True).encode())
+    # the host's signed shim and GRUB go into the ISO as they are: a new package version is a new recipe
+    for host, _pkg in EFI_BOOT_FILES.values():
+        h.update(sha256_file(Path(host)).encode() if Path(host).exists() else b"missing")
     return h.hexdigest()[:20]
 
 
@@ -927,25 +943,26 @@ class Builder:
                 c.close()
 
     # ---- ISO
-    def grub_efi(self) -> Path:
+    def efi_boot(self) -> Path:
+        """The El Torito EFI image (``efiboot.img``, also the isohybrid GPT's ESP): the signed shim as
+        the removable-media loader, the signed GRUB beside it and the stub config GRUB reads."""
         w = self.work
-        efi = w / "BOOTX64.EFI"
-        if efi.exists():
-            return efi
-        embedded = w / "grub-embedded.cfg"
-        embedded.write_text("search --no-floppy --set=root --file /coreos/igninfo.json\n"
-                            "set prefix=($root)/EFI/fedora\n"
-                            "configfile ($root)/EFI/fedora/grub.cfg\n")
-        self.sh(["grub-mkimage", "-O", "x86_64-efi", "-o", str(efi), "-p", "/EFI/fedora",
-                 "-c", str(embedded), "part_gpt", "part_msdos", "iso9660", "fat", "normal", "linux",
-                 "echo", "test", "configfile", "search", "search_fs_file", "search_label", "ls", "cat",
-                 "gzio", "all_video", "efi_gop", "serial", "terminal", "reboot", "halt"])
         img = w / "efiboot.img"
-        self.sh(["mkfs.vfat", "-C", "-n", "EFIBOOT", str(img), "4096"])
+        if img.exists():
+            return img
+        stub = w / "grub-stub.cfg"
+        stub.write_text(GRUB_STUB_CFG)
+        payload = sum(Path(host).stat().st_size for host, _pkg in EFI_BOOT_FILES.values())
+        kib = (payload * 5 // 4) // 1024 + 1024            # FAT overhead and slack
+        self.sh(["mkfs.vfat", "-C", "-n", "EFIBOOT", str(img), str(kib)])
         env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
-        run(["mmd", "-i", str(img), "::/EFI", "::/EFI/BOOT"], env=env, log=self.log)
-        run(["mcopy", "-i", str(img), str(efi), "::/EFI/BOOT/BOOTX64.EFI"], env=env, log=self.log)
-        return efi
+        run(["mmd", "-i", str(img), "::/EFI", "::/EFI/BOOT", "::/EFI/debian"], env=env, log=self.log)
+        for dest, (host, _pkg) in EFI_BOOT_FILES.items():
+            run(["mcopy", "-i", str(img), host, f"::/{dest}"], env=env, log=self.log)
+        run(["mcopy", "-i", str(img), str(stub), "::/EFI/debian/grub.cfg"], env=env, log=self.log)
+        self.info["efi_boot"] = {dest: {"from": host, "sha256": sha256_file(Path(host))}
+                                 for dest, (host, _pkg) in EFI_BOOT_FILES.items()}
+        return img
 
     def artifacts_of(self, os_id: str, version: str) -> Path:
         """Where the live artifacts of a release are: the build's, or the planted regression's."""
@@ -954,18 +971,20 @@ class Builder:
     def iso(self, version: str) -> Path:
         w = self.work
         src = self.artifacts_of("fcos", version)
-        self.grub_efi()
+        self.efi_boot()
         volid = f"fedora-coreos-{version}"[:32]
         kargs = f"coreos.liveiso={volid} ignition.firstboot ignition.platform.id=metal"
         tree = w / f"iso-{version}"
-        for d in ["images/pxeboot", "coreos", "isolinux", "EFI/fedora", "EFI/BOOT"]:
+        for d in ["images/pxeboot", "coreos", "isolinux", "EFI/fedora", "EFI/BOOT", "EFI/debian"]:
             (tree / d).mkdir(parents=True, exist_ok=True)
         os.link(w / "vmlinuz", tree / "images/pxeboot/vmlinuz")
         os.link(src / "initramfs-fcos.img", tree / "images/pxeboot/initrd.img")
         os.link(src / "rootfs.img", tree / "images/pxeboot/rootfs.img")
         (tree / "images/ignition.img").write_bytes(b"\0" * IGNITION_AREA)
         os.link(w / "efiboot.img", tree / "images/efiboot.img")
-        os.link(w / "BOOTX64.EFI", tree / "EFI/BOOT/BOOTX64.EFI")
+        for dest, (host, _pkg) in EFI_BOOT_FILES.items():       # the same chain in the ISO's own tree
+            shutil.copy(host, tree / dest)
+        (tree / "EFI/debian/grub.cfg").write_text(GRUB_STUB_CFG)
         shutil.copy("/usr/lib/ISOLINUX/isolinux.bin", tree / "isolinux/isolinux.bin")
         shutil.copy("/usr/lib/syslinux/modules/bios/ldlinux.c32", tree / "isolinux/ldlinux.c32")
         area = kargs + "\n"
@@ -1007,7 +1026,7 @@ class Builder:
         return iso
 
     def isos(self) -> dict[str, Path]:
-        self.progress.start("iso: live ISOs (isolinux + GRUB EFI, isohybrid)")
+        self.progress.start("iso: live ISOs (isolinux + shim/GRUB EFI, isohybrid)")
         out = {}
         for _stream, versions in FCOS_STREAMS.items():
             for v in versions:

@@ -68,6 +68,12 @@ def _tamper_rootfs(lb: LiveBoot) -> None:
     lb.http.publish(lb.paths["rootfs"], tampered)
 
 
+def _unsign_kernel(lb: LiveBoot) -> None:
+    """The customized live ISO's kernel without its signature (the harness's own media code)."""
+    from harness.boot.iso import LiveISO
+    LiveISO.strip_signature(lb.require_machine().spec.cdrom or "", "images/pxeboot/vmlinuz")
+
+
 def cases() -> list[Case]:
     files_404 = {"ignition": {"version": "3.3.0"}, "storage": {"files": [
         {"path": "/etc/livelab-triage", "contents": {"source": "http://10.0.2.100/livelab-triage-missing"}}]}}
@@ -107,6 +113,10 @@ def cases() -> list[Case]:
              "the same unreachable config URL on Flatcar (each failed GET on the console)",
              BootRequest("flatcar", "stable", "pxe", "bios", ignition=EMPTY, without_kargs=["ignition.config.url"],
                          kargs=["ignition.config.url=http://10.0.2.99:8080/config.ign"])),
+        Case("unsigned-kernel", "secure boot refused",
+             "Secure Boot enforced (uefi-secure) and the live ISO's kernel signature stripped (GRUB asks shim, "
+             "which says no)",
+             BootRequest("fcos", "stable", "iso", "uefi-secure", ignition=EMPTY), before_start=_unsign_kernel),
         Case("iso-label-missing", "dracut initqueue timeout",
              "coreos.liveiso= names a label the CD does not have (the live ISO's media never shows up)",
              BootRequest("fcos", "stable", "iso", "bios", ignition=EMPTY, kargs=["coreos.liveiso=LIVELAB-NONE"])),
@@ -207,7 +217,7 @@ def record(selected: list[Case], options: LabOptions, work: Path) -> int:
     return 1 if bad else 0
 
 
-_BASE_RUN = re.compile(r"^(fcos|flatcar)\.(\w+)\.([\w-]+)\.(bios|uefi)\.base$")
+_BASE_RUN = re.compile(r"^(fcos|flatcar)\.(\w+)\.([\w-]+)\.(bios|uefi-secure|uefi)\.base$")
 
 
 def harvest_healthy(runs: list[Path]) -> int:

@@ -6,8 +6,8 @@ set -euo pipefail
 PKGS=(
   qemu-system-x86 qemu-utils ipxe-qemu ovmf pxelinux syslinux-common isolinux
   mmdebstrap squashfs-tools xorriso gpg gpgv cpio xz-utils zstd mtools dosfstools
-  grub-efi-amd64-bin grub-pc-bin grub-common ignition socat curl openssh-client lzop
-  openssh-server
+  grub-efi-amd64-bin grub-pc-bin grub-common shim-signed grub-efi-amd64-signed
+  ignition socat curl openssh-client lzop openssh-server
   openssl iproute2 procps util-linux
   python3-venv python3-dev gcc pkg-config libvirt-dev
   libblkid-dev

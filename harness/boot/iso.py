@@ -14,7 +14,9 @@ notes in the reference FORMATS.md §4:
   area is kargs + end char, padded with the pad char to ``size``.
 
 When both the JSON files and legacy headers are present all areas they name are
-written consistently.  Bytes outside the areas are never touched.
+written consistently.  Bytes outside the areas are never touched, except by
+``LiveISO.strip_signature``, which unsigns one PE file of the image (its security directory
+entry and certificate table, ``harness.boot.pe``) for Secure Boot refusal tests.
 
 The image may be hostile: every offset and length it gives is checked when it is opened
 (see ``LiveISO``), the Ignition area is decompressed only up to ``MAX_IGNITION_UNPACKED``,
@@ -37,8 +39,9 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple, Union
 
 from ..atomic import atomic_output, atomic_write, check_output_path
-from ..errors import LivelabError
+from ..errors import LivelabError, required
 from . import initrd as _initrd
+from . import pe
 from .initrd import MiB
 
 SECTOR = 2048
@@ -860,6 +863,33 @@ class LiveISO:
         writes = iso._plan(payload, kargs)
         return iso._apply(dst, writes)
 
+    def signature(self, path: str) -> pe.Signature | None:
+        """Where the Authenticode signature of the PE file ``path`` of the ISO (a boot loader, the
+        EFI-stub kernel) is, as offsets in that file; None when it is unsigned."""
+        entry = self.fs.lookup(path)
+        if entry is None or entry.is_dir:
+            raise LivelabError(f"{self.path}: no file {path} in the ISO")
+        if entry.offset + entry.size > self.size:
+            raise LivelabError(f"{self.path}: {path} ends past the end of the image")
+        head = self._read(entry.offset, min(entry.size, pe.HEADER_BYTES))
+        return pe.signature(head, entry.size, f"{self.path}: {path}")
+
+    @classmethod
+    def strip_signature(cls, src: str | Path, path: str, dst: str | Path | None = None) -> Path:
+        """Write a copy of ``src`` (in place if ``dst`` is None or the same file) in which the PE file
+        ``path`` is unsigned: its security directory entry and its certificate table are zeroed, and
+        every other byte of the image is kept.  Firmware, shim and GRUB then see an image nobody
+        signed (what a Secure Boot test boots to be refused)."""
+        if dst is not None:
+            check_output_path(dst)
+        iso = cls(src)
+        sig = iso.signature(path)
+        if sig is None:
+            raise LivelabError(f"{iso.path}: {path} is not signed (it has no Authenticode certificate table)")
+        start = required(iso.fs.lookup(path), LivelabError(f"{iso.path}: no file {path}")).offset
+        writes = [(start + sig.entry, b"\0" * 8), (start + sig.offset, b"\0" * sig.size)]
+        return iso._apply(dst, writes, allowed=[(off, len(data)) for off, data in writes])
+
     @classmethod
     def reset(cls, src: str | Path, dst: str | Path | None = None) -> Path:
         """Empty the Ignition area(s) and restore default kargs (in ``dst``, or in place)."""
@@ -893,15 +923,16 @@ class LiveISO:
             raise LivelabError(f"cannot modify {self.path} in place: it is read-only (write a copy with -o OUT)")
         return check_output_path(target, "ISO image"), True
 
-    def _apply(self, dst: str | Path | None, writes: list) -> Path:
+    def _apply(self, dst: str | Path | None, writes: list, allowed: list | None = None) -> Path:
         """Write a copy of the ISO with ``writes`` (``(offset, data)``, each inside an area
-        checked at discovery) applied to a livelab temp file beside the target, then rename
-        it over the target: an interrupted run leaves the target as it was.  Returns the
-        output path as given (the ISO's when ``dst`` is None)."""
+        checked at discovery, or inside ``allowed``) applied to a livelab temp file beside the
+        target, then rename it over the target: an interrupted run leaves the target as it was.
+        Returns the output path as given (the ISO's when ``dst`` is None)."""
         target, in_place = self._output(dst)
         mode = stat.S_IMODE(self.path.stat().st_mode) if in_place else 0o644
+        ranges = self.area_ranges() if allowed is None else allowed
         for off, data in writes:
-            if not any(a_off <= off and off + len(data) <= a_off + a_len for a_off, a_len in self.area_ranges()):
+            if not any(a_off <= off and off + len(data) <= a_off + a_len for a_off, a_len in ranges):
                 raise LivelabError(f"internal error: a write at {off} ({len(data)} bytes) is outside every area")
         try:
             with open(self.path, "rb") as source, atomic_output(target, mode=mode) as out:

@@ -1,6 +1,7 @@
 """``livelab matrix fcos|flatcar ...``: run a boot matrix and report it; ``livelab matrix report DIR``.
 
     livelab matrix fcos --streams stable,testing,next --via pxe,ipxe,iso --firmware bios,uefi --output DIR
+    livelab matrix fcos --via pxe,iso --firmware bios,uefi,uefi-secure -o DIR   # pxe under uefi-secure: refused
     livelab matrix fcos --via iso,iso-as-disk --sector 512,4096 --scenarios base,persist-var --list   # 4Kn cells too
     livelab matrix flatcar --channels stable,beta --via pxe,ipxe --output DIR --rerun 1 -- -x
     livelab matrix fcos --streams stable,next --list [--json] [--shards 4]   # the cells (and their split)
@@ -28,7 +29,7 @@ from .. import matrix as mx
 from .. import matrix_shards as shards
 from ..errors import LivelabError
 from ..progress import matrix as progress
-from ..vocab import FCOS_STREAMS, FLATCAR_CHANNELS, OS_METHODS
+from ..vocab import FCOS_STREAMS, FIRMWARES, FLATCAR_CHANNELS, OS_METHODS
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -129,7 +130,8 @@ def _matrix_options(p: argparse.ArgumentParser, os_id: str) -> None:
         p.add_argument("--channels", "--streams", dest="streams",
                        help=f"comma list of {', '.join(FLATCAR_CHANNELS)} (default: all)")
     p.add_argument("--via", help=f"comma list of boot methods: {', '.join(OS_METHODS[os_id])} (default: all)")
-    p.add_argument("--firmware", help="comma list of bios, uefi (default: both)")
+    p.add_argument("--firmware", help=f"comma list of {', '.join(FIRMWARES)} (default: all; a network boot under "
+                                      "uefi-secure is refused, not run: \"not applicable\")")
     p.add_argument("--sector", help="comma list of disk sector sizes, 512, 4096 (default: 512, and the 4096-byte "
                                     "(.4k) cells the scenarios offer); a cell that cannot boot is listed as refused")
     p.add_argument("--scenarios", help="comma list of scenario names (default: base)")

@@ -37,13 +37,14 @@ EMERGENCY = "emergency mode"
 ROOT_CORRUPT = "root filesystem corrupt"
 NETWORK = "network never up"
 BOOT_FULL = "boot partition full"
+SECURE_BOOT = "secure boot refused"
 # notes only
 UNIT_FAILED = "unit failed"
 KERNEL_WARNING = "kernel warning"
 KERNEL_LOCKUP = "kernel lockup"
 
 REASONS = (KERNEL_PANIC, OUT_OF_MEMORY, RAMDISK_FULL, IGNITION, ROOTFS_REFUSED, NO_BOOT_DEVICE, BOOTLOADER,
-           INITQUEUE, EMERGENCY, ROOT_CORRUPT, NETWORK, BOOT_FULL)
+           INITQUEUE, EMERGENCY, ROOT_CORRUPT, NETWORK, BOOT_FULL, SECURE_BOOT)
 
 
 class Stall(NamedTuple):
@@ -98,6 +99,23 @@ _IGN_UNITS = r"ignition-(?!ostree-firstboot-uuid)[\w@\\-]*(?:…\w*)?"    # igni
 _IGN_DESCS = r"Ignition \([\w …-]+\)?|Ignition [\w ]*(?:…[\w ]*)?Complete|Ignition (?:OSTree: )?Mount"
 
 RULES: list[Rule] = [
+    # ------------------------------------------------------------ Secure Boot: a signature refused
+    # the firmware refuses the first-stage loader (its db does not allow it); OVMF's own EFI shell, refused
+    # by the same check when nothing else boots, is no user medium's refusal
+    Rule(SECURE_BOOT, _re(r"BdsDxe: failed to (?:load|start) Boot[0-9A-Fa-f]{4} \"(?!EFI Internal Shell\")[^\"]*\" "
+                          r"from .*: (?:Access Denied|Security Violation)"),
+         source="edk2 OvmfPkg/Library/PlatformBmPrintScLib/StatusCodeHandler.c (\"%a: failed to %a %s \\\"%s\\\" "
+                "from %s: %r\"; %r of EFI_ACCESS_DENIED / EFI_SECURITY_VIOLATION from SecurityPkg "
+                "DxeImageVerificationLib, MdePkg BasePrintLib \"Access Denied\", \"Security Violation\")"),
+    # shim refuses the second stage (GRUB): a box that waits for a key, drawn with cursor moves and no
+    # newline, so the open line is tried too
+    Rule(SECURE_BOOT, _re(r"Verification failed: \(0x[0-9A-Fa-f]+\) (?:Security Violation|Access Denied)"), peek=True,
+         source="shim pe.c (handle_image: console_error(L\"Verification failed\", efi_status)), lib/console.c "
+                "(console_error: \"%s: (0x%llx) %r\")"),
+    # GRUB under shim refuses the kernel: shim's protocol said no
+    Rule(SECURE_BOOT, _re(r"error: (?:bad shim signature|\S+ has invalid signature)"),
+         source="GRUB grub-core/kern/efi/sb.c (shim_lock_verifier_write: \"bad shim signature\"; Debian 2.06, "
+                "upstream); Fedora's linuxefi patch, grub-core/loader/i386/efi/linux.c (\"%s has invalid signature\")"),
     # ------------------------------------------------------------ firmware and boot loaders
     Rule(NO_BOOT_DEVICE, _re(r"No bootable device|No more network devices|PXE-E\w+:|Could not boot image"),
          source="SeaBIOS src/boot.c (\"No bootable device.\"); iPXE src/usr/autoboot.c (\"No more network devices\")"),

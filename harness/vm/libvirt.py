@@ -71,7 +71,7 @@ from ..errors import LivelabError
 from ..ssh import SessionKey
 from .accel import TCG_CPU, Accel, Timeouts, qemu_binary
 from .machine import Machine
-from .spec import DISK_ID, OVMF_CODE, OVMF_VARS, VMSpec, booted_disk, netdev_arg, nic_arg
+from .spec import DISK_ID, UEFI_FIRMWARE, VARS_FILE, VMSpec, booted_disk, netdev_arg, nic_arg
 
 DEFAULT_URI = "qemu:///system"
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
@@ -141,9 +141,11 @@ def domain_xml(spec: VMSpec, run_dir: Path, accel: Accel, name: str | None = Non
     _sub(os_, "type", "hvm", arch="x86_64", machine=spec.machine)
     if spec.firmware == "bios":
         _sub(os_, "bios", useserial="yes")   # SeaBIOS/iPXE on the serial console, as -nographic
-    if spec.firmware == "uefi":
-        _sub(os_, "loader", OVMF_CODE, readonly="yes", type="pflash")
-        _sub(os_, "nvram", rd / "OVMF_VARS.fd", template=OVMF_VARS)
+    if spec.firmware in UEFI_FIRMWARE:
+        code, template = UEFI_FIRMWARE[spec.firmware]
+        secure = {"secure": "yes"} if spec.firmware == "uefi-secure" else {}
+        _sub(os_, "loader", code, readonly="yes", type="pflash", **secure)
+        _sub(os_, "nvram", rd / VARS_FILE, template=template)
     elif spec.firmware != "bios":
         raise LivelabError(f"unknown firmware {spec.firmware!r}")
     if spec.boot == "kernel" or spec.kernel:
@@ -159,6 +161,8 @@ def domain_xml(spec: VMSpec, run_dir: Path, accel: Accel, name: str | None = Non
     feats = _sub(dom, "features")
     _sub(feats, "acpi")
     _sub(feats, "apic")
+    if spec.firmware == "uefi-secure":
+        _sub(feats, "smm", state="on")     # the secure flash's variables are written from SMM only
     if accel.name == "kvm":
         _sub(dom, "cpu", mode="host-passthrough", check="none")
     else:

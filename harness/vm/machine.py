@@ -36,7 +36,7 @@ from ..progress.boot import BootLog
 from ..ssh import SSH, SessionKey
 from . import record
 from .accel import Accel, Timeouts, qemu_binary
-from .spec import COMPLETION_PORT, COMPLETION_TOKEN, DISK_ID, OVMF_CODE, OVMF_VARS, VMSpec, build_command
+from .spec import COMPLETION_PORT, COMPLETION_TOKEN, DISK_ID, UEFI_FIRMWARE, VARS_FILE, VMSpec, build_command
 
 if TYPE_CHECKING:
     from ..boot.methods import BootMedia
@@ -120,10 +120,12 @@ class Machine:
             else:
                 args = ["qemu-img", "create", "-q", "-f", "qcow2", str(path), disk.size or "8G"]
             subprocess.run(args, check=True)
-        if self.spec.firmware == "uefi" and not (self.run_dir / "OVMF_VARS.fd").exists():
-            if not os.path.exists(OVMF_CODE):
-                raise LivelabError(f"UEFI firmware {OVMF_CODE} missing: apt-get install ovmf")
-            shutil.copyfile(OVMF_VARS, self.run_dir / "OVMF_VARS.fd")
+        if self.spec.firmware in UEFI_FIRMWARE and not (self.run_dir / VARS_FILE).exists():
+            code, template = UEFI_FIRMWARE[self.spec.firmware]
+            for firmware_file in (code, template):
+                if not os.path.exists(firmware_file):
+                    raise LivelabError(f"UEFI firmware {firmware_file} missing: apt-get install ovmf")
+            shutil.copyfile(template, self.run_dir / VARS_FILE)
 
     def _admit_and_prepare(self) -> None:
         """Before a start (any backend): wait for admission, lease the SSH port, make the disks."""

@@ -19,6 +19,13 @@ from .accel import Accel
 
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+# uefi-secure: OVMF built with Secure Boot and SMM-protected variables, and a variable store with
+# Microsoft's keys enrolled and Secure Boot on (Debian's ovmf package)
+OVMF_SECURE_CODE = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+OVMF_SECURE_VARS = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
+# firmware -> (code, the template of the VM's own variable store, VARS_FILE in its run directory)
+UEFI_FIRMWARE = {"uefi": (OVMF_CODE, OVMF_VARS), "uefi-secure": (OVMF_SECURE_CODE, OVMF_SECURE_VARS)}
+VARS_FILE = "OVMF_VARS.fd"
 # Network boots use the NIC's own QEMU ROM: Debian's ipxe-qemu (efi-<nic>.rom, BIOS and EFI iPXE
 # in one), found by QEMU in its data path.  (Naming the same file with romfile= made SeaBIOS skip
 # it in QEMU 7.2 here, so the default is kept; non-network boots get romfile= and no ROM.)
@@ -47,7 +54,7 @@ class VMSpec:
     name: str
     memory_mib: int
     cpus: int = 2
-    firmware: str = "bios"                # bios | uefi
+    firmware: str = "bios"                # bios | uefi | uefi-secure
     machine: str = "q35"
     # direct kernel boot (PXE-equivalent kernel arguments go here or into a boot script)
     kernel: str | None = None
@@ -132,14 +139,19 @@ def build_command(spec: VMSpec, run_dir: Path, accel: Accel, qemu: str = "qemu-s
     """The QEMU command line for ``spec`` (pure: no side effects)."""
     rd = Path(run_dir)
     sd = runtime.socket_dir(rd)
+    secure = spec.firmware == "uefi-secure"
+    # Secure Boot's variables live in SMM-protected flash: SMM on, the flash writable only from SMM
     cmd = [qemu, "-name", f"livelab-{spec.name},process=livelab-{spec.name}",
-           "-machine", f"{spec.machine}", *accel.qemu_args(),
+           "-machine", f"{spec.machine},smm=on" if secure else spec.machine, *accel.qemu_args(),
            "-m", str(spec.memory_mib), "-smp", str(spec.cpus),
            "-nodefaults", "-no-user-config", "-nographic", "-monitor", "none",
            "-S"]
-    if spec.firmware == "uefi":
-        cmd += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
-                "-drive", f"if=pflash,format=raw,unit=1,file={rd / 'OVMF_VARS.fd'}"]
+    if spec.firmware in UEFI_FIRMWARE:
+        code, _template = UEFI_FIRMWARE[spec.firmware]
+        if secure:
+            cmd += ["-global", "driver=cfi.pflash01,property=secure,value=on"]
+        cmd += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
+                "-drive", f"if=pflash,format=raw,unit=1,file={rd / VARS_FILE}"]
     elif spec.firmware != "bios":
         raise LivelabError(f"unknown firmware {spec.firmware!r}")
     # serial console: a socket for pexpect, every byte also logged by QEMU itself

@@ -69,6 +69,12 @@ CASES = [
      "--extend-timeout must be a percentage"),
     ("check-butane-missing", {}, ["check", "fcos", "--via", "pxe", "--butane", "{d}/x.bu", "--cache-dir", "{d}/c"],
      "Butane file {d}/x.bu not found"),
+    ("check-network-boot-under-secure-boot", {}, ["check", "fcos", "--via", "ipxe", "--firmware", "uefi-secure",
+                                                   "--cache-dir", "{d}/c"],
+     "fcos.stable.ipxe.uefi-secure: refused before boot: ipxe under uefi-secure cannot boot: iPXE loads"),
+    ("boot-network-boot-under-secure-boot", {}, ["boot", "flatcar", "--via", "pxe", "--firmware", "uefi-secure",
+                                                  "--cache-dir", "{d}/c"],
+     "flatcar.stable.pxe.uefi-secure: refused before boot: pxe under uefi-secure cannot boot"),
     # the live ISO as a disk of 4096-byte sectors cannot boot: refused before the probe (images/README.md)
     ("boot-iso-as-disk-sector-4096", {}, ["boot", "fcos", "--via", "iso-as-disk", "--firmware", "uefi", "--sector",
                                           "4096", "--cache-dir", "{d}/c"],

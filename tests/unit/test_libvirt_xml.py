@@ -17,6 +17,7 @@ from harness.vm.libvirt import (
     xml_passthrough_args,
 )
 from harness.vm.qemu import OVMF_CODE, Disk, VMSpec, build_command, isolation_problems, netdev_arg, nic_arg
+from harness.vm.spec import OVMF_SECURE_CODE, OVMF_SECURE_VARS
 
 TCG = Accel("tcg", "test")
 
@@ -66,6 +67,17 @@ def test_bios_and_uefi(tmp_path):
     assert uefi.findtext("os/nvram") == str(tmp_path / "OVMF_VARS.fd")
     with pytest.raises(LivelabError):
         dom(tmp_path, firmware="coreboot")
+    assert uefi.find("features/smm") is None and loader.get("secure") is None
+
+
+def test_uefi_secure_loader_is_secure_with_smm(tmp_path):
+    root = dom(tmp_path, firmware="uefi-secure")
+    loader = root.find("os/loader")
+    assert loader.text == OVMF_SECURE_CODE
+    assert (loader.get("readonly"), loader.get("secure"), loader.get("type")) == ("yes", "yes", "pflash")
+    nvram = root.find("os/nvram")
+    assert nvram.text == str(tmp_path / "OVMF_VARS.fd") and nvram.get("template") == OVMF_SECURE_VARS
+    assert root.find("features/smm").get("state") == "on"
 
 
 def test_direct_kernel_boot(tmp_path):

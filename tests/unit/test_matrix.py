@@ -25,9 +25,18 @@ def test_ids_cover_the_product_in_order():
 
 def test_defaults_and_list_parsing():
     m = mx.build_matrix("flatcar", ["stable, beta", "stable"], "ipxe", None)
-    assert m.streams == ["stable", "beta"] and m.firmware == ["bios", "uefi"] and m.scenarios == ["base"]
+    assert m.streams == ["stable", "beta"] and m.firmware == ["bios", "uefi", "uefi-secure"]
+    assert m.scenarios == ["base"]
     assert m.ids == ["flatcar.stable.ipxe.bios.base", "flatcar.stable.ipxe.uefi.base",
                      "flatcar.beta.ipxe.bios.base", "flatcar.beta.ipxe.uefi.base"]
+    # a network boot under Secure Boot cannot boot: no cell, listed as refused with its reason
+    assert [r["id"] for r in m.refused] == ["flatcar.stable.ipxe.uefi-secure.base",
+                                           "flatcar.beta.ipxe.uefi-secure.base"]
+    assert all(r["reason"].startswith("ipxe under uefi-secure cannot boot: ") for r in m.refused)
+    assert m.meta()["refused"] == m.refused
+    # a scenario that does not apply to uefi-secure drops the cell (not offered), it does not refuse it
+    wipe = mx.build_matrix("fcos", "stable", "pxe-rootfs-url", "uefi-secure,bios", "wipe-var")
+    assert wipe.refused == [] and wipe.dropped == ["fcos.stable.pxe-rootfs-url.uefi-secure.wipe-var"]
     assert mx.build_matrix("fcos", "stable", "pxe-rootfs-url", "bios").cells[0].memory_mib == 2048
 
 
@@ -227,10 +236,21 @@ def test_cli_runs_and_reports(tmp_path, monkeypatch, capsys):
     assert seen["options"]["mirror"] == "/mirror" and seen["options"]["extend_timeout"] == 25.0
     for name in ("junit.xml", "summary.json", "report.html"):
         assert (tmp_path / name).is_file()
-    assert "1 pass, 0 flaky, 1 fail" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1 pass, 0 flaky, 1 fail, 0 skip, 1 refused before boot" in out
+    assert ("flatcar.stable.pxe.uefi-secure.base: refused before boot, not run: pxe under uefi-secure cannot "
+            "boot: ") in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [c["id"] for c in summary["cells"]] == seen["ids"]
+    assert [r["id"] for r in summary["refused"]] == ["flatcar.stable.pxe.uefi-secure.base"]
     (tmp_path / "report.html").unlink()
     assert main(["matrix", "report", str(tmp_path)]) == 0
-    assert "flatcar.stable.pxe.uefi.base" in (tmp_path / "report.html").read_text()
+    html = (tmp_path / "report.html").read_text()
+    assert "flatcar.stable.pxe.uefi.base" in html
+    # the refused cell has its place in the table, "not applicable", and its reason below it
+    assert '<td class="cell refused" data-id="flatcar.stable.pxe.uefi-secure.base" title="pxe under' in html
+    assert ">not applicable</td>" in html and '<ul class="refused" id="refused">' in html
+    ET.fromstring(html.split("\n", 1)[1])
     assert main(["matrix", "report", str(tmp_path / "nope")]) == 2
 
 
@@ -281,5 +301,6 @@ def test_cli_lists_a_refused_cell_and_does_not_fail_it(tmp_path, monkeypatch, ca
     assert main(["matrix", "fcos", "--streams", "stable", "--via", "iso-as-disk", "--sector", "4096,512",
                  "--list"]) == 0
     listed = capsys.readouterr()
-    assert listed.out.split()[::3] == ["fcos.stable.iso-as-disk.bios.base", "fcos.stable.iso-as-disk.uefi.base"]
-    assert listed.err.count("refused before boot, not run") == 2
+    assert listed.out.split()[::3] == ["fcos.stable.iso-as-disk.bios.base", "fcos.stable.iso-as-disk.uefi.base",
+                                       "fcos.stable.iso-as-disk.uefi-secure.base"]
+    assert listed.err.count("refused before boot, not run") == 3     # the 4Kn cell under each firmware

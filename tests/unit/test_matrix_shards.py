@@ -445,6 +445,30 @@ def test_report_of_a_summary_without_hosts_has_no_host_section(tmp_path):
     assert 'id="hosts"' not in html and "host-timeline" not in html
 
 
+def test_refused_cells_are_never_run_and_survive_the_merge(tmp_path, monkeypatch, capsys):
+    """--firmware uefi-secure: a network boot cannot boot: listed with its reason (stderr of --list,
+    every shard's summary, the merge's), run by no shard, and in the report "not applicable"."""
+    request = ["fcos", "--streams", "stable", "--via", "pxe,iso", "--firmware", "uefi,uefi-secure"]
+    doc = json.loads(_list(capsys, "--json", "--shards", "2", request=request))
+    assert [c["id"] for c in doc["cells"]] == ["fcos.stable.pxe.uefi.base", "fcos.stable.iso.uefi.base",
+                                               "fcos.stable.iso.uefi-secure.base"]
+    assert [r["id"] for r in doc["refused"]] == ["fcos.stable.pxe.uefi-secure.base"]
+    ran = []
+    for k, host in ((1, "host-a"), (2, "host-b")):
+        rc, calls = _run_shard(monkeypatch, tmp_path / f"s{k}", f"{k}/2", host, request=request)
+        assert rc == 0
+        ran += [a.split("::")[-1] for cmd in calls for a in cmd if "::" in a]
+    assert sorted(ran) == sorted(c["id"] for c in doc["cells"])
+    out = tmp_path / "merged"
+    assert main(["matrix", "merge", str(out), str(tmp_path / "s1"), str(tmp_path / "s2")]) == 0
+    assert "3 cells, 3 pass, 0 flaky, 0 fail, 0 skip, 0 missing" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["refused"] == doc["refused"]
+    html = (out / "report.html").read_text()
+    assert '<td class="cell refused" data-id="fcos.stable.pxe.uefi-secure.base"' in html
+    ET.fromstring(html.split("\n", 1)[1])
+
+
 def test_refused_cells_go_through_shards_and_their_merge(tmp_path, monkeypatch, capsys):
     """Cells that cannot boot (the ISO as a disk of 4096-byte sectors) are in no shard, and every
     shard's summary and the merge list them once, with their reason, as refused: not failed."""

@@ -42,7 +42,8 @@ def load_error(tmp_path: Path, body: str, name: str = "append.yaml") -> str:
     ("applies: {os: [fcos, flatcar], stream: [stabel]}\n",
      "applies.stream: unknown fcos stream or flatcar channel 'stabel' "
      "(expected one of stable, testing, next, beta, alpha, lts)"),
-    ("applies: {firmware: [efi]}\n", "applies.firmware: unknown firmware 'efi' (expected one of bios, uefi)"),
+    ("applies: {firmware: [efi]}\n",
+     "applies.firmware: unknown firmware 'efi' (expected one of bios, uefi, uefi-secure)"),
     ("applies: {os: []}\n", "applies.os: an empty list gives no cases (leave the key out for the default)"),
     ("applies: {arch: [x86_64]}\n",
      "applies.arch: unknown key (expected one of os, method, firmware, stream, channel, sector)"),
@@ -75,7 +76,8 @@ def load_error(tmp_path: Path, body: str, name: str = "append.yaml") -> str:
     ("boots:\n  - expect_failure: Ignition fail\n",
      "boots[0].expect_failure: unknown failure reason 'Ignition fail' (expected one of kernel panic, out of memory, "
      "out of RAM-disk space, Ignition failed, live rootfs refused, no bootable device, boot loader failed, "
-     "dracut initqueue timeout, emergency mode, root filesystem corrupt, network never up, boot partition full)"),
+     "dracut initqueue timeout, emergency mode, root filesystem corrupt, network never up, boot partition full, "
+     "secure boot refused)"),
     ("memory: [2048]\n", "memory: a number of MiB (got a list)"),
     ("- applies\n", "a scenario is a YAML mapping (got a list)"),
 ])
@@ -83,12 +85,25 @@ def test_each_mistake_is_one_line_naming_file_key_and_value(tmp_path, body, erro
     assert load_error(tmp_path, body) == f"scenario append.yaml: {error}"
 
 
+def test_secure_boot_cases_and_a_scenario_no_firmware_can_boot(tmp_path):
+    """Under uefi-secure a network boot cannot boot: no case, but a matrix still lists it as refused; a
+    scenario that names only such configurations is refused when it loads."""
+    (tmp_path / "s.yaml").write_text("applies: {os: [fcos], method: [pxe, iso], firmware: [uefi, uefi-secure]}\n")
+    scen = sc.load(tmp_path / "s.yaml")
+    assert [c.id for c in scen.cases()] == ["fcos.stable.pxe.uefi.s", "fcos.stable.iso.uefi.s",
+                                            "fcos.stable.iso.uefi-secure.s"]
+    assert "fcos.stable.pxe.uefi-secure.s" in [c.id for c in scen.cases(with_refused=True)]
+    error = load_error(tmp_path, "applies: {os: [flatcar], method: [pxe, ipxe], firmware: [uefi-secure]}\n")
+    assert error.startswith("scenario append.yaml: applies: no case: pxe under uefi-secure cannot boot: iPXE "
+                            "loads the kernel through the firmware"), error
+
+
 # (not parametrized: pytest -k matches the text of parameter ids, and these name the disk suffix,
 # which -k selects 4096-byte-sector cases by: test_selection's count would see them)
 DISK_MISTAKES = [
     ("boots:\n  - checks:\n      - ssh: 'true'\n        only: fcoss\n",
      "boots[0].checks[0].only: unknown OS, method, firmware or disk 'fcoss' (expected one of fcos, flatcar, pxe, "
-     "pxe-rootfs-url, ipxe, ipxe-chain, iso, iso-fromram, iso-as-disk, bios, uefi, 4k)"),
+     "pxe-rootfs-url, ipxe, ipxe-chain, iso, iso-fromram, iso-as-disk, bios, uefi, uefi-secure, 4k)"),
     ("ci: [fcos.stable.pxe.bois]\n", "ci[0]: 'fcos.stable.pxe.bois' is not a configuration this scenario applies "
                                      "to (<os>.<stream>.<method>.<firmware>[.4k] of its applies, e.g. "
                                      "fcos.stable.pxe.bios)"),

@@ -56,7 +56,10 @@ def test_bad_scenario_is_one_clear_error(tmp_path):
 def test_selection_by_keyword():
     ids = [c.id for s in SCENARIOS for c in s.cases()]
     assert any(".pxe." in i for i in ids) and any(i.startswith("flatcar.") for i in ids)
-    assert all(i.split(".")[3] in ("bios", "uefi") for i in ids)
+    assert all(i.split(".")[3] in ("bios", "uefi", "uefi-secure") for i in ids)
+    # under Secure Boot only the ISO methods are collected (a network boot is not applicable)
+    secure = [i for i in ids if i.split(".")[3] == "uefi-secure"]
+    assert secure and all(i.split(".")[2] in ("iso", "iso-fromram", "iso-as-disk") for i in secure)
     assert any(i.endswith(".persist-var") and ".iso-fromram." in i for i in ids)
     assert "fcos.stable.iso.uefi.persist-var.4k" in ids and "fcos.stable.iso-as-disk.uefi.base" in ids
 

@@ -29,6 +29,7 @@ from harness.triage.rules import (
     ROOT_CORRUPT,
     ROOTFS_REFUSED,
     RULES,
+    SECURE_BOOT,
     UNIT_FAILED,
 )
 from harness.triage.text import parse_line
@@ -898,6 +899,57 @@ def test_emergency_prompt_then_more_text_is_counted_once():
     assert t.lines[-2].no == no and "Entering emergency mode" in t.lines[-2].text
 
 
+# ====================================================================== Secure Boot refusals
+# the firmware's, shim's and GRUB's own lines, as OVMF (Debian 2022.11, OVMF_CODE_4M.secboot.fd with the
+# ms variables), shim 16.1 and GRUB 2.06 printed them on a serial console here
+OVMF_START = ('BdsDxe: loading Boot0001 "UEFI QEMU DVD-ROM QM00011 " from PciRoot(0x0)/Pci(0x1F,0x2)/'
+              'Sata(0x5,0xFFFF,0x0)\r\n')
+GRUB_REFUSAL = ("\x1b[0m\x1b[30m\x1b[47mWelcome to GRUB!\r\n\r\x1b[0m\x1b[37m\x1b[40m"
+                "  Booting `Fedora CoreOS (Live)'\r\n\r\nerror: bad shim signature.\r\n"
+                "error: you need to load the kernel first.\r\n\r\n"
+                "Press any key to continue...\r\n")
+# shim's console_error box: cursor moves, box-drawing bytes (code page 437) and no newline, waiting for a key
+SHIM_BOX = ("\x1b[01;01H\ufffd\x1b[01;01H\ufffd" + "\ufffd" * 78 + "\ufffd\x1b[02;01H\ufffd" + " " * 36 + "ERROR"
+            + " " * 37 + "\ufffd\x1b[03;01H\ufffd" + " " * 78 + "\ufffd\x1b[04;01H\ufffd" + " " * 16
+            + "Verification failed: (0x1A) Security Violation" + " " * 16 + "\ufffd\x1b[05;01H\ufffd" + " " * 78)
+
+
+@pytest.mark.parametrize("line", [
+    'BdsDxe: failed to load Boot0001 "UEFI Non-Block Boot Device" from PciRoot(0x0)/Pci(0x1,0x0): Access Denied',
+    'BdsDxe: failed to start Boot0003 "UEFI QEMU DVD-ROM QM00005 " from PciRoot(0x0)/Pci(0x1F,0x2)/'
+    'Sata(0x2,0xFFFF,0x0): Security Violation',
+    "error: bad shim signature.",
+    "error: /images/pxeboot/vmlinuz has invalid signature.",
+    "Verification failed: (0x1A) Security Violation",
+], ids=["ovmf-denied", "ovmf-violation", "grub-shim", "grub-linuxefi", "shim"])
+def test_secure_boot_refusals(line):
+    v = lost(OVMF_START.replace("\r", "") + line + "\n", SECURE_BOOT)
+    assert deciding(v) == line
+
+
+def test_grub_refusal_is_the_cause_and_its_kernel_error_a_consequence():
+    v = lost(OVMF_START + GRUB_REFUSAL, SECURE_BOOT)
+    assert deciding(v) == "error: bad shim signature."
+    assert any("you need to load the kernel first" in c.line.text for c in v.failure.consequences), v.summary()
+
+
+def test_firmware_refusing_its_own_shell_is_not_a_secure_boot_refusal():
+    """With nothing bootable, Secure Boot OVMF also refuses its built-in (unsigned) shell: no medium of
+    the user's was refused."""
+    text = ('BdsDxe: failed to start Boot0002 "EFI Internal Shell" from Fv(7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1)/'
+            'FvFile(7C04A583-9E3E-4F1C-AD65-E05268D0B4D1): Security Violation\nBdsDxe: No bootable option or device '
+            'was found.\n')
+    v = triage_text(text)
+    assert v.failure is None or v.failure.reason != SECURE_BOOT, v.summary()
+
+
+def test_shims_box_is_caught_while_the_console_waits_for_a_key():
+    tap = ConsoleTap(time.monotonic())
+    tap.write(OVMF_START + 'BdsDxe: starting Boot0001 "UEFI QEMU DVD-ROM QM00011 " from PciRoot(0x0)\r\n' + SHIM_BOX)
+    assert tap.failure is not None and tap.failure[0] == SECURE_BOOT
+    assert "Verification failed: (0x1A) Security Violation" in tap.failure[1]
+
+
 # ====================================================================== the tap's pattern list
 def test_fail_patterns_are_tuples_covering_every_reason():
     seen = set()
@@ -917,6 +969,9 @@ def test_every_rule_cites_its_source():
 
 # one upstream line (with what must come before it) for every rule: no rule goes untested
 EVERY_RULE = [
+    ("", 'BdsDxe: failed to load Boot0001 "UEFI QEMU DVD-ROM QM00005 " from PciRoot(0x0): Access Denied'),
+    ("", "Verification failed: (0x1A) Security Violation"),
+    ("", "error: bad shim signature."),
     ("", "No bootable device."),
     ("", "Loading vmlinuz... failed: No such file or directory"),
     ("", "http://10.0.... Error 0x3e11623b (http://ipxe.org/3e11623b)"),

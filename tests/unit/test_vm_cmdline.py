@@ -6,6 +6,7 @@ import pytest
 from harness.errors import LivelabError
 from harness.vm.accel import Accel, Timeouts
 from harness.vm.qemu import Disk, VMSpec, build_command, isolation_problems
+from harness.vm.spec import OVMF_SECURE_CODE, OVMF_SECURE_VARS
 
 TCG = Accel("tcg", "test")
 
@@ -50,6 +51,20 @@ def test_bios_has_no_pflash_uefi_uses_private_vars(tmp_path):
     assert len(pflash) == 2
     assert "readonly=on" in pflash[0] and "OVMF_CODE" in pflash[0]
     assert f"file={tmp_path}/OVMF_VARS.fd" in pflash[1] and "readonly" not in pflash[1]
+
+
+def test_uefi_secure_has_smm_a_secure_flash_and_the_enrolled_vars(tmp_path):
+    """uefi-secure: q35 with SMM, the pflash writable only from SMM, the Secure Boot build of OVMF and
+    the VM's own copy of the variable store with Microsoft's keys (made by the machine at start)."""
+    c = cmd(tmp_path, firmware="uefi-secure")
+    assert opt_values(c, "-machine") == ["q35,smm=on"]
+    assert opt_values(c, "-global") == ["driver=cfi.pflash01,property=secure,value=on"]
+    pflash = [d for d in opt_values(c, "-drive") if "if=pflash" in d]
+    assert pflash == [f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_SECURE_CODE}",
+                      f"if=pflash,format=raw,unit=1,file={tmp_path}/OVMF_VARS.fd"]
+    plain = cmd(tmp_path, firmware="uefi")
+    assert opt_values(plain, "-machine") == ["q35"] and "-global" not in plain
+    assert OVMF_SECURE_CODE.endswith(".secboot.fd") and OVMF_SECURE_VARS.endswith(".ms.fd")
 
 
 def test_unknown_firmware_refused(tmp_path):
