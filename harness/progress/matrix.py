@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -36,8 +37,12 @@ def cell_id(nodeid: str) -> str:
     return nodeid.rsplit("::", 1)[-1]
 
 
+# pytest-xdist heads a worker's failure text with the worker's platform line
+_XDIST_HEADER = re.compile(r"^\[gw\d+\] \S+ -- Python ")
+
+
 def _first_line(text: str) -> str:
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip() and not _XDIST_HEADER.match(ln.strip())), "")
     return line if len(line) <= _MAX_REASON else line[:_MAX_REASON - 1] + "…"
 
 

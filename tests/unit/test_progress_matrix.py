@@ -147,3 +147,15 @@ def test_for_matrix_follows_the_output_directory(tmp_path):
         p.events_path.write_text(json.dumps({"event": "start", "id": node(IDS[0])}) + "\n")
         p.poll()
     assert p.state[IDS[0]] == "running" and p.stream is sys.stdout
+
+
+def test_a_worker_failure_reason_skips_the_xdist_platform_header():
+    """Under pytest-xdist a worker's failure text starts with ``[gwN] <platform> -- Python ...``:
+    the reason shown is the first line after it, as without xdist."""
+    class Report:
+        longrepr = None
+        longreprtext = ("[gw0] linux -- Python 3.11.7 /work/main/.venv/bin/python\n"
+                        "fcos.stable.iso.bios.base: BootFailure: vm: Ignition failed: line\nmore")
+    assert pm.failure_reason(Report()) == "fcos.stable.iso.bios.base: BootFailure: vm: Ignition failed: line"
+    Report.longreprtext = "[gw1] linux -- Python 3.11.7 /x/python\n"
+    assert pm.failure_reason(Report()) == "failed"
