@@ -41,8 +41,10 @@ FIRMWARES = ("bios", "uefi", "uefi-secure")
 # logical = physical sector size of a VM's virtio disks, and the suffix it gives an id (kola's "4k")
 SECTORS = (512, 4096)
 DISK_SUFFIX = {4096: "4k"}
+# the firmware names as a regex alternation, longest first (uefi-secure before its prefix uefi)
+FIRMWARE_PATTERN = "|".join(sorted(FIRMWARES, key=len, reverse=True))
 # a configuration in an id: <os>.<stream>.<method>.<firmware>
-CONFIG_PATTERN = r"(?P<os>fcos|flatcar)\.(?P<stream>[a-z]+)\.(?P<method>[a-z-]+)\.(?P<firmware>bios|uefi-secure|uefi)"
+CONFIG_PATTERN = rf"(?P<os>fcos|flatcar)\.(?P<stream>[a-z]+)\.(?P<method>[a-z-]+)\.(?P<firmware>{FIRMWARE_PATTERN})"
 # a scenario name: no dot, and no disk suffix anywhere in it (pytest's -k matches substrings)
 _NOT_A_SUFFIX = "".join(f"(?!{s})" for s in DISK_SUFFIX.values())
 SCENARIO_PATTERN = rf"(?:{_NOT_A_SUFFIX}[A-Za-z0-9_-])+"
@@ -153,7 +155,7 @@ def refusal(method: str, firmware: str, sector: int) -> str | None:
     return None
 
 
-_ID_RE = re.compile(r"^(?P<os>[a-z]+)\.(?P<stream>[a-z0-9]+)\.(?P<method>[a-z-]+)\.(?P<firmware>bios|uefi-secure|uefi)"
+_ID_RE = re.compile(rf"^(?P<os>[a-z]+)\.(?P<stream>[a-z0-9]+)\.(?P<method>[a-z-]+)\.(?P<firmware>{FIRMWARE_PATTERN})"
                     rf"(?:\.(?P<scenario>{SCENARIO_PATTERN}))?(?:\.(?P<disk>{DISK_PATTERN}))?$")
 
 
