@@ -201,14 +201,11 @@ def pytest_command(node_ids: Iterable[str], junit: Path, run_dir: Path, workers:
     vm_cpus.  ``hosts``: ``--tx`` values of workers on other hosts (``harness.hosts``), instead of
     ``workers`` local ones; then every option names its value in one argument (``--run-dir=DIR``),
     since xdist refuses, for a remote worker, an argument that names a file of this machine."""
-    if not hosts:
-        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "harness.matrix_clock", "-n",
-               str(workers), "--junitxml", str(junit), "--run-dir", str(run_dir), "-rfE"]
-    else:
-        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "harness.matrix_clock",
-               "--dist=load", *(f"--tx={h}" for h in hosts), f"--junitxml={junit}", f"--run-dir={run_dir}", "-rfE"]
-    pairs = [(f"--{key.replace('_', '-')}", str(value)) for key, value in (options or {}).items()
-             if value not in (None, "", 0, 0.0)]
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "harness.matrix_clock", "-rfE"]
+    cmd += ["--dist=load", *(f"--tx={h}" for h in hosts)] if hosts else ["-n", str(workers)]
+    pairs = [("--junitxml", str(junit)), ("--run-dir", str(run_dir))]
+    pairs += [(f"--{key.replace('_', '-')}", str(value)) for key, value in (options or {}).items()
+              if value not in (None, "", 0, 0.0)]
     pairs += [("--scenario-dir", str(d)) for d in scenario_dirs]
     for flag, value in pairs:
         cmd += [f"{flag}={value}"] if hosts else [flag, value]
