@@ -96,9 +96,12 @@ class SSH:
 
         Each attempt runs in a helper thread while this one keeps calling ``check`` every 0.1 s,
         so a failed boot is reported at once even while an attempt waits for sshd's banner.
-        Attempts are 0.1 s apart, as tight as bench (a)'s bare banner probe: before sshd listens
-        the guest refuses at once (slirp passes on its reset), so an attempt costs a few
-        milliseconds, and sshd is seen within a tenth of a second of listening."""
+        Attempts are 0.1 s apart, as tight as bench (a)'s bare banner probe: once the guest's
+        network is up it refuses at once until sshd listens (slirp passes on its reset), so an
+        attempt costs a few milliseconds, and sshd is seen within a tenth of a second of
+        listening. Before that an attempt hangs until its banner time-out (2 s, growing to 4 s).
+        slirp goes on re-sending its SYN, and once sshd listens the attempt reaches it as a
+        connection nobody reads ("Connection closed ... [preauth]" in the guest's journal)."""
         start = time.monotonic()
         deadline = start + timeout
         state = {"banner": 2.0}
