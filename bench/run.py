@@ -29,7 +29,8 @@
                              --baseline CHECKOUT the same boots run from that checkout too (its
                              harness and its images/out), interleaved with this one's, and the
                              figure is the smallest cut: 1 - after/before of the medians
-                             (--cases ID,... re-measures some cases; the figure then stays unset).
+                             (--cases ID,... re-measures some cases; the figure then stays unset,
+                             and the partial run's files go to --work, not bench/results).
 
 Each figure goes to bench/results/<name>.json with its raw samples and the machine (nproc, accel);
 the summary is printed and written to bench/results/summary.md.
@@ -86,11 +87,13 @@ def machine_info(accel=None) -> dict:
     return info
 
 
-def write_result(name: str, figures: dict, samples, info: dict, notes: str = "") -> dict:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write_result(name: str, figures: dict, samples, info: dict, notes: str = "",
+                 directory: Path | None = None) -> dict:
+    directory = directory or RESULTS
+    directory.mkdir(parents=True, exist_ok=True)
     rec = {"benchmark": name, "figures": figures, "samples": samples, "machine": info, "notes": notes,
            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    (RESULTS / f"{name}.json").write_text(json.dumps(rec, indent=2))
+    (directory / f"{name}.json").write_text(json.dumps(rec, indent=2))
     print(f"bench: {name}: " + ", ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
     return rec
 
@@ -343,11 +346,17 @@ def bench_boot_phases(work: Path, boots: int, info: dict, baseline: str | None,
             figures[f"{cid}.cut"] = cut
             cuts.append(cut)
     figures["boot_to_ssh_cut"] = min(cuts) if len(cuts) == len(BOOT_CASES) else None
-    (RESULTS / "boot_phases.md").write_text(boot_phases_table(medians) + "\n")
+    # a partial run (--cases) leaves bench/results to the last full one: its files go to the work dir
+    out = work if only_cases else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "boot_phases.md").write_text(boot_phases_table(medians) + "\n")
+    if only_cases:
+        print(f"bench: f measured {', '.join(medians)} only: its files are in {out}; bench/results keeps "
+              "the last full run's", flush=True)
     return write_result("boot_phases", figures, {"samples": samples, "medians": medians}, info,
                         f"median of {boots} boots per case and side, TCG, 2 vCPUs, BIOS, the base scenario's "
                         f"Butane; before = {baseline or 'not measured'}; sides interleaved. "
-                        f"Failed boots: {failures or 'none'}.")
+                        f"Failed boots: {failures or 'none'}.", directory=out)
 
 
 def boot_phases_table(medians: dict) -> str:

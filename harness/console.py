@@ -12,6 +12,8 @@ socket in a thread (the guest's UART never stalls on an idle harness) and offers
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import codecs
 import collections
 import contextlib
@@ -48,7 +50,57 @@ def _compile(pattern: str | Pattern, regex: bool) -> Pattern:
     return pattern
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
+# A kernel message on the serial console, with printk's time stamp (as FCOS, Flatcar and the
+# stand-in print them).  The 8250 console writes a record whole, but at any point of what the shell
+# writes: between two lines of a command's output, or inside one (a late driver probe's
+# "input: ImExPS/2 Generic Explorer Mouse" has landed above a command's first line).
+_STAMP = r"\[ *\d+\.\d+\] "     # printk's time stamp
+KERNEL_RECORD = _STAMP + r"[^\n]*\n"
+_KERNEL_RECORDS = re.compile(KERNEL_RECORD)
+
+
+# A kernel record that landed right after a prompt, on the prompt's line: "localhost login: [
+# 33.926559] input: Power Button as ..." (the prompt no longer ends its line).
+KERNEL_TAIL = rf"(?:{_STAMP}[^\n]*)?"
+
+
+def without_kernel_records(text: str) -> str:
+    """``text`` from the console with the kernel's messages taken out."""
+    return _KERNEL_RECORDS.sub("", text)
+
+
+def tolerant(literal: str) -> str:
+    """A regex for ``literal`` as the console may show it: kernel records anywhere inside."""
+    return f"(?:{KERNEL_RECORD})*".join(re.escape(c) for c in literal)
+
+
+def frame_end(end: str) -> Pattern:
+    """The regex of a frame's last line, ``end`` then ``<status>_N=<bytes>__``, kernel records
+    allowed anywhere in it."""
+    digits = rf"(?:\d|{KERNEL_RECORD})+"
+    return re.compile(tolerant(end) + digits + tolerant("_N=") + digits + tolerant("__"))
+
+
+def decode_framed(transcript: str, begin: str, end: str) -> tuple[int, bytes]:
+    """What ``Console.run`` framed: the exit status and the output bytes, from the console text
+    between the ``begin`` line and ``end``'s ``RC=<status>_N=<bytes>__``, kernel records taken
+    out.  The output travels as base64, whose alphabet has no ``[`` nor space, so a kernel
+    record inside it is told apart from it (and a command's own ``dmesg`` lines are kept).
+    Raises ValueError when the frame is not whole."""
+    text = without_kernel_records(transcript).replace("\r", "")
+    start = text.rfind(begin + "\n")
+    stop = text.find(end, start + 1) if start >= 0 else -1
+    tail = re.match(r"(\d+)_N=(\d+)__", text[stop + len(end):]) if stop >= 0 else None
+    if tail is None:
+        raise ValueError("the output's frame is not whole")
+    body = re.sub(r"\s+", "", text[start + len(begin) + 1:stop])
+    try:
+        data = base64.b64decode(body, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"the output is not base64 ({exc})") from None
+    if len(data) != int(tail.group(2)):
+        raise ValueError(f"{len(data)} bytes of output arrived; the guest sent {tail.group(2)}")
+    return int(tail.group(1)), data
 
 
 # the kinds of BootEvent
@@ -354,15 +406,16 @@ class Console:
 
     def login(self, user: str, password: str | None, timeout: float) -> None:
         """Log in at a getty prompt (with a password) and set up a shell for ``run``."""
-        self.wait_for(re.compile(r"login: ?$", re.M), timeout)
+        self.wait_for(re.compile(rf"login: ?{KERNEL_TAIL}$", re.M), timeout)
         self.send_line(user)
         if password is not None:
             self.wait_for("Password:", timeout)
             self.send_line(password)
         self.take_shell(timeout)
 
-    # a shell prompt ends its line with $ or #; a banner line of #s (the live ISO's motd) is not one
-    SHELL_PROMPT = re.compile(r"^(?!#+ *$).*[$#] ?$", re.M)
+    # a shell prompt ends its line with $ or # (or a kernel record follows it there); a banner
+    # line of #s (the live ISO's motd) is not one
+    SHELL_PROMPT = re.compile(rf"^(?!#+ *$).*[$#] ?{KERNEL_TAIL}$", re.M)
     RESEND_S = 10.0
 
     def take_shell(self, timeout: float) -> None:
@@ -392,15 +445,29 @@ class Console:
                   check=self.check, error=no_prompt)
 
     def run(self, command: str, timeout: float) -> tuple:
-        """Run a command in the console shell: (exit status, output)."""
+        """Run a command in the console shell: (exit status, output, stdout and stderr together).
+
+        The command runs in the shell itself (a ``cd`` or ``export`` stays), its output into a
+        file that is then printed as base64 between two marker lines, with the exit status and
+        the byte count after it: kernel messages that the console prints meanwhile, between or
+        inside lines, are taken out, and the count proves that nothing else got in or was lost."""
         token = uuid.uuid4().hex[:8]
-        self.send_line(f"{command}; echo \"__LL_{token}_RC=$?__\"")
-        m = self.wait_for(re.compile(rf"__LL_{token}_RC=(\d+)__"), timeout)
-        output = _ANSI.sub("", self.child.before).replace(self.PROMPT, "")
-        # drop the echoed command line if the terminal echoed it
-        lines = [line for line in output.split("\n") if f"__LL_{token}_RC" not in line]
-        self.wait_for(self.PROMPT, timeout)
-        return int(m.group(1)), "\n".join(lines).strip("\n")
+        begin, end = f"__LL_{token}_OUT__", f"__LL_{token}_RC="
+        # the markers are spelt split in the command so that an echo of it cannot match them; the
+        # count goes through $((...)), as a wc that pads its number (BSD's) would not fit the frame
+        self.send_line(f'__ll_f=$(mktemp); {{ {command}\n}} >"$__ll_f" 2>&1; __ll_rc=$?; '
+                       f"printf '%s%s\\n' __LL_ {token}_OUT__; base64 \"$__ll_f\"; "
+                       f"printf '%s%s%s_N=%s__\\n' __LL_ {token}_RC= \"$__ll_rc\" \"$(($(wc -c <\"$__ll_f\")))\"; "
+                       f'rm -f "$__ll_f"; unset __ll_f __ll_rc')
+        m = self.wait_for(frame_end(end), timeout)
+        transcript = self.child.before + m.group(0)
+        self.wait_for(re.compile(tolerant(self.PROMPT)), timeout)
+        try:
+            status, data = decode_framed(transcript, begin, end)
+        except ValueError as exc:
+            raise BootFailure(f"{self.name}: the console garbled the output of `{command}`: {exc}\n"
+                              f"--- what the console showed ---\n{transcript[-3000:]}") from None
+        return status, data.decode("utf-8", errors="replace").strip("\n")
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from . import attachments, durations, hosts, options, runtime, selection
+from . import attachments, durations, hosts, options, run_media, runtime, selection
 from . import scenario as sc
 from .errors import LivelabError
 from .lab import BootRequest, LabOptions, LiveBoot
@@ -45,6 +45,7 @@ ARTIFACT_FILES = ("console.log", "console-timed.log", "qemu-cmdline.txt", "confi
                   "kargs.txt", "checks.log")
 # the run directories of a test's VMs, set on its pytest item (any item: not an attribute pytest declares)
 RUN_DIRS_ATTR = "livelab_run_dirs"
+FAILED_ATTR = "livelab_failed"       # set on an item when one of its reports failed
 # what the controller tells each xdist worker (workerinput): whether it runs on another machine, how many
 # workers share that machine (for --vm-cpus auto there), and the run's stamp (its runs/<stamp> there)
 WORKER_REMOTE = "livelab_remote"
@@ -72,7 +73,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="boot this release (an FCOS or Flatcar version of the case's stream or channel) instead of "
                      "the current one: a case re-run on an older release, as `livelab bisect` does; a test whose "
                      "BootRequest pins a version keeps its own")
-    g.addoption("--keep-vms", action="store_true", help="leave VMs running after their test (for debugging)")
+    g.addoption("--keep-vms", action="store_true", help="leave VMs running after their test (for debugging); "
+                                                        "their boot media and disks stay too")
+    g.addoption("--keep-media", action="store_true",
+                help="keep a passing test's boot media and disk images (live.iso, disk-*.qcow2) in its run "
+                     "directory; by default only a failing test's stay (harness.run_media)")
     g.addoption("--real", action="store_true",
                 help="run tests marked `real` against the real FCOS/Flatcar servers (needs the internet)")
     g.addoption("--durations-json", default=None, metavar="PATH",
@@ -307,6 +312,7 @@ class LivelabSession:
         self.options = session_options(config)
         self.run_root = run_root(config)
         self.keep_vms = opt("--keep-vms")
+        self.keep_media = opt("--keep-media") or self.keep_vms
         self.release: str | None = opt("--release")
         self._key: SessionKey | None = None
         self._accel: Accel | None = None
@@ -398,13 +404,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator[None, A
     remote = remote_worker(item.config)
     if remote and report.when == "setup":
         _add_property(item, report, HOST_PROPERTY, hosts.host_name())
+    if report.failed:
+        setattr(item, FAILED_ATTR, True)
     dirs = getattr(item, RUN_DIRS_ATTR, None)
     if not dirs:
         return
-    if report.when == "teardown" and remote:
-        # the VMs are closed: their files go home with this report (written by AttachmentReceiver)
-        setattr(report, attachments.REPORT_ATTR,
-                attachments.pack(livelab_session(item.config).run_root, dirs, hosts.host_name()))
+    if report.when == "teardown":
+        # the VMs are closed: a passing test's media go, and (remote) its files go home with this
+        # report (written by AttachmentReceiver)
+        session = livelab_session(item.config)
+        if not getattr(item, FAILED_ATTR, False) and not session.keep_media:
+            for d in dirs:
+                run_media.shed(Path(d), "after the test passed (pytest --keep-media keeps them)")
+        if remote:
+            setattr(report, attachments.REPORT_ATTR, attachments.pack(session.run_root, dirs, hosts.host_name()))
     if report.when != "call":
         return
     for d in dirs:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from ..atomic import atomic_write
 from ..errors import BootFailure, LivelabError, required
 from ..serve import HttpServer, guest_url
-from ..vm.spec import Disk
+from ..vm.spec import LIVE_ISO_FILE, Disk
 from ..vocab import ISO_METHODS
 from . import ipxe as _ipxe
 from . import pxe as _pxe
@@ -131,7 +131,7 @@ def boot_script(lab: LiveBoot, kargs: list[str], oem: list[str]) -> str:
 
 def _prepare_iso(lab: LiveBoot, kargs: list[str]) -> BootMedia:
     from .iso import LiveISO, disable_el_torito
-    out = lab.run_dir / "live.iso"
+    out = lab.run_dir / LIVE_ISO_FILE
     LiveISO.customize(Path(lab.files["iso"].path), out, ignition=lab.config, karg_append=kargs, force=True)
     if lab.req.method == "iso-as-disk":
         disable_el_torito(out)

@@ -27,8 +27,28 @@ SCALE = {"tcg": 1.0, "kvm": 0.35}
 # The TCG CPU model.  Not ``max``: with QEMU 7.2's TCG, ``-cpu max`` (which now advertises AVX2)
 # made systemd-udevd and systemd-sysusers fail in the initramfs of a Debian 12 guest, while the
 # same boot passes with an x86-64-v2 model.  No nested virtualisation flags either: a guest loading
-# kvm modules under TCG soft-locked for 44 s.
-TCG_CPU = "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,-svm,-vmx"
+# kvm modules under TCG soft-locked for 44 s.  RDRAND (which TCG implements, and which every CPU
+# FCOS runs on has): the kernel trusts it and its random pool is ready before the second vCPU
+# starts.  Without it the pool became ready during the initramfs, and the kernel then patched the
+# `crng_is_ready` static key while the other vCPU ran through `mix_interrupt_randomness`: on QEMU
+# 7.2's multi-threaded TCG that vCPU has executed the patch's stale `int3` (an Oops, then a panic
+# in an interrupt, in 1 of about 120 boots of the 6.12 kernel), as with sched_clock's key below.
+TCG_CPU = "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+rdrand,-svm,-vmx"
+
+
+def tcg_topology(cpus: int) -> dict:
+    """The TCG guest's CPU topology: one socket per vCPU, as libvirt lays out a bare ``<vcpu>``.
+
+    Not QEMU's default for ``-smp N`` (one socket of N cores). Since Linux 6.9,
+    ``unsynchronized_tsc()`` counts the TSC of a pre-Zen AMD-vendor CPU without an invariant TSC
+    (``qemu64`` is family 15) as synchronised when there is one package (``topology_max_packages``;
+    before, any second CPU made it unsynchronised). The kernel then marks ``sched_clock`` stable at
+    late init and live-patches that static key while the other vCPUs run through it
+    (``sched_clock_cpu``). On QEMU 7.2's multi-threaded TCG a vCPU has executed the patch's
+    ``int3`` after it was gone (``Oops: int3`` at ``sched_clock: Marking stable``). With one
+    package per vCPU the kernel marks the TSC unstable at start-up, as 6.1 kernels always did,
+    and never flips that key (images/README.md, "The kernel: bookworm-backports' 6.12")."""
+    return {"sockets": cpus, "dies": 1, "cores": 1, "threads": 1}
 
 # mov al,0x31 ; out 0xf4,al ; hlt ; jmp $   -> isa-debug-exit makes QEMU exit with (0x31<<1)|1
 _BOOT_SECTOR = bytes([0xB0, 0x31, 0xE6, 0xF4, 0xF4, 0xEB, 0xFE]).ljust(510, b"\0") + b"\x55\xaa"
@@ -44,10 +64,12 @@ class Accel:
     def scale(self) -> float:
         return SCALE[self.name]
 
-    def qemu_args(self) -> list:
+    def qemu_args(self, cpus: int) -> list:
+        """Accelerator, CPU model and ``-smp`` for a guest with ``cpus`` vCPUs."""
         if self.name == "kvm":
-            return ["-accel", "kvm", "-cpu", "host"]
-        return ["-accel", "tcg,thread=multi", "-cpu", TCG_CPU]
+            return ["-accel", "kvm", "-cpu", "host", "-smp", str(cpus)]
+        topology = ",".join(f"{k}={v}" for k, v in tcg_topology(cpus).items())
+        return ["-accel", "tcg,thread=multi", "-cpu", TCG_CPU, "-smp", f"{cpus},{topology}"]
 
 
 def qemu_binary() -> str:

@@ -69,15 +69,23 @@ from ..atomic import atomic_output, atomic_write
 from ..console import Console
 from ..errors import LivelabError
 from ..ssh import SessionKey
-from .accel import TCG_CPU, Accel, Timeouts, qemu_binary
+from .accel import TCG_CPU, Accel, Timeouts, qemu_binary, tcg_topology
 from .machine import Machine
-from .spec import DISK_ID, UEFI_FIRMWARE, VARS_FILE, VMSpec, booted_disk, netdev_arg, nic_arg
+from .spec import (
+    COMBINED_INITRD,
+    DISK_ID,
+    UEFI_FIRMWARE,
+    VARS_FILE,
+    VMSpec,
+    booted_disk,
+    netdev_arg,
+    nic_arg,
+)
 
 DEFAULT_URI = "qemu:///system"
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 CD_ALIAS = "ua-cd0dev"          # the QMP device id of the CD (libvirt user alias)
 DISK_ALIAS = "ua-" + DISK_ID    # the QMP device id of spec.disks[i]
-COMBINED_INITRD = "initrd-combined.img"
 NIC_PCI_SLOT = "0x10"           # the pass-through NIC's slot on the root bus, clear of libvirt's
 LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
 
@@ -170,6 +178,7 @@ def domain_xml(spec: VMSpec, run_dir: Path, accel: Accel, name: str | None = Non
         cpu = _sub(dom, "cpu", mode="custom", match="exact", check="none")
         model, *flags = TCG_CPU.split(",")
         _sub(cpu, "model", model, fallback="forbid")
+        _sub(cpu, "topology", **tcg_topology(spec.cpus))
         for flag in flags:
             _sub(cpu, "feature", policy="require" if flag[0] == "+" else "disable", name=flag[1:])
     _sub(dom, "clock", offset="utc")
@@ -199,7 +208,7 @@ def domain_xml(spec: VMSpec, run_dir: Path, accel: Accel, name: str | None = Non
             _sub(d, "source", file=disk.image)
         else:
             _sub(d, "driver", name="qemu", type="qcow2", discard="unmap")
-            _sub(d, "source", file=rd / f"disk-{disk.name}.qcow2")
+            _sub(d, "source", file=rd / disk.file_name)
         _sub(d, "target", dev=f"vd{chr(ord('a') + i)}", bus="virtio")
         if disk.image:
             _sub(d, "readonly")

@@ -111,7 +111,7 @@ class Machine:
                 if not os.path.isfile(disk.image):
                     raise LivelabError(f"{self.spec.name}: disk {disk.name}: {disk.image} is not there")
                 continue
-            path = self.run_dir / f"disk-{disk.name}.qcow2"
+            path = self.run_dir / disk.file_name
             if path.exists():
                 continue
             if disk.backing:
@@ -260,25 +260,44 @@ class Machine:
                 self.qmp.close()
             self.qmp = None
 
+    # A press that comes before the guest listens is lost: ACPI clears the power button's event
+    # when its driver loads (Debian's `button` is a module, loaded by the real root's coldplug,
+    # which a loaded host has seen finish after the first SSH login), and logind only acts on the
+    # input device once udev has tagged it.  A guest that heard the press is shutting down and
+    # ignores another one.
+    REPRESS_S = 10.0
+
     def shutdown(self, timeout: float | None = None) -> None:
-        """Clean power-off: the ACPI power button (QMP ``system_powerdown``), so the guest syncs
-        its disks and powers off; QEMU is stopped the hard way only if it has not ended in time."""
+        """Clean power-off: the ACPI power button (QMP ``system_powerdown``), pressed again every
+        ``REPRESS_S`` seconds until the guest powers off and QEMU ends; QEMU is stopped the hard
+        way only if it has not ended within ``timeout``."""
         if self.proc is None:
             return
         timeout = timeout or self.timeouts.shutdown
         log.debug("%s: shutdown (ACPI power button, %.0f s)", self.spec.name, timeout)
-        reason = None
-        try:
-            self._live_qmp().cmd("system_powerdown")
-        except Exception as exc:   # QMP is gone: QEMU is dying or dead
-            reason = f"the power button could not be pressed ({type(exc).__name__}: {exc})"
-        else:
+        deadline = time.monotonic() + timeout
+        reason, presses = None, 0
+        while True:
             try:
-                rc = self.proc.wait(timeout=timeout)
-                if rc != 0:
-                    reason = f"QEMU exited with status {rc} after the power button"
+                self._live_qmp().cmd("system_powerdown")
+                presses += 1
+            except Exception as exc:   # QMP is gone: QEMU is dying or dead
+                if presses == 0 or self.proc.poll() is None:
+                    reason = f"the power button could not be pressed ({type(exc).__name__}: {exc})"
+                    break
+            try:
+                rc = self.proc.wait(timeout=max(0.0, min(self.REPRESS_S, deadline - time.monotonic())))
             except subprocess.TimeoutExpired:
-                reason = f"the guest did not power off within {timeout:.0f} s of the power button"
+                if time.monotonic() >= deadline:
+                    reason = (f"the guest did not power off within {timeout:.0f} s of the power button "
+                              f"(pressed {presses} time{'s' if presses > 1 else ''})")
+                    break
+                log.debug("%s: not powered off %.0f s after the power button: pressing it again",
+                          self.spec.name, self.REPRESS_S)
+                continue
+            if rc != 0:
+                reason = f"QEMU exited with status {rc} after the power button"
+            break
         self.stop()
         if reason:
             raise AbnormalShutdown(f"{self.spec.name}: {reason}; QEMU was stopped the hard way\n"

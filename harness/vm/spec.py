@@ -26,6 +26,10 @@ OVMF_SECURE_VARS = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
 # firmware -> (code, the template of the VM's own variable store, VARS_FILE in its run directory)
 UEFI_FIRMWARE = {"uefi": (OVMF_CODE, OVMF_VARS), "uefi-secure": (OVMF_SECURE_CODE, OVMF_SECURE_VARS)}
 VARS_FILE = "OVMF_VARS.fd"
+# the big files a VM's run directory holds (``run_media`` removes them once a test has passed):
+DISK_FILE = "disk-{}.qcow2"             # a disk's qcow2 (``Disk.file_name``)
+LIVE_ISO_FILE = "live.iso"              # the customized live ISO (Ignition and kernel arguments embedded)
+COMBINED_INITRD = "initrd-combined.img"  # libvirt: the initrds as one (its <initrd> takes one file)
 # Network boots use the NIC's own QEMU ROM: Debian's ipxe-qemu (efi-<nic>.rom, BIOS and EFI iPXE
 # in one), found by QEMU in its data path.  (Naming the same file with romfile= made SeaBIOS skip
 # it in QEMU 7.2 here, so the default is kept; non-network boots get romfile= and no ROM.)
@@ -46,6 +50,11 @@ class Disk:
     serial: str | None = None         # appears as /dev/disk/by-id/virtio-<serial>
     sector: int = 512                 # logical = physical sector size: 512, or 4096 (a 4Kn disk)
     image: str | None = None          # raw and read-only, no overlay; in a PCIe slot of its own (device_del)
+
+    @property
+    def file_name(self) -> str:
+        """The qcow2 in the VM's run directory (a disk without ``image``)."""
+        return DISK_FILE.format(self.name)
 
 
 @dataclass
@@ -142,8 +151,8 @@ def build_command(spec: VMSpec, run_dir: Path, accel: Accel, qemu: str = "qemu-s
     secure = spec.firmware == "uefi-secure"
     # Secure Boot's variables live in SMM-protected flash: SMM on, the flash writable only from SMM
     cmd = [qemu, "-name", f"livelab-{spec.name},process=livelab-{spec.name}",
-           "-machine", f"{spec.machine},smm=on" if secure else spec.machine, *accel.qemu_args(),
-           "-m", str(spec.memory_mib), "-smp", str(spec.cpus),
+           "-machine", f"{spec.machine},smm=on" if secure else spec.machine, *accel.qemu_args(spec.cpus),
+           "-m", str(spec.memory_mib),
            "-nodefaults", "-no-user-config", "-nographic", "-monitor", "none",
            "-S"]
     if spec.firmware in UEFI_FIRMWARE:
@@ -182,7 +191,7 @@ def build_command(spec: VMSpec, run_dir: Path, accel: Accel, qemu: str = "qemu-s
                 dev += f",bus=rp-disk{i}"
             drive = f"if=none,id=disk{i},format=raw,readonly=on,file={disk.image}"
         else:
-            drive = f"if=none,id=disk{i},format=qcow2,file={rd / f'disk-{disk.name}.qcow2'},discard=unmap"
+            drive = f"if=none,id=disk{i},format=qcow2,file={rd / disk.file_name},discard=unmap"
         if disk.serial:
             dev += f",serial={disk.serial}"
         if disk.sector != 512:

@@ -25,6 +25,8 @@ from pathlib import Path
 import netns_hosts as nh
 import pytest
 
+from harness import run_media
+
 REPO = Path(__file__).resolve().parents[2]
 CELLS = ["--streams", "stable", "--via", "pxe-rootfs-url,iso", "--firmware", "bios,uefi"]     # 4 cells
 MATRIX_TIMEOUT_S = 2400
@@ -104,9 +106,12 @@ def test_two_hosts_run_the_matrix_and_their_files_come_home_through_xdist(tmp_pa
             assert all(x["path"].startswith(f"{h.cache}/") for x in vm["artifacts"].values()), vm["artifacts"]
             cmdline = (out / "runs" / tid / "qemu-cmdline.txt").read_text()
             assert str(h.root) in cmdline and all(str(o.root) not in cmdline for o in lab if o is not h)
-        # media stayed on the host: its ISO cells' live.iso are there, never in the controller's copy
-        assert [f"./{tid}/live.iso" for tid in mine if ".iso." in tid] == sorted(
-            line for line in listing.stdout.splitlines() if line.endswith(".iso"))
+        # media were made on the host and removed there once their cell passed: none is left, and
+        # the record of each ISO cell's live.iso came home (the ISO itself never did)
+        assert not [line for line in listing.stdout.splitlines() if line.endswith((".iso", ".qcow2"))], listing.stdout
+        for tid in mine:
+            if ".iso." in tid:
+                assert "live.iso" in (out / "runs" / tid / run_media.RECORD_FILE).read_text(), tid
         state = nh.ssh(cfg, h, f"test -f {h.state}/admission.json && echo admitted-here")
         assert state.stdout.strip() == "admitted-here", state.stderr
     assert not list((out / "runs").rglob("*.iso")) and not list((out / "runs").rglob("*.qcow2"))

@@ -12,7 +12,7 @@ def test_probe_guest_really_runs_under_tcg():
 
 def test_tcg_requested_needs_no_probe():
     a = accel.choose("tcg")
-    assert a.name == "tcg" and "-cpu" in a.qemu_args()
+    assert a.name == "tcg" and "-cpu" in a.qemu_args(2)
 
 
 def test_unknown_accel_refused():

@@ -51,6 +51,43 @@ def test_take_shell_and_run(shell):
     assert status == 3 and out.splitlines() == ["a", "b"]
 
 
+def test_run_keeps_the_shell_state_and_stderr(shell):
+    assert shell.run("cd /; export LL_X=7", 10) == (0, "")
+    assert shell.run("pwd; echo $LL_X; echo to-stderr >&2", 10) == (0, "/\n7\nto-stderr")
+
+
+def test_run_takes_out_kernel_messages_between_and_inside_lines(shell):
+    """The kernel writes to the console whenever it likes.  Here the shell writes the records to
+    the terminal itself: one before the command's output, one inside the framed base64 (a
+    ``base64`` function, which the frame then calls, puts it after the second line).  A command's
+    own dmesg-like lines stay."""
+    record = "[   24.792221] input: ImExPS/2 Generic Explorer Mouse as /devices/platform/i8042/serio1/input/input3"
+    shell.run(f"base64() {{ command base64 \"$@\" | {{ read -r a; read -r b; printf '%s\\n%s\\n' \"$a\" \"$b\"; "
+              f"printf '%s\\r\\n' '{record}' >/dev/tty; cat; }}; }}", 10)
+    try:
+        status, out = shell.run(f"printf '%s\\r\\n' '{record}' >/dev/tty; echo core; "
+                                f"printf '[    1.000000] a dmesg line of the command\\n'; "
+                                f"head -c 3000 /dev/zero | command base64; false", 20)
+    finally:
+        shell.run("unset -f base64", 10)
+    assert status == 1
+    lines = out.splitlines()
+    assert lines[:2] == ["core", "[    1.000000] a dmesg line of the command"]
+    assert "".join(lines[2:]) == "A" * 4000
+    shown = [line for line in shell.tap.last_lines(200).splitlines() if line.startswith(record)]
+    assert len(shown) == 2     # both records were on the console
+
+
+def test_a_garbled_frame_is_a_clear_failure(shell, monkeypatch):
+    """Output that does not add up (a byte lost on the way) is an error, never a wrong answer."""
+    monkeypatch.setattr("harness.console.decode_framed",
+                        lambda *a: (_ for _ in ()).throw(ValueError("2 bytes of output arrived; the guest sent 3")))
+    with pytest.raises(BootFailure, match=r"garbled the output of `echo hi`: 2 bytes .*sent 3"):
+        shell.run("echo hi", 10)
+    monkeypatch.undo()
+    assert shell.run("echo again", 10) == (0, "again")
+
+
 def test_fatal_console_line_fails_the_wait_at_once(shell):
     shell.send_line("echo 'Kernel panic - not syncing: ''test'")
     t0 = time.monotonic()
@@ -73,6 +110,26 @@ def test_take_shell_survives_a_banner_and_flushed_input(tmp_path):
     con.RESEND_S = 1.0
     try:
         con.take_shell(20)
+        assert con.run("echo ok", 10) == (0, "ok")
+    finally:
+        con.close()
+        proc.kill()
+        proc.wait()
+
+
+RECORD = "[   33.926559] input: Power Button as /devices/LNXSYSTM:00/LNXPWRBN:00/input/input2"
+
+
+def test_a_kernel_record_after_the_prompt_on_its_line(tmp_path):
+    """A getty prompt and an autologin shell's prompt, each with a kernel record printed right
+    after it on the same line (as CI's console showed): both are still prompts."""
+    script = tmp_path / "login.sh"
+    script.write_text(f"printf 'localhost login: {RECORD}\\r\\n'; read -r user; "
+                      f"printf 'core@localhost:~$ {RECORD}\\r\\n'; PS1= exec bash --norc -i\n")
+    sock, proc = _serve_on_pty(tmp_path, f"sh {script}")
+    con = Console(str(sock), ConsoleTap(time.monotonic()), name="t")
+    try:
+        con.login("core", None, 10)
         assert con.run("echo ok", 10) == (0, "ok")
     finally:
         con.close()

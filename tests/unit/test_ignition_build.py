@@ -309,3 +309,14 @@ def test_prefetch_paths_resolve_as_inside_the_chroot(tmp_path):
     assert resolve(tmp_path, "usr/lib/missing.so") is None
     (tmp_path / "usr/lib/escape").symlink_to("../../../../../../etc/hostname")  # cannot leave the root
     assert resolve(tmp_path, "usr/lib/escape") is None
+
+
+def test_the_built_ignition_is_linked_at_a_fixed_address():
+    """The stand-in's `ignition` is not a PIE (images/README.md, a speed choice): ELF type
+    ET_EXEC, no relocations for the loader to apply at each of Ignition's stages."""
+    built = src.cached()
+    if built is None:
+        pytest.skip("Ignition of this pin is not built here (make images builds it)")
+    with open(built / "ignition", "rb") as f:
+        header = f.read(18)                   # e_ident and e_type, not the 42 MB binary
+    assert header[:4] == b"\x7fELF" and int.from_bytes(header[16:18], "little") == 2   # ET_EXEC, not ET_DYN

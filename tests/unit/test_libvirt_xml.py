@@ -47,6 +47,7 @@ def test_basics_tcg_and_kvm(tmp_path):
     assert root.find("os/type").get("machine") == "q35"
     cpu = root.find("cpu")
     assert cpu.get("mode") == "custom" and cpu.find("model").text == "qemu64"
+    assert cpu.find("topology").attrib == {"sockets": "1", "dies": "1", "cores": "1", "threads": "1"}
     feats = {(f.get("name"), f.get("policy")) for f in cpu.findall("feature")}
     assert {("svm", "disable"), ("vmx", "disable"), ("sse4.2", "require")} <= feats
     kvm = dom(tmp_path, accel=Accel("kvm", "x"))

@@ -247,6 +247,7 @@ class FakeProc:
     def wait(self, timeout=None):
         import subprocess
         if self.rc is None and not self.powers_off and not self.killed:
+            time.sleep(min(timeout or 0, 0.2))     # a real wait, short: stop() waits too
             raise subprocess.TimeoutExpired("qemu", timeout)
         self.rc = self.status if not self.killed else -9
         return self.rc
@@ -271,7 +272,8 @@ class FakeQMP:
 
 @pytest.mark.parametrize("powers_off, status, error", [
     (True, 0, None),
-    (False, 0, r"fake: the guest did not power off within 1 s of the power button; QEMU was stopped the hard way"),
+    (False, 0, r"fake: the guest did not power off within 1 s of the power button \(pressed \d+ times?\); "
+               r"QEMU was stopped the hard way"),
     (True, 1, r"fake: QEMU exited with status 1 after the power button"),
 ])
 def test_an_unclean_power_off_is_an_abnormal_shutdown(machine, powers_off, status, error):
@@ -285,6 +287,40 @@ def test_an_unclean_power_off_is_an_abnormal_shutdown(machine, powers_off, statu
             machine.shutdown(timeout=1)
     assert qmp.sent[0] == "system_powerdown"
     assert machine.proc is None          # released either way
+
+
+def test_a_press_the_guest_missed_is_pressed_again(machine, monkeypatch):
+    """A guest whose power button driver loads after the first press (ACPI clears the event as
+    the driver loads) hears the next one; presses stop when QEMU ends."""
+    import subprocess
+
+    class LateButton(FakeProc):
+        def __init__(self, qmp):
+            super().__init__(powers_off=False)
+            self.qmp = qmp
+
+        def wait(self, timeout=None):
+            if len(self.qmp.sent) >= 2:      # the second press is heard
+                self.rc = 0
+                return 0
+            raise subprocess.TimeoutExpired("qemu", timeout)
+
+    monkeypatch.setattr(type(machine), "REPRESS_S", 0.01)
+    qmp = FakeQMP()
+    machine.proc, machine.qmp = LateButton(qmp), qmp
+    machine.shutdown(timeout=5)
+    assert qmp.sent.count("system_powerdown") == 2
+    assert machine.proc is None
+
+
+def test_a_guest_that_never_powers_off_is_pressed_until_the_time_out(machine, monkeypatch):
+    from harness.errors import AbnormalShutdown
+    monkeypatch.setattr(type(machine), "REPRESS_S", 0.2)
+    qmp = FakeQMP()
+    machine.proc, machine.qmp = FakeProc(powers_off=False), qmp
+    with pytest.raises(AbnormalShutdown, match=r"within 1 s of the power button \(pressed [4-6] times\)"):
+        machine.shutdown(timeout=1)
+    assert qmp.sent.count("system_powerdown") >= 4 and machine.proc is None
 
 
 def test_boot_media_is_a_record_the_machine_applies(machine):

@@ -23,7 +23,15 @@ def opt_values(c, flag):
 def test_memory_and_cpus(tmp_path):
     c = cmd(tmp_path, memory_mib=3072, cpus=1)
     assert opt_values(c, "-m") == ["3072"]
-    assert opt_values(c, "-smp") == ["1"]
+    assert opt_values(c, "-smp") == ["1,sockets=1,dies=1,cores=1,threads=1"]
+
+
+def test_tcg_gives_each_vcpu_its_own_socket(tmp_path):
+    # one package per vCPU: Linux >= 6.9 then marks the TSC unstable at start-up and never
+    # live-patches sched_clock's static key (accel.tcg_topology)
+    assert opt_values(cmd(tmp_path, cpus=2), "-smp") == ["2,sockets=2,dies=1,cores=1,threads=1"]
+    c = build_command(VMSpec(name="t", memory_mib=1024, cpus=2), tmp_path, Accel("kvm", "x"))
+    assert opt_values(c, "-smp") == ["2"]
 
 
 def test_tcg_has_no_nested_virt_flags(tmp_path):
