@@ -3,8 +3,8 @@
 - One ed25519 key per test session (``SessionKey``), written 0600 into the run directory.
 - ``wait_for_ssh`` retries with backoff until the guest accepts the key, checking the VM's
   console watchers between tries so a failed boot is reported at once.
-- A live system makes new host keys at every boot: the first key seen after a boot is accepted
-  and pinned for that boot; a different key within the same boot is refused.
+- A live system makes new host keys at every boot: the key of the first login after a boot is
+  pinned for that boot; a different key within the same boot is refused.
 """
 from __future__ import annotations
 
@@ -54,10 +54,7 @@ class _PinPerBoot(paramiko.MissingHostKeyPolicy):
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         pinned = self.owner.pinned_host_key
-        if pinned is None:
-            self.owner.pinned_host_key = key
-            return
-        if key.asbytes() != pinned.asbytes():
+        if pinned is not None and key.asbytes() != pinned.asbytes():
             raise paramiko.SSHException(
                 f"host key of {hostname} changed within one boot ({key.get_fingerprint().hex()})")
 
@@ -81,14 +78,30 @@ class SSH:
         self.pinned_host_key = None
 
     def _connect(self, timeout: float, banner_timeout: float | None = None) -> paramiko.SSHClient:
+        """A logged-in client, or an exception with nothing left open.
+
+        A failed ``connect`` does not close what it opened: after a key exchange that ran past
+        ``timeout`` (paramiko's ``start_client`` then returns without an error) its transport
+        thread goes on with the connection.  Each such connection is one of sshd's unauthenticated
+        ones until its ``LoginGraceTime`` (120 s); past ``MaxStartups`` (10) sshd drops new ones
+        (``Exceeded MaxStartups``), and every refused attempt was followed by another one: a guest
+        whose first logins were slow refused every later one."""
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(_PinPerBoot(self))
-        client.connect(self.host, port=self.port, username=self.user, pkey=self.key.pkey,
-                       timeout=timeout, banner_timeout=banner_timeout or timeout, auth_timeout=timeout,
-                       allow_agent=False, look_for_keys=False)
+        try:
+            client.connect(self.host, port=self.port, username=self.user, pkey=self.key.pkey,
+                           timeout=timeout, banner_timeout=banner_timeout or timeout, auth_timeout=timeout,
+                           allow_agent=False, look_for_keys=False)
+        except BaseException:
+            client.close()
+            raise
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(15)
+            # pinned once logged in, not at the key exchange: during a reboot the old boot's sshd
+            # may still answer and go down before the login (``new_boot`` came before it)
+            if self.pinned_host_key is None:
+                self.pinned_host_key = transport.get_remote_server_key()
         return client
 
     def wait(self, timeout: float, check: Callable[[], None] = lambda: None) -> float:
@@ -113,15 +126,25 @@ class SSH:
                 try:
                     # QEMU's user net accepts the TCP connection before sshd listens: a short
                     # banner wait, retried often, notices sshd within a second of its start
-                    result["client"] = self._connect(timeout=min(15.0, max(1.0, deadline - time.monotonic())),
-                                                     banner_timeout=state["banner"])
+                    client = self._connect(timeout=min(15.0, max(1.0, deadline - time.monotonic())),
+                                           banner_timeout=state["banner"])
+                    result["client"] = client
+                    if result.get("abandoned"):
+                        client.close()
                 except (OSError, paramiko.SSHException, EOFError) as exc:
                     result["error"] = f"{type(exc).__name__}: {exc}"
 
             worker = threading.Thread(target=connect, name=f"ssh-wait-{self.name}", daemon=True)
             worker.start()
-            # the attempt ends by itself (its own time-out); a failed boot is reported now
-            poll.until(lambda: not worker.is_alive(), None, what="SSH attempt", check=check)
+            # the attempt ends by itself (its own time-out); a failed boot is reported now, and a
+            # connection the attempt makes after that is closed
+            try:
+                poll.until(lambda: not worker.is_alive(), None, what="SSH attempt", check=check)
+            except BaseException:
+                result["abandoned"] = True
+                if "client" in result:
+                    result["client"].close()
+                raise
             if "client" in result:
                 return result["client"]
             if "banner" in result["error"].lower():
