@@ -20,17 +20,14 @@ from harness import poll
 from harness.ssh import SSH, SessionKey
 
 
-class StallingSSHD:
-    """Accepts on 127.0.0.1, sends an SSH banner, then reads and never answers; counts the
-    connections open now and the most that were ever open at once."""
+class LoopbackServer:
+    """A TCP server on 127.0.0.1 whose ``handle`` gets each connection, in one thread."""
 
     def __init__(self):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
-        self.lock = threading.Lock()
-        self.open = self.most = self.accepted = 0
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -39,11 +36,30 @@ class StallingSSHD:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            with self.lock:
-                self.open += 1
-                self.accepted += 1
-                self.most = max(self.most, self.open)
-            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+            self.handle(conn)
+
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class StallingSSHD(LoopbackServer):
+    """Sends an SSH banner, then reads and never answers; counts the connections open now and
+    the most that were ever open at once."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.open = self.most = self.accepted = 0
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        with self.lock:
+            self.open += 1
+            self.accepted += 1
+            self.most = max(self.most, self.open)
+        threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
 
     def _hold(self, conn: socket.socket) -> None:
         with conn:
@@ -58,9 +74,6 @@ class StallingSSHD:
         while self.open and time.monotonic() < deadline:
             time.sleep(0.05)
         return self.open
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
@@ -102,41 +115,32 @@ class _LetEveryKeyIn(paramiko.ServerInterface):
         return paramiko.AUTH_SUCCESSFUL
 
 
-class RebootingSSHD:
+class RebootingSSHD(LoopbackServer):
     """The guest's sshd across a reboot: the first connection meets the old boot's sshd, which
     finishes the key exchange with its host key and goes down before the login; every later one
     meets the new boot's sshd, with another host key, which lets the session key in."""
 
     def __init__(self):
         self.old_key, self.new_key = paramiko.ECDSAKey.generate(), paramiko.ECDSAKey.generate()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
         self.connections = 0
         self.transports: list = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            going_down = self.connections == 1
-            t = paramiko.Transport(conn)
-            self.transports.append(t)
-            t.add_server_key(self.old_key if going_down else self.new_key)
-            try:
-                t.start_server(server=_LetEveryKeyIn())
-            except (paramiko.SSHException, EOFError, OSError):
-                continue
-            if going_down:
-                t.close()
+    def handle(self, conn: socket.socket) -> None:
+        self.connections += 1
+        going_down = self.connections == 1
+        t = paramiko.Transport(conn)
+        self.transports.append(t)
+        t.add_server_key(self.old_key if going_down else self.new_key)
+        try:
+            t.start_server(server=_LetEveryKeyIn())
+        except (paramiko.SSHException, EOFError, OSError):
+            return
+        if going_down:
+            t.close()
 
     def close(self) -> None:
-        self.sock.close()
+        super().close()
         for t in self.transports:
             t.close()
 
