@@ -83,9 +83,10 @@ class SSH:
         A failed ``connect`` does not close what it opened: after a key exchange that ran past
         ``timeout`` (paramiko's ``start_client`` then returns without an error) its transport
         thread goes on with the connection.  Each such connection is one of sshd's unauthenticated
-        ones until its ``LoginGraceTime`` (120 s); past ``MaxStartups`` (10) sshd drops new ones
-        (``Exceeded MaxStartups``), and every refused attempt was followed by another one: a guest
-        whose first logins were slow refused every later one."""
+        ones until its ``LoginGraceTime`` (120 s). With more than 10 of those, sshd drops new
+        connections at random, and with 100 it drops all (``MaxStartups 10:30:100``, "Exceeded
+        MaxStartups"); every refused attempt was followed by another one, so a guest whose first
+        logins were slow refused every later one."""
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(_PinPerBoot(self))
         try:
