@@ -424,8 +424,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator[None, A
         _add_property(item, report, RUN_DIR_PROPERTY, str(d))
     if not report.failed:
         return
+    verdicts = []
     for d in dirs:
         triaged = triage_run_dir(d)
+        verdicts.append(f"{Path(d).name}: console: {triaged.verdict.headline if triaged else 'no console log'}")
         if triaged is not None:
             report.sections.append((f"livelab {Path(d).name}/triage", triaged.summary()))
         for fname in ARTIFACT_FILES:
@@ -436,6 +438,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator[None, A
             if fname == "console.log":
                 text = "\n".join(text.splitlines()[-80:])
             report.sections.append((f"livelab {Path(d).name}/{fname}", text[-20000:]))
+    # the failure again, last: a log cut to its tail (a CI system's excerpt) still says why
+    report.sections.append(("livelab: why it failed", failure_recap(report, verdicts)))
+
+
+def failure_recap(report: pytest.TestReport, verdicts: list[str]) -> str:
+    """The error's first lines, then each VM's console verdict: the end of a failure report."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = crash.message if crash is not None else str(report.longrepr)
+    lines = message.strip().splitlines() or ["(no message)"]
+    return "\n".join([f"error: {lines[0][:500]}", *(f"       {line[:500]}" for line in lines[1:3]), *verdicts])
 
 
 class AttachmentReceiver:

@@ -32,6 +32,11 @@ def test_failure_attachments_and_run_dirs_under_xdist(tmp_path):
         assert f"livelab test_vm_{n}_/console.log" in out and f"console of vm {n}" in out
         assert f"livelab test_vm_{n}_/vm.json" in out
     assert "console of vm 1" not in out
+    # and each ends with why it failed, after the files (a log cut to its tail still says it)
+    for n in (2, 4):
+        recap = out.index("livelab: why it failed", out.index(f"livelab test_vm_{n}_/vm.json"))
+        assert f"error: AssertionError: vm {n} failed" in out[recap:recap + 300]
+        assert f"test_vm_{n}_: console: lost: kernel panic" in out[recap:recap + 300]
     # one run root for every worker; every test's directory is in it
     assert sorted(p.name for p in env_run.iterdir()) == [f"test_vm_{n}_" for n in (1, 2, 3, 4)]
     props = {tc.get("name"): {p.get("name"): p.get("value") for p in tc.iter("property")}
