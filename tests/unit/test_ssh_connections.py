@@ -9,9 +9,9 @@ that sends its banner and then never answers the key exchange.
 """
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
-import time
 
 import paramiko
 import pytest
@@ -70,9 +70,9 @@ class StallingSSHD(LoopbackServer):
             self.open -= 1
 
     def wait_closed(self, within: float = 5.0) -> int:
-        deadline = time.monotonic() + within
-        while self.open and time.monotonic() < deadline:
-            time.sleep(0.05)
+        """The connections still open once all have closed or ``within`` seconds have passed."""
+        with contextlib.suppress(poll.WaitTimeout):
+            poll.until(lambda: not self.open, within, what="the client's connections closed")
         return self.open
 
 
